@@ -1,0 +1,36 @@
+# OpenAgg developer commands. `make run` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+SDK_VENV ?= .venv-sdk
+BIN = $(VENV)/bin
+
+.PHONY: run test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+# MX's official SDK pins pydantic 1, so it lives in its own venv and the
+# compatibility tests drive it as a separate client process.
+$(SDK_VENV)/bin/.installed:
+	$(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/pip install -q mx-platform-python==1.12.0
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/openagg serve --demo
+
+test: $(BIN)/.installed $(SDK_VENV)/bin/.installed
+	OPENAGG_SDK_PYTHON=$(SDK_VENV)/bin/python $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench.run_all
+
+clean:
+	rm -rf $(VENV) $(SDK_VENV) .openagg .pytest_cache .mypy_cache .ruff_cache

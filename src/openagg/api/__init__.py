@@ -1,0 +1,1 @@
+"""The MX-compatible HTTP face."""

@@ -1,0 +1,84 @@
+"""The ASGI application: MX-compatible routes, error envelopes, and (optionally) the
+in-process worker and scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from starlette.exceptions import HTTPException
+
+from openagg.api.http import error
+from openagg.api.routes import data, institutions, members, ops, users
+from openagg.runtime import Runtime
+from openagg.services.errors import ServiceError
+
+log = logging.getLogger("openagg.api")
+
+
+def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None = None) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from openagg.engine.scheduler import run_scheduler
+        from openagg.engine.worker import Worker
+
+        stop = asyncio.Event()
+        tasks = []
+        if run_worker:
+            tasks.append(asyncio.create_task(Worker(rt, concurrency).run(stop)))
+            tasks.append(asyncio.create_task(run_scheduler(rt, stop)))
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await rt.db.dispose()
+
+    app = FastAPI(
+        title="OpenAgg", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.state.runtime = rt
+    app.state.auth_cache = {}
+    for module in (users, institutions, members, data, ops):
+        app.include_router(module.router)
+
+    @app.exception_handler(ServiceError)
+    async def service_error(_r: Request, exc: ServiceError) -> Response:
+        headers = {"WWW-Authenticate": 'Basic realm="OpenAgg"'} if exc.status_code == 401 else None
+        return error(exc.status_code, exc.message, headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_r: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404:
+            return error(404, "We were unable to find the record you requested.")
+        if exc.status_code == 405:
+            return error(405, "This method is not allowed on this path.")
+        return error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_r: Request, exc: RequestValidationError) -> Response:
+        return error(400, f"Invalid request: {exc.errors()[0].get('msg', 'bad value')}.")
+
+    @app.exception_handler(IntegrityError)
+    async def integrity_error(_r: Request, exc: IntegrityError) -> Response:
+        # Two requests raced to create the same thing; the database kept one.
+        return error(409, "This conflicts with a record that already exists.")
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
+    async def database_error(_r: Request, exc: Exception) -> Response:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return error(503, "The database is unavailable; try again shortly.", {"Retry-After": "5"})
+
+    @app.exception_handler(Exception)
+    async def unexpected(_r: Request, exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return error(500, "Internal server error.")
+
+    return app

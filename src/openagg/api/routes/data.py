@@ -1,0 +1,400 @@
+"""Accounts, account numbers and owners, transactions and investment holdings."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openagg.api import wire
+from openagg.api.http import current_client, mx, paging, query_bool, query_date, query_list, runtime
+from openagg.db.models import (
+    Account,
+    AccountNumber,
+    AccountOwner,
+    Client,
+    Holding,
+    Institution,
+    Member,
+    Transaction,
+)
+from openagg.services.errors import BadRequest, NotFound
+from openagg.services.lookup import account_by_guid, member_by_guid, user_by_guid
+
+router = APIRouter()
+USER = "/users/{user_guid}"
+MEMBER = USER + "/members/{member_guid}"
+
+
+async def _page(s: AsyncSession, q: Select, page: int, per_page: int) -> tuple[list[Any], int]:
+    total = await s.scalar(select(func.count()).select_from(q.order_by(None).subquery())) or 0
+    rows = list(await s.execute(q.offset((page - 1) * per_page).limit(per_page)))
+    return rows, total
+
+
+# --- accounts -------------------------------------------------------------------
+
+
+async def _accounts(
+    request: Request, client: Client, user_guid: str, member_guid: str | None
+) -> Response:
+    page, per_page = paging(request, 1000)
+    managed = query_bool(request, "member_is_managed_by_user")
+    manual = query_bool(request, "is_manual")
+    async with runtime(request).db.read() as s:
+        user = await user_by_guid(s, client, user_guid)
+        q = (
+            select(Account, Member, Institution)
+            .join(Member, Member.id == Account.member_id)
+            .join(Institution, Institution.id == Member.institution_id)
+            .where(Account.user_id == user.id, Account.client_id == client.id)
+            .order_by(Account.id)
+        )
+        if member_guid is not None:
+            member = await member_by_guid(s, user, member_guid)
+            q = q.where(Account.member_id == member.id)
+        if managed is True or manual is True:  # OpenAgg has no user-managed or manual accounts
+            q = q.where(Account.id.is_(None))
+        rows, total = await _page(s, q, page, per_page)
+    return mx(
+        {
+            "accounts": [wire.account(a, user=user, member=m, institution=i) for a, m, i in rows],
+            "pagination": wire.pagination(page, per_page, total),
+        }
+    )
+
+
+@router.get(USER + "/accounts")
+async def list_user_accounts(
+    user_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    return await _accounts(request, client, user_guid, None)
+
+
+@router.get(MEMBER + "/accounts")
+async def list_member_accounts(
+    user_guid: str, member_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    return await _accounts(request, client, user_guid, member_guid)
+
+
+async def _one_account(
+    request: Request, client: Client, user_guid: str, account_guid: str, member_guid: str | None
+) -> Response:
+    async with runtime(request).db.read() as s:
+        user = await user_by_guid(s, client, user_guid)
+        acct = await account_by_guid(s, user, account_guid)
+        member = await s.get(Member, acct.member_id)
+        assert member is not None
+        if member_guid is not None and member.guid != member_guid:
+            raise NotFound()
+        inst = await s.get(Institution, member.institution_id)
+        assert inst is not None
+    return mx({"account": wire.account(acct, user=user, member=member, institution=inst)})
+
+
+@router.get(USER + "/accounts/{account_guid}")
+async def read_account(
+    user_guid: str, account_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    return await _one_account(request, client, user_guid, account_guid, None)
+
+
+@router.get(MEMBER + "/accounts/{account_guid}")
+async def read_account_by_member(
+    user_guid: str,
+    member_guid: str,
+    account_guid: str,
+    request: Request,
+    client: Client = Depends(current_client),
+) -> Response:
+    return await _one_account(request, client, user_guid, account_guid, member_guid)
+
+
+async def _numbers(
+    request: Request,
+    client: Client,
+    user_guid: str,
+    *,
+    member_guid: str | None = None,
+    account_guid: str | None = None,
+) -> Response:
+    page, per_page = paging(request, 1000)
+    async with runtime(request).db.read() as s:
+        user = await user_by_guid(s, client, user_guid)
+        q = (
+            select(AccountNumber, Account.guid, Member.guid)
+            .join(Account, Account.id == AccountNumber.account_id)
+            .join(Member, Member.id == AccountNumber.member_id)
+            .where(Account.user_id == user.id)
+            .order_by(AccountNumber.id)
+        )
+        if member_guid is not None:
+            q = q.where(AccountNumber.member_id == (await member_by_guid(s, user, member_guid)).id)
+        if account_guid is not None:
+            q = q.where(
+                AccountNumber.account_id == (await account_by_guid(s, user, account_guid)).id
+            )
+        rows, total = await _page(s, q, page, per_page)
+    items = [
+        wire.account_number(n, account_guid=ag, member_guid=mg, user_guid=user.guid)
+        for n, ag, mg in rows
+    ]
+    return mx({"account_numbers": items, "pagination": wire.pagination(page, per_page, total)})
+
+
+@router.get(MEMBER + "/account_numbers")
+async def numbers_by_member(
+    user_guid: str, member_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    return await _numbers(request, client, user_guid, member_guid=member_guid)
+
+
+@router.get(USER + "/accounts/{account_guid}/account_numbers")
+async def numbers_by_account(
+    user_guid: str, account_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    return await _numbers(request, client, user_guid, account_guid=account_guid)
+
+
+@router.get(MEMBER + "/account_owners")
+async def owners_by_member(
+    user_guid: str, member_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    page, per_page = paging(request, 1000)
+    async with runtime(request).db.read() as s:
+        user = await user_by_guid(s, client, user_guid)
+        member = await member_by_guid(s, user, member_guid)
+        q = (
+            select(AccountOwner, Account.guid)
+            .join(Account, Account.id == AccountOwner.account_id)
+            .where(AccountOwner.member_id == member.id)
+            .order_by(AccountOwner.id)
+        )
+        rows, total = await _page(s, q, page, per_page)
+    items = [
+        wire.account_owner(o, account_guid=ag, member_guid=member.guid, user_guid=user.guid)
+        for o, ag in rows
+    ]
+    return mx({"account_owners": items, "pagination": wire.pagination(page, per_page, total)})
+
+
+# --- transactions ---------------------------------------------------------------
+
+# MX's default window: 120 days back to 5 days ahead ("to capture pending").
+DEFAULT_DAYS_BACK, DEFAULT_DAYS_AHEAD = 120, 5
+
+
+def _transaction_filters(request: Request, q: Select, today: dt.date) -> Select:
+    from_date = query_date(request, "from_date") or today - dt.timedelta(DEFAULT_DAYS_BACK)
+    to_date = query_date(request, "to_date") or today + dt.timedelta(DEFAULT_DAYS_AHEAD)
+    if from_date > to_date:
+        raise BadRequest("from_date must not be after to_date.")
+    q = q.where(Transaction.date >= from_date, Transaction.date <= to_date)
+    for kind, column in (("created", Transaction.created_at), ("updated", Transaction.updated_at)):
+        start = query_date(request, f"from_{kind}_at")
+        end = query_date(request, f"to_{kind}_at")
+        if start and end and (end - start).days > 183:
+            raise BadRequest(f"from_{kind}_at and to_{kind}_at may be at most 6 months apart.")
+        if start:
+            q = q.where(column >= dt.datetime.combine(start, dt.time(), dt.UTC))
+        if end:
+            q = q.where(column < dt.datetime.combine(end + dt.timedelta(1), dt.time(), dt.UTC))
+    categories = query_list(request, "category_guid")
+    if categories:
+        q = q.where(Transaction.category_guid.in_(categories))
+    top = query_list(request, "top_level_category_guid")
+    if top:
+        q = q.where(Transaction.top_level_category_guid.in_(top))
+    return q
+
+
+def _includes(request: Request) -> frozenset[str]:
+    try:
+        return wire.parse_includes(request.query_params.get("includes"))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+async def _transactions(
+    request: Request,
+    client: Client,
+    user_guid: str,
+    *,
+    member_guid: str | None = None,
+    account_guid: str | None = None,
+) -> Response:
+    page, per_page = paging(request, 1000)
+    includes = _includes(request)
+    rt = runtime(request)
+    async with rt.db.read() as s:
+        user = await user_by_guid(s, client, user_guid)
+        q = (
+            select(Transaction, Account.guid, Account.external_id, Member.guid)
+            .join(Account, Account.id == Transaction.account_id)
+            .join(Member, Member.id == Transaction.member_id)
+        )
+        if account_guid is not None:
+            acct = await account_by_guid(s, user, account_guid)
+            q = q.where(Transaction.account_id == acct.id)
+        elif member_guid is not None:
+            member = await member_by_guid(s, user, member_guid)
+            q = q.where(Transaction.member_id == member.id)
+        else:
+            q = q.where(Transaction.user_id == user.id)
+        q = _transaction_filters(request, q, rt.now().date())
+        q = q.order_by(Transaction.date.desc(), Transaction.id.desc())
+        rows, total = await _page(s, q, page, per_page)
+    items = [
+        wire.transaction(
+            t,
+            user_guid=user.guid,
+            user_id=user.external_id,
+            account_guid=ag,
+            account_id=aid,
+            member_guid=mg,
+            includes=includes,
+        )
+        for t, ag, aid, mg in rows
+    ]
+    return mx({"transactions": items, "pagination": wire.pagination(page, per_page, total)})
+
+
+@router.get(USER + "/transactions")
+async def list_transactions(
+    user_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    return await _transactions(request, client, user_guid)
+
+
+@router.get(MEMBER + "/transactions")
+async def list_member_transactions(
+    user_guid: str, member_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    return await _transactions(request, client, user_guid, member_guid=member_guid)
+
+
+@router.get(USER + "/accounts/{account_guid}/transactions")
+async def list_account_transactions(
+    user_guid: str, account_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    return await _transactions(request, client, user_guid, account_guid=account_guid)
+
+
+@router.get(USER + "/transactions/{transaction_guid}")
+async def read_transaction(
+    user_guid: str,
+    transaction_guid: str,
+    request: Request,
+    client: Client = Depends(current_client),
+) -> Response:
+    includes = _includes(request)
+    rt = runtime(request)
+    async with rt.db.read() as s:
+        user = await user_by_guid(s, client, user_guid)
+        row = (
+            await s.execute(
+                select(Transaction, Account.guid, Account.external_id, Member.guid)
+                .join(Account, Account.id == Transaction.account_id)
+                .join(Member, Member.id == Transaction.member_id)
+                .where(Transaction.guid == transaction_guid, Transaction.user_id == user.id)
+            )
+        ).first()
+    if row is None:
+        raise NotFound()
+    t, ag, aid, mg = row
+    item = wire.transaction(
+        t,
+        user_guid=user.guid,
+        user_id=user.external_id,
+        account_guid=ag,
+        account_id=aid,
+        member_guid=mg,
+        includes=includes,
+    )
+    if rt.settings.read_transaction_shape == "spec":
+        return mx({"transactions": [item], "pagination": wire.pagination(1, 25, 1)})
+    return mx({"transaction": item})
+
+
+# --- holdings -------------------------------------------------------------------
+
+
+async def _holdings(
+    request: Request,
+    client: Client,
+    user_guid: str,
+    *,
+    member_guid: str | None = None,
+    account_guid: str | None = None,
+) -> Response:
+    page, per_page = paging(request, 1000)
+    async with runtime(request).db.read() as s:
+        user = await user_by_guid(s, client, user_guid)
+        q = (
+            select(Holding, Account.guid, Member.guid)
+            .join(Account, Account.id == Holding.account_id)
+            .join(Member, Member.id == Holding.member_id)
+            .where(Holding.user_id == user.id)
+            .order_by(Holding.id)
+        )
+        if member_guid is not None:
+            q = q.where(Holding.member_id == (await member_by_guid(s, user, member_guid)).id)
+        if account_guid is not None:
+            q = q.where(Holding.account_id == (await account_by_guid(s, user, account_guid)).id)
+        rows, total = await _page(s, q, page, per_page)
+    items = [
+        wire.holding(h, user_guid=user.guid, account_guid=ag, member_guid=mg) for h, ag, mg in rows
+    ]
+    return mx({"investment_holdings": items, "pagination": wire.pagination(page, per_page, total)})
+
+
+@router.get(USER + "/investment_holdings")
+async def list_holdings(
+    user_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    return await _holdings(request, client, user_guid)
+
+
+@router.get(MEMBER + "/investment_holdings")
+async def list_member_holdings(
+    user_guid: str, member_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    return await _holdings(request, client, user_guid, member_guid=member_guid)
+
+
+@router.get(USER + "/accounts/{account_guid}/investment_holdings")
+async def list_account_holdings(
+    user_guid: str, account_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    return await _holdings(request, client, user_guid, account_guid=account_guid)
+
+
+@router.get(USER + "/investment_holdings/{holding_guid}")
+async def read_holding(
+    user_guid: str, holding_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    async with runtime(request).db.read() as s:
+        user = await user_by_guid(s, client, user_guid)
+        row = (
+            await s.execute(
+                select(Holding, Account.guid, Member.guid)
+                .join(Account, Account.id == Holding.account_id)
+                .join(Member, Member.id == Holding.member_id)
+                .where(Holding.guid == holding_guid, Holding.user_id == user.id)
+            )
+        ).first()
+    if row is None:
+        raise NotFound()
+    h, ag, mg = row
+    return mx(
+        {
+            "investment_holding": wire.holding(
+                h, user_guid=user.guid, account_guid=ag, member_guid=mg
+            )
+        }
+    )

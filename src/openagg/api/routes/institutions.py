@@ -1,0 +1,100 @@
+"""/institutions"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from openagg.api import wire
+from openagg.api.http import current_client, mx, paging, query_bool, query_list, runtime
+from openagg.db.models import Client, Institution
+from openagg.services.errors import NotFound
+from openagg.services.lookup import institution_by_code
+
+router = APIRouter()
+
+_SUPPORT_FILTERS = (
+    "supports_account_identification",
+    "supports_account_statement",
+    "supports_account_verification",
+    "supports_transaction_history",
+)
+
+
+def _matches(inst: Institution, request: Request) -> bool:
+    name = request.query_params.get("name")
+    if name and name.lower() not in inst.name.lower() and name.lower() not in inst.code.lower():
+        return False
+    countries = query_list(request, "iso_country_code")
+    if countries and inst.profile.get("iso_country_code", "US") not in countries:
+        return False
+    for flag in _SUPPORT_FILTERS:
+        wanted = query_bool(request, flag)
+        if wanted is not None and bool(inst.profile.get(flag)) != wanted:
+            return False
+    return True
+
+
+async def _list(request: Request, *, favorites: bool) -> Response:
+    page, per_page = paging(request, 100)
+    async with runtime(request).db.read() as s:
+        rows = await s.scalars(
+            select(Institution).where(Institution.is_retired.is_(False)).order_by(Institution.name)
+        )
+        matched = [i for i in rows if _matches(i, request)]
+    if favorites:
+        matched = [i for i in matched if i.profile.get("is_favorite", True)]
+    chunk = matched[(page - 1) * per_page : page * per_page]
+    return mx(
+        {
+            "institutions": [wire.institution(i) for i in chunk],
+            "pagination": wire.pagination(page, per_page, len(matched)),
+        }
+    )
+
+
+@router.get("/institutions")
+async def list_institutions(request: Request, _c: Client = Depends(current_client)) -> Response:
+    return await _list(request, favorites=False)
+
+
+@router.get("/institutions/favorites")
+async def list_favorites(request: Request, _c: Client = Depends(current_client)) -> Response:
+    return await _list(request, favorites=True)
+
+
+async def _institution(request: Request, code: str) -> Institution:
+    async with runtime(request).db.read() as s:
+        inst = await institution_by_code(s, code)
+    if inst is None:
+        raise NotFound()
+    return inst
+
+
+@router.get("/institutions/{institution_code}")
+async def read_institution(
+    institution_code: str, request: Request, _c: Client = Depends(current_client)
+) -> Response:
+    return mx({"institution": wire.institution(await _institution(request, institution_code))})
+
+
+@router.get("/institutions/{institution_code}/credentials")
+async def list_credentials(
+    institution_code: str, request: Request, _c: Client = Depends(current_client)
+) -> Response:
+    inst = await _institution(request, institution_code)
+    return credentials_page(request, inst.credentials)
+
+
+def credentials_page(request: Request, creds: list[dict[str, Any]]) -> Response:
+    page, per_page = paging(request, 1000)
+    chunk = creds[(page - 1) * per_page : page * per_page]
+    return mx(
+        {
+            "credentials": [wire.credential(c) for c in chunk],
+            "pagination": wire.pagination(page, per_page, len(creds)),
+        }
+    )

@@ -1,0 +1,251 @@
+"""/users/{user_guid}/members and the member job endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from sqlalchemy import func, select
+
+from openagg.api import wire
+from openagg.api.http import (
+    callback_payload,
+    current_client,
+    mx,
+    no_content,
+    paging,
+    parse_body,
+    query_bool,
+    runtime,
+)
+from openagg.api.routes.institutions import credentials_page
+from openagg.db.models import Client, Institution, Job, Member, User
+from openagg.domain.policy import JobKind
+from openagg.domain.statuses import Status
+from openagg.runtime import Runtime
+from openagg.services import members
+from openagg.services.inputs import MemberCreateBody, MemberUpdateBody, ResumeBody
+
+router = APIRouter()
+BASE = "/users/{user_guid}/members"
+
+
+def oauth_window_uri(rt: Runtime, request: Request, m: Member) -> str | None:
+    if not m.oauth_token:
+        return None
+    base = rt.settings.public_url or str(request.base_url).rstrip("/")
+    return f"{base}/oauth/sandbox/{m.oauth_token}"
+
+
+def background_disabled(m: Member, client: Client) -> bool:
+    if m.background_aggregation_is_disabled is None:
+        return not client.background_aggregation_enabled
+    return m.background_aggregation_is_disabled
+
+
+def member_body(
+    request: Request, client: Client, m: Member, user: User, inst: Institution, job: Job | None
+) -> dict[str, Any]:
+    body = wire.member(
+        m,
+        user=user,
+        institution=inst,
+        is_being_aggregated=job is not None,
+        background_disabled=background_disabled(m, client),
+    )
+    body["oauth_window_uri"] = oauth_window_uri(runtime(request), request, m)
+    return {"member": body}
+
+
+def result_body(request: Request, client: Client, r: members.MemberResult) -> dict[str, Any]:
+    return member_body(request, client, r.member, r.user, r.institution, r.job)
+
+
+@router.get(BASE)
+async def list_members(
+    user_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    page, per_page = paging(request, 1000)
+    async with runtime(request).db.read() as s:
+        from openagg.services.lookup import user_by_guid
+
+        user = await user_by_guid(s, client, user_guid)
+        q = select(Member).where(Member.user_id == user.id, Member.client_id == client.id)
+        use_case = request.query_params.get("use_case")
+        total = await s.scalar(select(func.count()).select_from(q.subquery())) or 0
+        rows = list(
+            await s.scalars(q.order_by(Member.id).offset((page - 1) * per_page).limit(per_page))
+        )
+        insts = {
+            i.id: i
+            for i in await s.scalars(
+                select(Institution).where(Institution.id.in_({m.institution_id for m in rows}))
+            )
+        }
+        jobs = {
+            j.active_member_id: j
+            for j in await s.scalars(
+                select(Job).where(Job.active_member_id.in_([m.id for m in rows]))
+            )
+        }
+    if use_case:
+        rows = [m for m in rows if use_case in (m.use_cases or [])]
+    return mx(
+        {
+            "members": [
+                member_body(request, client, m, user, insts[m.institution_id], jobs.get(m.id))[
+                    "member"
+                ]
+                for m in rows
+            ],
+            "pagination": wire.pagination(page, per_page, total),
+        }
+    )
+
+
+@router.post(BASE)
+async def create_member(
+    user_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    body = await parse_body(request, MemberCreateBody)
+    r = await members.create_member(
+        runtime(request), client, user_guid, body, callback_payload(request)
+    )
+    return mx(result_body(request, client, r), 202 if r.started else 200)
+
+
+@router.get(BASE + "/{member_guid}")
+async def read_member(
+    user_guid: str, member_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    r = await members.load_member(runtime(request), client, user_guid, member_guid)
+    return mx(result_body(request, client, r))
+
+
+@router.put(BASE + "/{member_guid}")
+async def update_member(
+    user_guid: str, member_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    body = await parse_body(request, MemberUpdateBody)
+    r = await members.update_member(
+        runtime(request), client, user_guid, member_guid, body.member, callback_payload(request)
+    )
+    return mx(result_body(request, client, r))
+
+
+@router.delete(BASE + "/{member_guid}")
+async def delete_member(
+    user_guid: str, member_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    await members.delete_member(runtime(request), client, user_guid, member_guid)
+    return no_content()
+
+
+@router.get(BASE + "/{member_guid}/status")
+async def read_status(
+    user_guid: str, member_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    r = await members.load_member(runtime(request), client, user_guid, member_guid)
+    return mx({"member": wire.member_status(r.member, is_being_aggregated=r.job is not None)})
+
+
+@router.get(BASE + "/{member_guid}/challenges")
+async def list_challenges(
+    user_guid: str, member_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    r = await members.load_member(runtime(request), client, user_guid, member_guid)
+    if r.member.connection_status != Status.CHALLENGED.value or not r.member.challenges:
+        return no_content()
+    page, per_page = paging(request, 1000)
+    chunk = r.member.challenges[(page - 1) * per_page : page * per_page]
+    return mx(
+        {
+            "challenges": [wire.challenge(c) for c in chunk],
+            "pagination": wire.pagination(page, per_page, len(r.member.challenges)),
+        }
+    )
+
+
+@router.put(BASE + "/{member_guid}/resume")
+async def resume(
+    user_guid: str, member_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    body = await parse_body(request, ResumeBody)
+    r = await members.resume(
+        runtime(request), client, user_guid, member_guid, body.member.challenges
+    )
+    return mx(result_body(request, client, r), 202)
+
+
+@router.get(BASE + "/{member_guid}/credentials")
+async def member_credentials(
+    user_guid: str, member_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    r = await members.load_member(runtime(request), client, user_guid, member_guid)
+    return credentials_page(request, r.institution.credentials)
+
+
+@router.get(BASE + "/{member_guid}/oauth_window_uri")
+async def oauth_uri(
+    user_guid: str, member_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    r = await members.load_member(runtime(request), client, user_guid, member_guid)
+    uri = oauth_window_uri(runtime(request), request, r.member)
+    return mx({"member": {"guid": r.member.guid, "oauth_window_uri": uri}})
+
+
+async def _job(
+    request: Request,
+    client: Client,
+    user_guid: str,
+    member_guid: str,
+    kind: JobKind,
+    options: dict[str, Any] | None,
+    status_code: int,
+) -> Response:
+    r = await members.request_job(
+        runtime(request), client, user_guid, member_guid, kind, options, callback_payload(request)
+    )
+    return mx(result_body(request, client, r), status_code)
+
+
+@router.post(BASE + "/{member_guid}/aggregate")
+async def aggregate(
+    user_guid: str, member_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    options = {
+        key: value
+        for key in ("include_transactions", "include_holdings")
+        if (value := query_bool(request, key)) is not None
+    }
+    return await _job(request, client, user_guid, member_guid, JobKind.AGGREGATE, options, 202)
+
+
+@router.post(BASE + "/{member_guid}/check_balance")
+async def check_balance(
+    user_guid: str, member_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    return await _job(request, client, user_guid, member_guid, JobKind.BALANCE, None, 202)
+
+
+@router.post(BASE + "/{member_guid}/identify")
+async def identify(
+    user_guid: str, member_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    return await _job(request, client, user_guid, member_guid, JobKind.IDENTIFY, None, 202)
+
+
+@router.post(BASE + "/{member_guid}/verify")
+async def verify(
+    user_guid: str, member_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    # 200, not 202: the spec and the SDK map only 200 for verify.
+    return await _job(request, client, user_guid, member_guid, JobKind.VERIFY, None, 200)
+
+
+@router.post(BASE + "/{member_guid}/extend_history")
+async def extend_history(
+    user_guid: str, member_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    return await _job(request, client, user_guid, member_guid, JobKind.HISTORY, None, 202)

@@ -1,0 +1,41 @@
+"""Health check and the sandbox's stand-in for an institution's OAuth page."""
+
+from __future__ import annotations
+
+import html
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy import text
+
+from openagg.api.http import runtime
+from openagg.services.members import complete_oauth
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+async def healthz(request: Request) -> Response:
+    async with runtime(request).db.read() as s:
+        await s.execute(text("SELECT 1"))
+    return JSONResponse({"status": "ok"})
+
+
+_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>MX Bank (OAuth) - sign in</title></head><body>
+<main><h1>MX Bank (OAuth)</h1><p>{msg}</p>{form}</main></body></html>"""
+
+
+@router.get("/oauth/sandbox/{token}")
+async def oauth_page(token: str) -> Response:
+    form = (
+        f'<form method="post" action="/oauth/sandbox/{html.escape(token)}">'
+        '<button type="submit">Authorize access</button></form>'
+    )
+    return HTMLResponse(_PAGE.format(msg="Allow the app to read your accounts?", form=form))
+
+
+@router.post("/oauth/sandbox/{token}")
+async def oauth_authorize(token: str, request: Request) -> Response:
+    await complete_oauth(runtime(request), token)
+    return HTMLResponse(_PAGE.format(msg="Done. You can close this window.", form=""))

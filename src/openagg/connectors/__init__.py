@@ -1,0 +1,1 @@
+"""Connectors: how OpenAgg talks to institutions. See ``base.Connector``."""

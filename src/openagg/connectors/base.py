@@ -1,0 +1,188 @@
+"""The connector interface: one small async protocol per institution family.
+
+A connector logs in (maybe answering challenges over several rounds), then lists
+accounts, transactions, holdings, account numbers and owners. It reports failures
+as a `ConnectorError` carrying a `Cause`; the engine, not the connector, decides the
+member's connection status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from openagg.domain.causes import Cause
+
+
+class ConnectorError(Exception):
+    def __init__(self, cause: Cause, institution_message: str = ""):
+        super().__init__(f"{cause.value}: {institution_message}")
+        self.cause = cause
+        self.institution_message = institution_message
+
+
+@dataclass(frozen=True)
+class ChallengeOption:
+    label: str
+    value: str
+    guid: str | None = None
+    data_uri: str | None = None  # IMAGE_OPTIONS only
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """One MFA question. ``type`` is an MX credential type: TEXT, TOKEN, OPTIONS,
+    IMAGE_DATA or IMAGE_OPTIONS."""
+
+    guid: str
+    label: str
+    type: str
+    field_name: str | None = None
+    image_data: str | None = None
+    options: tuple[ChallengeOption, ...] = ()
+
+
+@dataclass
+class LoginResult:
+    """Either logged in (no challenges) or waiting for answers to ``challenges``.
+
+    ``state`` is the connector's session (cookies, tokens, which round); the engine
+    stores it encrypted between MFA rounds and hands it back unchanged.
+    """
+
+    state: dict[str, Any]
+    challenges: list[Challenge] = field(default_factory=list)
+
+
+@dataclass
+class AccountData:
+    external_id: str
+    name: str
+    type: str  # MX account type: CHECKING, SAVINGS, CREDIT_CARD, LOAN, MORTGAGE, INVESTMENT...
+    balance: Decimal
+    subtype: str | None = None
+    available_balance: Decimal | None = None
+    currency_code: str = "USD"
+    account_number: str | None = None
+    routing_number: str | None = None
+    is_closed: bool = False
+    # Other MX account fields by their MX names (apr, credit_limit, payment_due_at...).
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TransactionData:
+    external_id: str
+    account_external_id: str
+    amount: Decimal  # always positive; the direction is in ``type``
+    type: str  # CREDIT or DEBIT
+    date: dt.date
+    description: str
+    status: str = "POSTED"  # or PENDING
+    original_description: str | None = None
+    transacted_at: dt.datetime | None = None
+    posted_at: dt.datetime | None = None
+    category: str | None = None
+    top_level_category: str | None = None
+    merchant_name: str | None = None
+    merchant_category_code: int | None = None
+    memo: str | None = None
+    check_number_string: str | None = None
+    currency_code: str = "USD"
+    # A posted transaction that replaces a pending one names it here.
+    replaces_external_id: str | None = None
+    # MX booleans: is_bill_pay, is_direct_deposit, is_expense, is_fee, is_income,
+    # is_overdraft_fee, is_payroll_advance, is_recurring, is_subscription...
+    flags: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass
+class HoldingData:
+    external_id: str
+    account_external_id: str
+    symbol: str | None
+    description: str
+    holding_type: str  # MX holding types: EQUITY, MUTUAL_FUND, ETF, BOND, CASH...
+    quantity: Decimal
+    current_price: Decimal
+    cost_basis: Decimal | None = None
+    currency_code: str = "USD"
+
+    @property
+    def market_value(self) -> Decimal:
+        return (self.quantity * self.current_price).quantize(Decimal("0.01"))
+
+
+@dataclass
+class OwnerData:
+    account_external_id: str
+    owner_name: str
+    first_name: str | None = None
+    last_name: str | None = None
+    address: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class ConnectorContext:
+    member_guid: str
+    institution_code: str
+    today: dt.date
+    # Attempts this member made before this one (scripted sandbox scenarios use it).
+    previous_attempts: int = 0
+
+
+class Connector(Protocol):
+    async def login(self, ctx: ConnectorContext, credentials: dict[str, str]) -> LoginResult:
+        """``credentials`` maps credential ``field_name`` (e.g. "username") to its value."""
+        ...
+
+    async def answer(
+        self, ctx: ConnectorContext, state: dict[str, Any], answers: dict[str, str]
+    ) -> LoginResult:
+        """``answers`` maps challenge guid to the answer value."""
+        ...
+
+    async def accounts(self, ctx: ConnectorContext, state: dict[str, Any]) -> list[AccountData]: ...
+
+    async def transactions(
+        self,
+        ctx: ConnectorContext,
+        state: dict[str, Any],
+        account: AccountData,
+        from_date: dt.date,
+        to_date: dt.date,
+    ) -> list[TransactionData]: ...
+
+    async def holdings(
+        self, ctx: ConnectorContext, state: dict[str, Any], account: AccountData
+    ) -> list[HoldingData]: ...
+
+    async def owners(
+        self, ctx: ConnectorContext, state: dict[str, Any], account: AccountData
+    ) -> list[OwnerData]: ...
+
+
+@dataclass(frozen=True)
+class InstitutionSpec:
+    """An institution a connector serves, as it is seeded into the database.
+
+    ``profile`` holds MX institution fields (url, logos, instructional_text,
+    supports_* flags, iso_country_code...). ``credentials`` are MX credential
+    definitions: guid, label, field_name, field_type, type, display_order.
+    """
+
+    code: str
+    guid: str
+    name: str
+    connector: str
+    profile: dict[str, Any]
+    credentials: list[dict[str, Any]]
+    throttle_exempt: bool = False

@@ -1,0 +1,1162 @@
+"""Deterministic, realistic data for sandbox members.
+
+Everything is derived from the member guid through stable hashes (never Python's
+``hash()``, which is salted per process), so a member gets the same accounts,
+holdings and owners on every run and on every worker. Transactions are generated one
+day at a time from a seed of (member, account, date): what happened on a given date
+never depends on ``today``, so external ids stay put when the 90-day window slides
+and re-aggregation is idempotent. Only the status moves: card purchases from the last
+two days are PENDING and post (keeping their id) once they age.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+
+from openagg.connectors.base import AccountData, HoldingData, OwnerData, TransactionData
+
+__all__ = [
+    "HISTORY_DAYS",
+    "MemberProfile",
+    "aba_check_digit",
+    "accounts_for",
+    "dynamic_transactions",
+    "holdings_for",
+    "member_profile",
+    "owners_for",
+    "routing_number_for",
+    "transactions_for",
+]
+
+HISTORY_DAYS = 90
+PENDING_DAYS = 2  # card purchases dated today or yesterday are still PENDING
+
+CENT = Decimal("0.01")
+_UTC = dt.UTC
+
+# MX transaction flags, all present on every transaction so consumers see explicit booleans.
+_FLAG_NAMES = (
+    "is_bill_pay",
+    "is_direct_deposit",
+    "is_expense",
+    "is_fee",
+    "is_income",
+    "is_international",
+    "is_overdraft_fee",
+    "is_payroll_advance",
+    "is_recurring",
+    "is_subscription",
+)
+
+
+def _seed(*parts: object) -> int:
+    """A stable 64-bit seed from any parts (blake2b; identical across processes)."""
+    text = "|".join(str(p) for p in parts).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+
+
+_GOLDEN = 0x9E3779B97F4A7C15
+_MASK64 = (1 << 64) - 1
+
+
+def _money(value: float) -> Decimal:
+    return Decimal(str(round(value, 2))).quantize(CENT)
+
+
+def _flags(**set_true: bool) -> dict[str, bool]:
+    flags = dict.fromkeys(_FLAG_NAMES, False)
+    for name, value in set_true.items():
+        if name not in flags:
+            raise KeyError(name)
+        flags[name] = value
+    return flags
+
+
+# ---------------------------------------------------------------------------
+# Reference tables
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Merchant:
+    name: str
+    mcc: int
+    category: str
+    top_level: str
+    raw: str  # upper-case feed text; {n} is a store number, {city}/{st} the member's town
+    low: float
+    high: float
+
+
+_GROCERIES = (
+    _Merchant(
+        "Whole Foods Market",
+        5411,
+        "Groceries",
+        "Food & Dining",
+        "WHOLEFDS MKT #{n} {city} {st}",
+        18,
+        165,
+    ),
+    _Merchant("Kroger", 5411, "Groceries", "Food & Dining", "KROGER #{n} {city} {st}", 22, 180),
+    _Merchant(
+        "Trader Joe's", 5411, "Groceries", "Food & Dining", "TRADER JOE S #{n} {city} {st}", 15, 120
+    ),
+    _Merchant("Safeway", 5411, "Groceries", "Food & Dining", "SAFEWAY #{n} {city} {st}", 20, 150),
+)
+_GAS = (
+    _Merchant("Shell", 5541, "Gas", "Auto & Transport", "SHELL OIL {n}{n} {city} {st}", 28, 72),
+    _Merchant("Chevron", 5541, "Gas", "Auto & Transport", "CHEVRON {n} {city} {st}", 30, 75),
+    _Merchant("ExxonMobil", 5541, "Gas", "Auto & Transport", "EXXONMOBIL {n} {city} {st}", 25, 68),
+)
+_RESTAURANTS = (
+    _Merchant("Chipotle", 5814, "Restaurants", "Food & Dining", "CHIPOTLE {n} {city} {st}", 9, 32),
+    _Merchant(
+        "Olive Garden", 5812, "Restaurants", "Food & Dining", "OLIVE GARDEN {n} {city} {st}", 28, 96
+    ),
+    _Merchant(
+        "Panera Bread",
+        5814,
+        "Restaurants",
+        "Food & Dining",
+        "PANERA BREAD #{n} {city} {st}",
+        10,
+        34,
+    ),
+    _Merchant(
+        "Shake Shack",
+        5814,
+        "Restaurants",
+        "Food & Dining",
+        "SQ *SHAKE SHACK {n} {city} {st}",
+        12,
+        45,
+    ),
+)
+_COFFEE = (
+    _Merchant(
+        "Starbucks", 5814, "Coffee Shops", "Food & Dining", "STARBUCKS STORE {n} {city} {st}", 4, 14
+    ),
+    _Merchant("Dunkin'", 5814, "Coffee Shops", "Food & Dining", "DUNKIN #{n} {city} {st}", 3, 11),
+)
+_SHOPPING = (
+    _Merchant(
+        "Amazon", 5942, "Shopping", "Shopping", "AMZN MKTP US*{code} AMZN.COM/BILL WA", 9, 140
+    ),
+    _Merchant("Target", 5310, "Shopping", "Shopping", "TARGET        000{n} {city} {st}", 12, 160),
+    _Merchant("Walmart", 5311, "Shopping", "Shopping", "WAL-MART #{n} {city} {st}", 10, 130),
+    _Merchant(
+        "Best Buy",
+        5732,
+        "Electronics & Software",
+        "Shopping",
+        "BEST BUY      00{n} {city} {st}",
+        25,
+        420,
+    ),
+)
+_TRAVEL = (
+    _Merchant(
+        "Delta Air Lines", 3058, "Air Travel", "Travel", "DELTA AIR {code} ATLANTA GA", 180, 620
+    ),
+    _Merchant("Marriott", 3509, "Hotel", "Travel", "MARRIOTT {n} {city} {st}", 140, 480),
+    _Merchant(
+        "Uber", 4121, "Rideshare", "Auto & Transport", "UBER   *TRIP HELP.UBER.COM CA", 9, 48
+    ),
+)
+_UTILITIES = (
+    _Merchant(
+        "Pacific Gas & Electric",
+        4900,
+        "Utilities",
+        "Bills & Utilities",
+        "PGANDE WEB ONLINE PPD ID: {code}",
+        70,
+        210,
+    ),
+    _Merchant(
+        "Duke Energy",
+        4900,
+        "Utilities",
+        "Bills & Utilities",
+        "DUKE ENERGY PAYMENT PPD ID: {code}",
+        65,
+        190,
+    ),
+    _Merchant(
+        "Xcel Energy",
+        4900,
+        "Utilities",
+        "Bills & Utilities",
+        "XCEL ENERGY-PSCO XCELENERGY PPD ID: {code}",
+        60,
+        180,
+    ),
+)
+_PHONE = (
+    _Merchant(
+        "Verizon Wireless",
+        4814,
+        "Mobile Phone",
+        "Bills & Utilities",
+        "VERIZON WIRELESS PAYMENTS PPD ID: {code}",
+        65,
+        140,
+    ),
+    _Merchant(
+        "T-Mobile",
+        4814,
+        "Mobile Phone",
+        "Bills & Utilities",
+        "T-MOBILE PCS SVC PPD ID: {code}",
+        55,
+        120,
+    ),
+)
+_SUBSCRIPTIONS = (
+    _Merchant(
+        "Netflix",
+        4899,
+        "Movies & DVDs",
+        "Entertainment",
+        "NETFLIX.COM NETFLIX.COM CA",
+        15.49,
+        15.49,
+    ),
+    _Merchant(
+        "Spotify", 5815, "Music", "Entertainment", "SPOTIFY USA 877-778-1161 NY", 11.99, 11.99
+    ),
+    _Merchant(
+        "Planet Fitness",
+        7997,
+        "Gym",
+        "Health & Fitness",
+        "PLANET FITNESS {n} {city} {st}",
+        24.99,
+        24.99,
+    ),
+)
+_CARD_MIX = (
+    (_GROCERIES, 5),
+    (_RESTAURANTS, 4),
+    (_COFFEE, 4),
+    (_GAS, 3),
+    (_SHOPPING, 4),
+    (_TRAVEL, 1),
+)
+_CHECKING_MIX = ((_GROCERIES, 5), (_GAS, 3), (_COFFEE, 2), (_RESTAURANTS, 2), (_SHOPPING, 2))
+
+_FIRST_NAMES = (
+    "Olivia",
+    "Liam",
+    "Emma",
+    "Noah",
+    "Ava",
+    "Mateo",
+    "Sophia",
+    "Elijah",
+    "Isabella",
+    "James",
+    "Mia",
+    "Lucas",
+    "Amelia",
+    "Benjamin",
+    "Harper",
+    "Priya",
+    "Wei",
+    "Fatima",
+    "Diego",
+    "Hannah",
+)
+_LAST_NAMES = (
+    "Johnson",
+    "Nguyen",
+    "Garcia",
+    "Smith",
+    "Patel",
+    "Williams",
+    "Brown",
+    "Martinez",
+    "Kim",
+    "Davis",
+    "Lopez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Chen",
+    "Okafor",
+    "Rossi",
+    "Murphy",
+)
+_STREETS = (
+    "Maple Ave",
+    "Oak St",
+    "Cedar Ln",
+    "Pine St",
+    "Elm Dr",
+    "Willow Way",
+    "Lakeview Rd",
+    "Sunset Blvd",
+    "Highland Ave",
+    "Park Pl",
+    "River Rd",
+    "Meadow Ct",
+)
+# (city, state, zip, area code)
+_TOWNS = (
+    ("Austin", "TX", "78704", "512"),
+    ("Denver", "CO", "80205", "303"),
+    ("Columbus", "OH", "43215", "614"),
+    ("Raleigh", "NC", "27601", "919"),
+    ("Portland", "OR", "97214", "503"),
+    ("Salt Lake City", "UT", "84111", "801"),
+    ("Madison", "WI", "53703", "608"),
+    ("Tampa", "FL", "33602", "813"),
+    ("Sacramento", "CA", "95814", "916"),
+    ("Nashville", "TN", "37203", "615"),
+)
+_EMPLOYERS = (
+    "Acme Corporation",
+    "Globex Industries",
+    "Initech LLC",
+    "Summit Health Partners",
+    "Northwind Logistics",
+    "Bluebird Software",
+    "Riverbend School District",
+    "Contoso Ltd",
+)
+
+# (holding type, symbol, description, price low, price high, annual yield)
+_EQUITIES = (
+    ("EQUITY", "AAPL", "Apple Inc.", 170.0, 235.0, 0.005),
+    ("EQUITY", "MSFT", "Microsoft Corporation", 380.0, 450.0, 0.007),
+    ("EQUITY", "JNJ", "Johnson & Johnson", 145.0, 165.0, 0.03),
+    ("EQUITY", "KO", "The Coca-Cola Company", 58.0, 70.0, 0.03),
+)
+_FUNDS = (
+    ("MUTUAL_FUND", "VFIAX", "Vanguard 500 Index Fund Admiral Shares", 440.0, 520.0, 0.013),
+    ("MUTUAL_FUND", "FXAIX", "Fidelity 500 Index Fund", 170.0, 205.0, 0.012),
+)
+_ETFS = (
+    ("ETF", "VTI", "Vanguard Total Stock Market ETF", 240.0, 290.0, 0.014),
+    ("ETF", "SCHD", "Schwab U.S. Dividend Equity ETF", 75.0, 85.0, 0.035),
+    ("ETF", "AGG", "iShares Core U.S. Aggregate Bond ETF", 95.0, 101.0, 0.037),
+)
+_BONDS = (
+    ("BOND", "91282CJZ5", "US Treasury Note 4.000% 02/15/2034", 960.0, 1010.0, 0.04),
+    ("BOND", "912810TV0", "US Treasury Bond 4.375% 08/15/2043", 950.0, 1020.0, 0.04375),
+)
+
+
+# ---------------------------------------------------------------------------
+# Numbers that look real
+# ---------------------------------------------------------------------------
+
+
+def aba_check_digit(first_eight: str) -> int:
+    """The ninth digit of an ABA routing number (weights 3, 7, 1 repeating)."""
+    weights = (3, 7, 1, 3, 7, 1, 3, 7)
+    total = sum(int(d) * w for d, w in zip(first_eight, weights, strict=True))
+    return (10 - total % 10) % 10
+
+
+@lru_cache(maxsize=64)
+def routing_number_for(institution_code: str) -> str:
+    """One valid-looking routing number per institution, as at a real bank."""
+    rng = random.Random(_seed("routing", institution_code))
+    district = rng.choice([*range(1, 13), *range(21, 33)])
+    first = f"{district:02d}{rng.randrange(10**6):06d}"
+    return first + str(aba_check_digit(first))
+
+
+def _luhn_complete(partial: str) -> str:
+    """Append the Luhn check digit so card numbers pass client-side validation."""
+    total = 0
+    for i, ch in enumerate(reversed(partial)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return partial + str((10 - total % 10) % 10)
+
+
+def _add_months(day: dt.date, months: int, on_day: int) -> dt.date:
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return dt.date(year, month, min(on_day, 28))
+
+
+def _next_due(today: dt.date, due_day: int) -> dt.date:
+    this_month = _add_months(today, 0, due_day)
+    return this_month if this_month > today else _add_months(today, 1, due_day)
+
+
+def _iso_at_noon(day: dt.date) -> str:
+    return f"{day.isoformat()}T12:00:00Z"
+
+
+# ---------------------------------------------------------------------------
+# The member profile: who they are and what they hold
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberProfile:
+    """Everything about a member that does not change from day to day."""
+
+    key: str  # short stable id used as a prefix for external ids
+    first_name: str
+    last_name: str
+    street: str
+    city: str
+    state: str
+    postal_code: str
+    phone: str
+    email: str
+    employer: str
+    employer_code: str
+    paycheck: Decimal
+    payday_parity: int  # which alternate Friday is payday
+    utility: _Merchant
+    phone_carrier: _Merchant
+    subscriptions: tuple[_Merchant, ...]
+    savings_transfer: Decimal
+    auto_payment: Decimal
+    auto_due_day: int
+    mortgage_payment: Decimal
+    mortgage_due_day: int
+    card_due_day: int
+    checking_parity: int  # checking has a card purchase on alternate days
+    accounts: tuple[AccountData, ...]
+    holdings: tuple[HoldingData, ...]
+
+    def account(self, external_id: str) -> AccountData | None:
+        for acct in self.accounts:
+            if acct.external_id == external_id:
+                return acct
+        return None
+
+    def account_of_type(self, acct_type: str) -> AccountData:
+        for acct in self.accounts:
+            if acct.type == acct_type:
+                return acct
+        raise KeyError(acct_type)
+
+
+def _pick_holdings(rng: random.Random, account_id: str) -> tuple[HoldingData, ...]:
+    picks = [rng.choice(_EQUITIES), rng.choice(_FUNDS), rng.choice(_ETFS), rng.choice(_BONDS)]
+    if rng.random() < 0.5:
+        extra = rng.choice([e for e in _EQUITIES if e is not picks[0]])
+        picks.insert(1, extra)
+    holdings: list[HoldingData] = []
+    for kind, symbol, description, low, high, _yield in picks:
+        price = _money(rng.uniform(low, high))
+        if kind == "BOND":
+            quantity = Decimal(rng.randint(5, 25))
+        elif kind == "EQUITY":
+            quantity = Decimal(rng.randint(5, 120))
+        else:
+            quantity = Decimal(str(round(rng.uniform(8, 180), 3)))
+        cost = (quantity * price * Decimal(str(round(rng.uniform(0.72, 1.08), 4)))).quantize(CENT)
+        holdings.append(
+            HoldingData(
+                external_id=f"{account_id}-{symbol}",
+                account_external_id=account_id,
+                symbol=symbol,
+                description=description,
+                holding_type=kind,
+                quantity=quantity,
+                current_price=price,
+                cost_basis=cost,
+            )
+        )
+    cash = _money(rng.uniform(150, 6500))
+    holdings.append(
+        HoldingData(
+            external_id=f"{account_id}-CASH",
+            account_external_id=account_id,
+            symbol=None,
+            description="Cash & Sweep (FDIC Insured)",
+            holding_type="CASH",
+            quantity=cash,
+            current_price=Decimal("1.00"),
+            cost_basis=cash,
+        )
+    )
+    return tuple(holdings)
+
+
+@lru_cache(maxsize=4096)
+def member_profile(member_guid: str, institution_code: str, today: dt.date) -> MemberProfile:
+    """The member's identity, accounts and holdings (dates relative to ``today``)."""
+    key = hashlib.sha256(member_guid.encode()).hexdigest()[:10].upper()
+    rng = random.Random(_seed("profile", member_guid))
+    first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
+    city, state, postal, area = rng.choice(_TOWNS)
+    routing = routing_number_for(institution_code)
+
+    def acct_number() -> str:
+        return f"{rng.randint(1, 9)}{rng.randrange(10**9):09d}"
+
+    chk_id, sav_id, card_id = f"{key}-CHK", f"{key}-SAV", f"{key}-CC"
+    loan_id, mtg_id, inv_id = f"{key}-AUTO", f"{key}-MTG", f"{key}-INV"
+
+    # Checking
+    chk_balance = _money(rng.uniform(850, 9200))
+    checking = AccountData(
+        external_id=chk_id,
+        name=rng.choice(("Everyday Checking", "Premier Checking", "Free Checking")),
+        type="CHECKING",
+        balance=chk_balance,
+        available_balance=chk_balance,  # pending holds subtracted below
+        account_number=acct_number(),
+        routing_number=routing,
+        details={
+            "account_ownership": "INDIVIDUAL",
+            "federal_insurance_status": "INSURED",
+            "apy": 0.01,
+            "minimum_balance": 0.0,
+            "started_on": (today - dt.timedelta(days=rng.randint(400, 4000))).isoformat(),
+        },
+    )
+
+    # Savings
+    sav_balance = _money(rng.uniform(2500, 48000))
+    apy = round(rng.uniform(3.6, 4.6), 2)
+    savings = AccountData(
+        external_id=sav_id,
+        name=rng.choice(("High Yield Savings", "Online Savings", "Statement Savings")),
+        type="SAVINGS",
+        balance=sav_balance,
+        available_balance=sav_balance,
+        account_number=acct_number(),
+        routing_number=routing,
+        details={
+            "account_ownership": "INDIVIDUAL",
+            "federal_insurance_status": "INSURED",
+            "apy": apy,
+            "interest_rate": round(apy - 0.05, 2),
+            "started_on": (today - dt.timedelta(days=rng.randint(300, 3000))).isoformat(),
+        },
+    )
+
+    # Credit card
+    limit = float(rng.choice((3000, 5000, 7500, 10000, 12500, 15000, 20000)))
+    card_balance = _money(rng.uniform(0.05, 0.45) * limit)
+    statement = _money(float(card_balance) * rng.uniform(0.7, 1.0))
+    card_due_day = rng.randint(3, 27)
+    card_prefix = rng.choice(("4", "51", "37"))
+    card_number = _luhn_complete(
+        card_prefix + "".join(str(rng.randrange(10)) for _ in range(15 - len(card_prefix)))
+    )
+    last_card_payment = _add_months(_next_due(today, card_due_day), -1, card_due_day)
+    card = AccountData(
+        external_id=card_id,
+        name=rng.choice(("Cash Rewards Visa Signature", "Travel Rewards Card", "Platinum Card")),
+        type="CREDIT_CARD",
+        balance=card_balance,
+        available_balance=_money(limit - float(card_balance)),
+        account_number=card_number,
+        details={
+            "credit_limit": limit,
+            "available_credit": float(_money(limit - float(card_balance))),
+            "apr": round(rng.uniform(19.24, 28.99), 2),
+            "statement_balance": float(statement),
+            "minimum_payment": float(
+                max(Decimal(35), (statement * Decimal("0.02")).quantize(CENT))
+            ),
+            "payment_due_at": _iso_at_noon(_next_due(today, card_due_day)),
+            "day_payment_is_due": card_due_day,
+            "last_payment_at": _iso_at_noon(last_card_payment),
+            "account_ownership": "INDIVIDUAL",
+        },
+    )
+
+    # Auto loan
+    auto_original = _money(rng.uniform(18000, 42000))
+    auto_months_in = rng.randint(6, 48)
+    auto_balance = _money(float(auto_original) * (1 - auto_months_in / 72) + rng.uniform(0, 900))
+    auto_payment = _money(float(auto_original) / 72 * 1.12)
+    auto_due_day = rng.randint(1, 28)
+    auto_started = _add_months(today, -auto_months_in, auto_due_day)
+    auto_rate = round(rng.uniform(4.9, 9.4), 2)
+    loan = AccountData(
+        external_id=loan_id,
+        name=rng.choice(("Auto Loan", "New Vehicle Loan", "Used Auto Loan")),
+        type="LOAN",
+        subtype="AUTO",
+        balance=auto_balance,
+        account_number=acct_number(),
+        details={
+            "original_balance": float(auto_original),
+            "loan_amount": float(auto_original),
+            "payoff_balance": float(_money(float(auto_balance) * 1.004)),
+            "interest_rate": auto_rate,
+            "apr": round(auto_rate + 0.15, 2),
+            "minimum_payment": float(auto_payment),
+            "last_payment": float(auto_payment),
+            "payment_due_at": _iso_at_noon(_next_due(today, auto_due_day)),
+            "day_payment_is_due": auto_due_day,
+            "started_on": auto_started.isoformat(),
+            "matures_on": _add_months(auto_started, 72, auto_due_day).isoformat(),
+        },
+    )
+
+    # Mortgage
+    mtg_original = _money(rng.uniform(180000, 620000))
+    mtg_months_in = rng.randint(12, 180)
+    mtg_balance = _money(float(mtg_original) * (1 - mtg_months_in / 480))
+    mtg_rate = round(rng.choice((2.875, 3.25, 3.625, 4.5, 5.875, 6.5, 6.875)), 3)
+    mtg_payment = _money(float(mtg_original) * (0.0045 + mtg_rate / 1200) * 0.9)
+    mtg_due_day = 1
+    mtg_started = _add_months(today, -mtg_months_in, mtg_due_day)
+    mortgage = AccountData(
+        external_id=mtg_id,
+        name="30-Year Fixed Mortgage",
+        type="MORTGAGE",
+        balance=mtg_balance,
+        account_number=acct_number(),
+        details={
+            "original_balance": float(mtg_original),
+            "loan_amount": float(mtg_original),
+            "interest_rate": mtg_rate,
+            "apr": round(mtg_rate + 0.2, 3),
+            "minimum_payment": float(mtg_payment),
+            "last_payment": float(mtg_payment),
+            "payment_due_at": _iso_at_noon(_next_due(today, mtg_due_day)),
+            "day_payment_is_due": mtg_due_day,
+            "started_on": mtg_started.isoformat(),
+            "matures_on": _add_months(mtg_started, 360, mtg_due_day).isoformat(),
+        },
+    )
+
+    # Investment
+    holdings = _pick_holdings(rng, inv_id)
+    cash = sum((h.market_value for h in holdings if h.holding_type == "CASH"), Decimal(0))
+    invested = sum((h.market_value for h in holdings if h.holding_type != "CASH"), Decimal(0))
+    investment = AccountData(
+        external_id=inv_id,
+        name=rng.choice(("Individual Brokerage", "Self-Directed Investing")),
+        type="INVESTMENT",
+        subtype="BROKERAGE",
+        balance=cash + invested,
+        available_balance=cash,
+        account_number=acct_number(),
+        details={
+            "cash_balance": float(cash),
+            "holdings_value": float(invested),
+            "total_account_value": float(cash + invested),
+        },
+    )
+
+    profile = MemberProfile(
+        key=key,
+        first_name=first,
+        last_name=last,
+        street=f"{rng.randint(100, 9899)} {rng.choice(_STREETS)}",
+        city=city,
+        state=state,
+        postal_code=postal,
+        phone=f"({area}) 555-01{rng.randrange(100):02d}",
+        email=f"{first.lower()}.{last.lower()}{rng.randint(1, 99)}@example.com",
+        employer=rng.choice(_EMPLOYERS),
+        employer_code=f"{rng.randrange(10**10):010d}",
+        paycheck=_money(rng.uniform(1650, 4300)),
+        payday_parity=rng.randrange(2),
+        utility=rng.choice(_UTILITIES),
+        phone_carrier=rng.choice(_PHONE),
+        subscriptions=tuple(rng.sample(_SUBSCRIPTIONS, rng.randint(1, 3))),
+        savings_transfer=Decimal(rng.choice((100, 150, 200, 250, 300, 500))).quantize(CENT),
+        auto_payment=auto_payment,
+        auto_due_day=auto_due_day,
+        mortgage_payment=mtg_payment,
+        mortgage_due_day=mtg_due_day,
+        card_due_day=card_due_day,
+        checking_parity=rng.randrange(2),
+        accounts=(checking, savings, card, loan, mortgage, investment),
+        holdings=holdings,
+    )
+    # Available balance reflects today's pending card holds, as banks report it.
+    held = sum(
+        (
+            t.amount
+            for t in transactions_for(
+                profile, chk_id, today, today - dt.timedelta(days=PENDING_DAYS - 1), today
+            )
+            if t.status == "PENDING" and t.type == "DEBIT"
+        ),
+        Decimal(0),
+    )
+    checking.available_balance = chk_balance - held
+    return profile
+
+
+# ---------------------------------------------------------------------------
+# Transactions
+# ---------------------------------------------------------------------------
+
+
+class _Week:
+    """The random stream for one account and one fixed calendar week.
+
+    Seeding per week (not per day) keeps generation cheap; a day's content still
+    depends only on its own week, never on ``today`` or the requested window. The
+    generator is created on first use because sparse accounts rarely need one.
+    """
+
+    def __init__(self, seed: int):
+        self._seed = seed
+        self._rng: random.Random | None = None
+
+    @property
+    def rng(self) -> random.Random:
+        if self._rng is None:
+            self._rng = random.Random(self._seed)
+        return self._rng
+
+
+class _Day:
+    """Builds one account's transactions for one date, numbering them stably."""
+
+    def __init__(self, account_id: str, day: dt.date, today: dt.date, week: _Week):
+        self.account_id = account_id
+        self.day = day
+        self.today = today
+        self.out: list[TransactionData] = []
+        self._week = week
+
+    @property
+    def rng(self) -> random.Random:
+        return self._week.rng
+
+    def add(
+        self,
+        *,
+        amount: Decimal,
+        type: str,
+        description: str,
+        original: str,
+        category: str,
+        top_level: str,
+        merchant: str | None = None,
+        mcc: int | None = None,
+        card: bool = False,
+        flags: dict[str, bool] | None = None,
+        memo: str | None = None,
+    ) -> None:
+        """Card purchases are timed during the day and post a day later (or are pending);
+        ACH items post the morning they settle."""
+        if card:
+            hour, minute = self.rng.randint(7, 21), self.rng.randrange(60)
+        else:
+            hour, minute = 6, 0
+        transacted = dt.datetime(
+            self.day.year, self.day.month, self.day.day, hour, minute, tzinfo=_UTC
+        )
+        pending = card and (self.today - self.day).days < PENDING_DAYS
+        if pending:
+            posted = None
+        elif card:
+            posted = dt.datetime.combine(self.day + dt.timedelta(days=1), dt.time(9), _UTC)
+        else:
+            posted = transacted
+        self.out.append(
+            TransactionData(
+                external_id=(
+                    f"{self.account_id}-{self.day.year:04d}{self.day.month:02d}{self.day.day:02d}"
+                    f"-{len(self.out) + 1:02d}"
+                ),
+                account_external_id=self.account_id,
+                amount=amount,
+                type=type,
+                date=self.day,
+                description=description,
+                status="PENDING" if pending else "POSTED",
+                original_description=original,
+                transacted_at=transacted,
+                posted_at=posted,
+                category=category,
+                top_level_category=top_level,
+                merchant_name=merchant,
+                merchant_category_code=mcc,
+                memo=memo,
+                flags=flags if flags is not None else _flags(),
+            )
+        )
+
+    def purchase(self, merchant: _Merchant, city: str, st: str, prefix: str = "") -> None:
+        rng = self.rng
+        code = f"{rng.getrandbits(44):011X}" if "{code}" in merchant.raw else ""
+        raw = merchant.raw.format(n=rng.randint(100, 9999), city=city.upper(), st=st, code=code)
+        amount = _money(rng.uniform(merchant.low, merchant.high))
+        self.add(
+            amount=amount,
+            type="DEBIT",
+            description=merchant.name,
+            original=f"{prefix}{raw}",
+            category=merchant.category,
+            top_level=merchant.top_level,
+            merchant=merchant.name,
+            mcc=merchant.mcc,
+            card=True,
+            flags=_flags(is_expense=True),
+        )
+
+
+def _days(start: dt.date, end: dt.date) -> Iterator[dt.date]:
+    for n in range((end - start).days + 1):
+        yield start + dt.timedelta(days=n)
+
+
+def _pick(rng: random.Random, mix: tuple[tuple[tuple[_Merchant, ...], int], ...]) -> _Merchant:
+    groups = [g for g, _ in mix]
+    weights = [w for _, w in mix]
+    return rng.choice(rng.choices(groups, weights)[0])
+
+
+def _card_payment_amount(profile: MemberProfile, day: dt.date) -> Decimal:
+    """The monthly card payment; both the checking debit and the card credit use it."""
+    rng = random.Random(_seed("card-payment", profile.key, day.year, day.month))
+    return _money(rng.uniform(350, 2400))
+
+
+def _is_payday(profile: MemberProfile, day: dt.date) -> bool:
+    """Every other Friday, fixed per member."""
+    return day.weekday() == 4 and (day.toordinal() // 7) % 2 == profile.payday_parity
+
+
+def _is_month_end(day: dt.date) -> bool:
+    return (day + dt.timedelta(days=1)).month != day.month
+
+
+def _checking_day(profile: MemberProfile, d: _Day) -> None:
+    day, p = d.day, profile
+    if _is_payday(p, day):
+        d.add(
+            amount=p.paycheck,
+            type="CREDIT",
+            description=f"{p.employer} Payroll",
+            original=f"{p.employer.upper()} PAYROLL PPD ID: {p.employer_code}",
+            category="Paycheck",
+            top_level="Income",
+            merchant=p.employer,
+            flags=_flags(is_income=True, is_direct_deposit=True, is_recurring=True),
+        )
+    if day.day == p.mortgage_due_day:
+        d.add(
+            amount=p.mortgage_payment,
+            type="DEBIT",
+            description="Mortgage Payment",
+            original=f"ONLINE PMT MORTGAGE LOAN XXXXXX{p.key[-4:]} WEB ID: 9000123456",
+            category="Mortgage & Rent",
+            top_level="Home",
+            flags=_flags(is_expense=True, is_bill_pay=True, is_recurring=True),
+        )
+    if day.day == 5:
+        d.add(
+            amount=p.savings_transfer,
+            type="DEBIT",
+            description="Transfer to Savings",
+            original=f"ONLINE TRANSFER TO SAV XXXXXX{p.key[-4:]} REF #IB0{day:%m%d}",
+            category="Transfer",
+            top_level="Transfer",
+            flags=_flags(is_recurring=True),
+        )
+    if day.day == p.auto_due_day:
+        d.add(
+            amount=p.auto_payment,
+            type="DEBIT",
+            description="Auto Loan Payment",
+            original=f"AUTOPAY AUTO LOAN XXXXXX{p.key[-4:]} PPD ID: 9000654321",
+            category="Auto Payment",
+            top_level="Auto & Transport",
+            flags=_flags(is_expense=True, is_bill_pay=True, is_recurring=True),
+        )
+    if day.day == p.card_due_day:
+        d.add(
+            amount=_card_payment_amount(p, day),
+            type="DEBIT",
+            description="Credit Card Payment",
+            original=f"ONLINE PAYMENT TO CREDIT CARD XXXXXXXXXXXX{p.key[-4:]}",
+            category="Credit Card Payment",
+            top_level="Transfer",
+            flags=_flags(is_bill_pay=True, is_recurring=True),
+        )
+    for merchant, due in ((p.utility, 17), (p.phone_carrier, 22)):
+        if day.day == due:
+            d.add(
+                amount=_money(d.rng.uniform(merchant.low, merchant.high)),
+                type="DEBIT",
+                description=merchant.name,
+                original=merchant.raw.format(code=f"{p.key[:6]}{due:04d}"),
+                category=merchant.category,
+                top_level=merchant.top_level,
+                merchant=merchant.name,
+                mcc=merchant.mcc,
+                flags=_flags(is_expense=True, is_bill_pay=True, is_recurring=True),
+            )
+    if day.day == 28 and d.rng.random() < 0.3:
+        d.add(
+            amount=Decimal("12.00"),
+            type="DEBIT",
+            description="Monthly Maintenance Fee",
+            original="MONTHLY MAINTENANCE FEE",
+            category="Bank Fee",
+            top_level="Fees & Charges",
+            flags=_flags(is_fee=True, is_expense=True, is_recurring=True),
+        )
+    if day.day == 9 and d.rng.random() < 0.08:
+        d.add(
+            amount=Decimal("35.00"),
+            type="DEBIT",
+            description="Overdraft Fee",
+            original="OVERDRAFT ITEM FEE FOR ACTIVITY OF " + day.strftime("%m-%d"),
+            category="Bank Fee",
+            top_level="Fees & Charges",
+            flags=_flags(is_fee=True, is_expense=True, is_overdraft_fee=True),
+        )
+    # Debit-card spending on alternate days keeps a couple of purchases pending at any time.
+    if (day.toordinal() + p.checking_parity) % 2 == 0:
+        d.purchase(_pick(d.rng, _CHECKING_MIX), p.city, p.state, prefix="POS DEBIT ")
+        if d.rng.random() < 0.1:
+            d.purchase(_pick(d.rng, _CHECKING_MIX), p.city, p.state, prefix="POS DEBIT ")
+
+
+def _card_day(profile: MemberProfile, d: _Day) -> None:
+    day, p = d.day, profile
+    for index, merchant in enumerate(p.subscriptions):
+        if day.day == 8 + index * 6:
+            d.add(
+                amount=_money(merchant.low),
+                type="DEBIT",
+                description=merchant.name,
+                original=merchant.raw.format(n=1000 + index, city=p.city.upper(), st=p.state),
+                category=merchant.category,
+                top_level=merchant.top_level,
+                merchant=merchant.name,
+                mcc=merchant.mcc,
+                flags=_flags(is_expense=True, is_recurring=True, is_subscription=True),
+            )
+    if day.day == p.card_due_day:
+        d.add(
+            amount=_card_payment_amount(p, day),
+            type="CREDIT",
+            description="Payment - Thank You",
+            original="PAYMENT THANK YOU - WEB",
+            category="Credit Card Payment",
+            top_level="Transfer",
+        )
+    for _ in range(d.rng.choices((0, 1, 2), (50, 40, 10))[0]):
+        d.purchase(_pick(d.rng, _CARD_MIX), p.city, p.state)
+
+
+def _savings_day(profile: MemberProfile, d: _Day) -> None:
+    p, day = profile, d.day
+    if day.day == 5:
+        d.add(
+            amount=p.savings_transfer,
+            type="CREDIT",
+            description="Transfer from Checking",
+            original=f"ONLINE TRANSFER FROM CHK XXXXXX{p.key[-4:]} REF #IB0{day:%m%d}",
+            category="Transfer",
+            top_level="Transfer",
+            flags=_flags(is_recurring=True),
+        )
+    if _is_month_end(day):
+        savings = p.account_of_type("SAVINGS")
+        rate = Decimal(str(savings.details["apy"])) / Decimal(1200)
+        d.add(
+            amount=max(CENT, (savings.balance * rate).quantize(CENT)),
+            type="CREDIT",
+            description="Interest Payment",
+            original="INTEREST PAYMENT",
+            category="Interest Income",
+            top_level="Income",
+            flags=_flags(is_income=True, is_recurring=True),
+        )
+
+
+def _loan_day(profile: MemberProfile, d: _Day, mortgage: bool) -> None:
+    p, day = profile, d.day
+    if mortgage and day.day == p.mortgage_due_day:
+        d.add(
+            amount=p.mortgage_payment,
+            type="CREDIT",
+            description="Mortgage Payment Received",
+            original="PAYMENT RECEIVED - THANK YOU",
+            category="Mortgage & Rent",
+            top_level="Home",
+            flags=_flags(is_recurring=True),
+        )
+    elif not mortgage and day.day == p.auto_due_day:
+        d.add(
+            amount=p.auto_payment,
+            type="CREDIT",
+            description="Loan Payment Received",
+            original="AUTOPAY LOAN PAYMENT - THANK YOU",
+            category="Auto Payment",
+            top_level="Auto & Transport",
+            flags=_flags(is_recurring=True),
+        )
+
+
+_YIELDS = {row[1]: row[5] for row in (*_EQUITIES, *_FUNDS, *_ETFS, *_BONDS)}
+
+
+def _investment_day(profile: MemberProfile, d: _Day) -> None:
+    """Quarterly dividends, each holding in its own month of the quarter."""
+    day = d.day
+    for index, holding in enumerate(profile.holdings):
+        if holding.holding_type in ("CASH", "BOND") or holding.symbol is None:
+            continue
+        if day.month % 3 != index % 3 or day.day != 12 + index * 2:
+            continue
+        amount = holding.market_value * Decimal(str(_YIELDS[holding.symbol])) / 4
+        d.add(
+            amount=max(CENT, amount.quantize(CENT)),
+            type="CREDIT",
+            description=f"Dividend: {holding.description}",
+            original=f"DIVIDEND RECEIVED {holding.symbol} REINVEST NO",
+            category="Dividend & Cap Gains",
+            top_level="Investments",
+            flags=_flags(is_income=True),
+        )
+
+
+_DAY_BUILDERS = {
+    "CHECKING": _checking_day,
+    "CREDIT_CARD": _card_day,
+    "SAVINGS": _savings_day,
+    "LOAN": lambda p, d: _loan_day(p, d, mortgage=False),
+    "MORTGAGE": lambda p, d: _loan_day(p, d, mortgage=True),
+    "INVESTMENT": _investment_day,
+}
+
+
+def transactions_for(
+    profile: MemberProfile,
+    account_external_id: str,
+    today: dt.date,
+    from_date: dt.date,
+    to_date: dt.date,
+) -> list[TransactionData]:
+    """The account's transactions dated from_date..to_date within the last 90 days.
+
+    Fresh objects on every call, so callers may mutate what they get.
+    """
+    account = profile.account(account_external_id)
+    if account is None:
+        return []
+    build = _DAY_BUILDERS.get(account.type)
+    if build is None:
+        return []
+    start = max(from_date, today - dt.timedelta(days=HISTORY_DAYS - 1))
+    end = min(to_date, today)
+    if start > end:
+        return []
+    base = _seed("transactions", account.external_id)
+    out: list[TransactionData] = []
+    # Weeks are fixed blocks of ordinals, so every day of a week is generated from the
+    # week's first day (to consume the stream identically) and days before ``start``
+    # are dropped. Mixing the week number into the account's seed is stable and far
+    # cheaper than hashing; Random's seeding scrambles the bits.
+    for week_no in range(start.toordinal() // 7, end.toordinal() // 7 + 1):
+        week = _Week((base + week_no * _GOLDEN) & _MASK64)
+        first = dt.date.fromordinal(week_no * 7)
+        for day in _days(first, min(first + dt.timedelta(days=6), end)):
+            d = _Day(account.external_id, day, today, week)
+            build(profile, d)
+            if day >= start:
+                out.extend(d.out)
+    return out
+
+
+def accounts_for(profile: MemberProfile) -> list[AccountData]:
+    """Copies of the member's accounts (the profile itself is cached and shared)."""
+    return [dataclasses.replace(a, details=dict(a.details)) for a in profile.accounts]
+
+
+def holdings_for(profile: MemberProfile, account_external_id: str) -> list[HoldingData]:
+    return [
+        dataclasses.replace(h)
+        for h in profile.holdings
+        if h.account_external_id == account_external_id
+    ]
+
+
+def owners_for(profile: MemberProfile, account_external_id: str) -> list[OwnerData]:
+    """One individual owner per account: the member themself."""
+    if profile.account(account_external_id) is None:
+        return []
+    p = profile
+    return [
+        OwnerData(
+            account_external_id=account_external_id,
+            owner_name=f"{p.first_name} {p.last_name}",
+            first_name=p.first_name,
+            last_name=p.last_name,
+            address=p.street,
+            city=p.city,
+            state=p.state,
+            postal_code=p.postal_code,
+            country="US",
+            email=p.email,
+            phone=p.phone,
+        )
+    ]
+
+
+def dynamic_transactions(
+    profile: MemberProfile, today: dt.date, first_pull: bool
+) -> list[TransactionData]:
+    """The ``dynamic`` scenario's moving pending items on the checking account.
+
+    First pull: three PENDING purchases (``-pending-1/2/3``). Later pulls: #1 posted
+    under a new id with the same amount, #2 posted under a new id with a tip added,
+    #3 gone (voided upstream). Exercises pending-replacement and removal in ingest.
+    """
+    acct = f"{profile.key}-CHK"
+    rng = random.Random(_seed("dynamic", profile.key))
+    yesterday = today - dt.timedelta(days=1)
+    items = (
+        (1, today, _COFFEE[0], _money(rng.uniform(4.5, 9.5)), Decimal(0)),
+        (2, yesterday, _RESTAURANTS[1], _money(rng.uniform(38, 75)), Decimal("0.18")),
+        (3, today, _SHOPPING[1], _money(rng.uniform(15, 60)), Decimal(0)),
+    )
+    out: list[TransactionData] = []
+    for n, day, merchant, amount, tip in items:
+        pending_id = f"{acct}-pending-{n}"
+        if not first_pull and n == 3:
+            continue
+        at = dt.datetime.combine(day, dt.time(12, 30 + n), _UTC)
+        final = (amount * (1 + tip)).quantize(CENT)
+        out.append(
+            TransactionData(
+                external_id=pending_id if first_pull else f"{acct}-posted-{n}",
+                account_external_id=acct,
+                amount=amount if first_pull else final,
+                type="DEBIT",
+                date=day,
+                description=merchant.name,
+                status="PENDING" if first_pull else "POSTED",
+                original_description=f"POS DEBIT {merchant.name.upper()} #{1200 + n}",
+                transacted_at=at,
+                posted_at=None if first_pull else at + dt.timedelta(hours=20),
+                category=merchant.category,
+                top_level_category=merchant.top_level,
+                merchant_name=merchant.name,
+                merchant_category_code=merchant.mcc,
+                replaces_external_id=None if first_pull else pending_id,
+                flags=_flags(is_expense=True),
+            )
+        )
+    return out

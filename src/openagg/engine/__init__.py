@@ -1,0 +1,1 @@
+"""The job queue, workers, the runner of one aggregation, the scheduler and ingest."""

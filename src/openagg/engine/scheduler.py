@@ -1,0 +1,160 @@
+"""Time-driven work: background aggregation, lost workers, unanswered challenges.
+
+`tick(rt)` does one pass and can be called with any clock, which is how tests
+move time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import and_, delete, select
+
+from openagg.db.models import Client, Institution, Job, Member, Transaction, User
+from openagg.domain.causes import Cause
+from openagg.domain.policy import JobKind, Trigger, background_eligible
+from openagg.engine.queue import enqueue, finish, requeue
+from openagg.runtime import Runtime
+from openagg.services import vault
+from openagg.services.member_state import (
+    Outcome,
+    apply_outcome,
+    current_status,
+    schedule_background,
+)
+
+log = logging.getLogger("openagg.scheduler")
+
+BATCH = 1000
+
+
+@dataclass
+class TickResult:
+    background_enqueued: int = 0
+    leases_recovered: int = 0
+    challenges_expired: int = 0
+
+
+async def tick(rt: Runtime) -> TickResult:
+    result = TickResult()
+    result.leases_recovered = await recover_lost_jobs(rt)
+    result.challenges_expired = await expire_challenges(rt)
+    result.background_enqueued = await enqueue_background(rt)
+    await purge_stale_pending(rt)
+    return result
+
+
+async def recover_lost_jobs(rt: Runtime) -> int:
+    """Jobs whose worker stopped renewing the lease go back to the queue."""
+    now = rt.now()
+    async with rt.db.write() as s:
+        lost = list(
+            await s.scalars(select(Job).where(Job.state == "running", Job.lease_until < now))
+        )
+        for job in lost:
+            if job.attempts < rt.settings.max_job_attempts:
+                requeue(job, now=now)
+                continue
+            member = await s.get(Member, job.member_id)
+            if member is not None:
+                await apply_outcome(
+                    s,
+                    rt,
+                    member,
+                    job,
+                    Outcome(Cause.WORKER_LOST, "The job was interrupted."),
+                    started_at=job.started_at or now,
+                    institution_id=member.institution_id,
+                )
+            finish(job, state="failed", now=now, error="worker lost too many times")
+    if lost:
+        rt.job_enqueued.set()
+    return len(lost)
+
+
+async def expire_challenges(rt: Runtime) -> int:
+    now = rt.now()
+    async with rt.db.write() as s:
+        rows = list(
+            await s.execute(
+                select(Job, Member)
+                .join(Member, Member.id == Job.member_id)
+                .where(Job.state == "waiting", Member.challenge_expires_at < now)
+            )
+        )
+        for job, member in rows:
+            vault.clear_connector_state(member)
+            await apply_outcome(
+                s,
+                rt,
+                member,
+                job,
+                Outcome(Cause.MFA_EXPIRED, "The challenge was not answered."),
+                started_at=member.status_changed_at or now,
+                institution_id=member.institution_id,
+            )
+            finish(job, state="failed", now=now, error="challenge expired")
+    return len(rows)
+
+
+async def enqueue_background(rt: Runtime) -> int:
+    """Enqueue members whose background run is due; push the others' dates out."""
+    now = rt.now()
+    count = 0
+    async with rt.db.write() as s:
+        rows = await s.execute(
+            select(Member, User.is_disabled, Client.background_aggregation_enabled)
+            .join(User, User.id == Member.user_id)
+            .join(Client, Client.id == Member.client_id)
+            .join(Institution, Institution.id == Member.institution_id)
+            .outerjoin(Job, Job.active_member_id == Member.id)
+            .where(Member.next_background_at <= now, Job.id.is_(None))
+            .order_by(Member.next_background_at)
+            .limit(BATCH)
+        )
+        for member, user_disabled, client_enabled in rows:
+            if background_eligible(
+                current_status(member),
+                member_disabled=member.background_aggregation_is_disabled,
+                client_enabled=client_enabled,
+                user_disabled=user_disabled,
+            ):
+                enqueue(
+                    s,
+                    client_id=member.client_id,
+                    member_id=member.id,
+                    kind=JobKind.AGGREGATE,
+                    trigger=Trigger.BACKGROUND,
+                    now=now,
+                )
+                count += 1
+            # Not eligible now: look again one interval later rather than every tick.
+            schedule_background(rt, member, now)
+    if count:
+        rt.job_enqueued.set()
+    return count
+
+
+async def purge_stale_pending(rt: Runtime) -> None:
+    """MX's failsafe: pending transactions older than the limit are deleted."""
+    cutoff = (rt.now() - dt.timedelta(days=rt.settings.pending_transaction_max_age_days)).date()
+    async with rt.db.write() as s:
+        await s.execute(
+            delete(Transaction).where(
+                and_(Transaction.status == "PENDING", Transaction.date < cutoff)
+            )
+        )
+
+
+async def run_scheduler(rt: Runtime, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await tick(rt)
+        except Exception:
+            log.exception("scheduler tick failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), rt.settings.scheduler_interval_seconds)

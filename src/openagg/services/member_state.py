@@ -1,0 +1,150 @@
+"""The one module that assigns a member's connection status.
+
+Every status change goes through `set_status` (direct changes: admin actions,
+transient states) or `apply_outcome` (the end of a connector attempt, where MX's
+rules pick the status from the cause and the member's history, and the attempt is
+recorded).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openagg.db.models import Attempt, Job, Member
+from openagg.domain.causes import TRANSIENT, Cause
+from openagg.domain.policy import FailureHistory, next_background_at, status_after
+from openagg.domain.statuses import Status
+from openagg.runtime import Runtime
+
+_TRANSIENT_VALUES = [c.value for c in TRANSIENT]
+
+
+def current_status(member: Member) -> Status | None:
+    return Status(member.connection_status) if member.connection_status else None
+
+
+def set_status(member: Member, status: Status | None, now: dt.datetime) -> bool:
+    """Assign ``status``; returns whether it changed."""
+    value = status.value if status else None
+    if member.connection_status == value:
+        return False
+    member.connection_status = value
+    member.status_changed_at = now
+    member.updated_at = now
+    if status != Status.CHALLENGED:
+        member.challenges = None
+        member.challenge_expires_at = None
+    return True
+
+
+def schedule_background(rt: Runtime, member: Member, after: dt.datetime) -> None:
+    s = rt.settings
+    member.next_background_at = next_background_at(
+        after,
+        member.guid,
+        dt.timedelta(seconds=s.background_interval_seconds),
+        dt.timedelta(seconds=s.background_jitter_seconds),
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    cause: Cause
+    institution_message: str = ""
+    transactions_created: int = 0
+    transactions_updated: int = 0
+
+
+async def _history(
+    session: AsyncSession, rt: Runtime, member: Member, now: dt.datetime
+) -> FailureHistory:
+    window_start = now - dt.timedelta(seconds=rt.settings.degraded_window_seconds)
+    in_window = await session.scalar(
+        select(func.count())
+        .select_from(Attempt)
+        .where(
+            Attempt.member_id == member.id,
+            Attempt.finished_at >= window_start,
+            Attempt.cause.in_(_TRANSIENT_VALUES),
+        )
+    )
+    last_ok = await session.scalar(
+        select(func.max(Attempt.id)).where(
+            Attempt.member_id == member.id, Attempt.cause == Cause.OK.value
+        )
+    )
+    since_ok = (
+        select(func.count())
+        .select_from(Attempt)
+        .where(Attempt.member_id == member.id, Attempt.cause.in_(_TRANSIENT_VALUES))
+    )
+    if last_ok is not None:
+        since_ok = since_ok.where(Attempt.id > last_ok)
+    consecutive = await session.scalar(since_ok)
+    return FailureHistory(
+        failures_in_window=(in_window or 0) + 1,
+        consecutive_failures=(consecutive or 0) + 1,
+        consecutive_credential_failures=member.consecutive_credential_failures + 1,
+        last_success_at=member.successfully_aggregated_at,
+        member_created_at=member.created_at,
+    )
+
+
+async def apply_outcome(
+    session: AsyncSession,
+    rt: Runtime,
+    member: Member,
+    job: Job,
+    outcome: Outcome,
+    *,
+    started_at: dt.datetime,
+    institution_id: int,
+) -> Status:
+    """Record the attempt and move the member to the status MX's rules give."""
+    now = rt.now()
+    cause = outcome.cause
+    if cause == Cause.OK:
+        status = Status.CONNECTED
+    else:
+        history = await _history(session, rt, member, now)
+        status = status_after(cause, history, now, rt.failure_rules)
+
+    if cause == Cause.OK:
+        member.is_authenticated = True
+        if job.kind in ("aggregate", "history"):
+            member.successfully_aggregated_at = now
+        member.last_job_succeeded_at = now
+        member.consecutive_credential_failures = 0
+        member.data_source = None
+    elif cause == Cause.BAD_CREDENTIALS:
+        member.consecutive_credential_failures += 1
+        member.is_authenticated = False
+    elif cause in (Cause.MISSING_CREDENTIALS, Cause.LOCKED_OUT):
+        member.is_authenticated = False
+
+    # Any finished attempt, foreground or background, pushes the next background run out.
+    schedule_background(rt, member, now)
+    session.add(
+        Attempt(
+            client_id=member.client_id,
+            member_id=member.id,
+            job_id=job.id,
+            institution_id=institution_id,
+            kind=job.kind,
+            trigger=job.trigger,
+            started_at=started_at,
+            finished_at=now,
+            cause=cause.value,
+            status_after=status.value,
+            institution_message=outcome.institution_message or None,
+            transactions_created=outcome.transactions_created,
+            transactions_updated=outcome.transactions_updated,
+        )
+    )
+    set_status(member, status, now)
+    member.updated_at = now
+    return status

@@ -1,0 +1,331 @@
+"""Member use cases: create, update, delete, ask for a job, answer MFA.
+
+Each use case validates, changes state and enqueues its job in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openagg.db.models import Client, Institution, Job, Member, User
+from openagg.domain.ids import new_guid
+from openagg.domain.policy import Decision, JobKind, JobRequestView, Trigger, decide_job_request
+from openagg.domain.statuses import NOT_AGGREGATABLE, Status
+from openagg.engine.queue import active_job, enqueue, finish, requeue
+from openagg.runtime import Runtime
+from openagg.services import vault
+from openagg.services.errors import BadRequest, Conflict, NotFound, Unprocessable
+from openagg.services.inputs import CredentialValue, MemberCreateBody, MemberUpdateFields
+from openagg.services.lookup import institution_by_code, member_by_guid, user_by_guid
+from openagg.services.member_state import current_status, schedule_background, set_status
+
+# Which institution capability each premium job needs (400 when missing, as at MX).
+CAPABILITY = {
+    JobKind.VERIFY: "supports_account_verification",
+    JobKind.IDENTIFY: "supports_account_identification",
+    JobKind.HISTORY: "supports_transaction_history",
+}
+
+
+@dataclass
+class MemberResult:
+    member: Member
+    user: User
+    institution: Institution
+    job: Job | None  # the member's active job after the call, if any
+    started: bool = False  # whether this call started a job
+
+
+def _credential_values(institution: Institution, given: list[CredentialValue]) -> dict[str, str]:
+    known = {c["guid"]: c for c in institution.credentials}
+    values: dict[str, str] = {}
+    for cred in given:
+        if cred.guid not in known:
+            raise BadRequest(
+                f"Credential guid '{cred.guid}' does not belong to institution "
+                f"'{institution.code}'. List them at /institutions/{institution.code}/credentials."
+            )
+        if cred.guid in values:
+            raise BadRequest(f"Credential guid '{cred.guid}' is given twice.")
+        values[cred.guid] = cred.value
+    missing = [c["label"] for c in institution.credentials if c["guid"] not in values]
+    if missing:
+        raise BadRequest(f"Missing credentials: {', '.join(missing)}.")
+    return values
+
+
+async def _institution(s: AsyncSession, code: str) -> Institution:
+    inst = await institution_by_code(s, code)
+    if inst is None:
+        raise BadRequest(f"'{code}' is not a known institution_code.")
+    if inst.is_retired:
+        raise Unprocessable(f"Connections to '{code}' are no longer supported.")
+    return inst
+
+
+async def _check_partner_id(s: AsyncSession, user: User, external_id: str, guid: str) -> None:
+    clash = await s.scalar(
+        select(Member.guid).where(Member.user_id == user.id, Member.external_id == external_id)
+    )
+    if clash is not None and clash != guid:
+        raise Conflict(f"A member with id '{external_id}' already exists for this user.")
+
+
+def _start(
+    rt: Runtime,
+    s: AsyncSession,
+    member: Member,
+    kind: JobKind,
+    trigger: Trigger,
+    options: dict[str, Any] | None = None,
+) -> Job:
+    return enqueue(
+        s,
+        client_id=member.client_id,
+        member_id=member.id,
+        kind=kind,
+        trigger=trigger,
+        now=rt.now(),
+        options=options,
+    )
+
+
+async def create_member(
+    rt: Runtime, client: Client, user_guid: str, body: MemberCreateBody, callback: str | None
+) -> MemberResult:
+    f = body.member
+    now = rt.now()
+    async with rt.db.write() as s:
+        user = await user_by_guid(s, client, user_guid)
+        inst = await _institution(s, f.institution_code)
+        is_oauth = bool(f.is_oauth)
+        if is_oauth and not inst.profile.get("supports_oauth"):
+            raise BadRequest(f"Institution '{inst.code}' does not support OAuth.")
+        if not is_oauth and not f.credentials and inst.credentials:
+            raise BadRequest("credentials are required (or is_oauth: true for OAuth institutions).")
+        values = {} if is_oauth else _credential_values(inst, f.credentials or [])
+        guid = new_guid("MBR")
+        if f.id is not None:
+            await _check_partner_id(s, user, f.id, guid)
+        member = Member(
+            guid=guid,
+            client_id=client.id,
+            user_id=user.id,
+            institution_id=inst.id,
+            external_id=f.id,
+            name=inst.name,
+            metadata_=f.metadata,
+            is_oauth=is_oauth,
+            use_cases=list(f.use_cases) if f.use_cases is not None else None,
+            background_aggregation_is_disabled=f.background_aggregation_is_disabled,
+            callback_payload=callback,
+            consecutive_credential_failures=0,
+            created_at=now,
+            updated_at=now,
+        )
+        if values:
+            vault.seal_credentials(rt, member, values)
+            duplicate = await s.scalar(
+                select(Member.guid).where(
+                    Member.user_id == user.id,
+                    Member.institution_id == inst.id,
+                    Member.credentials_fingerprint == member.credentials_fingerprint,
+                )
+            )
+            if duplicate:
+                raise Conflict(f"This member already exists ({duplicate}).")
+        schedule_background(rt, member, now)
+        job = None
+        if is_oauth:
+            member.oauth_token = secrets.token_urlsafe(24)
+            set_status(member, Status.PENDING, now)
+            s.add(member)
+        else:
+            set_status(member, Status.CREATED, now)
+            s.add(member)
+            await s.flush()
+            if not f.skip_aggregation:
+                job = _start(rt, s, member, JobKind.AGGREGATE, Trigger.AUTOMATIC)
+    if job:
+        rt.job_enqueued.set()
+    return MemberResult(member, user, inst, job, started=job is not None)
+
+
+async def update_member(
+    rt: Runtime,
+    client: Client,
+    user_guid: str,
+    member_guid: str,
+    f: MemberUpdateFields,
+    callback: str | None,
+) -> MemberResult:
+    given = f.model_dump(exclude_unset=True)
+    if not given:
+        raise BadRequest("The request body can't be empty: give at least one member field.")
+    now = rt.now()
+    async with rt.db.write() as s:
+        user = await user_by_guid(s, client, user_guid)
+        member = await member_by_guid(s, user, member_guid, lock=True)
+        inst = await s.get(Institution, member.institution_id)
+        assert inst is not None
+        if "id" in given:
+            if f.id is not None:
+                await _check_partner_id(s, user, f.id, member.guid)
+            member.external_id = f.id
+        if "metadata" in given:
+            member.metadata_ = f.metadata
+        if "use_cases" in given:
+            member.use_cases = list(f.use_cases) if f.use_cases is not None else None
+        if "background_aggregation_is_disabled" in given:
+            member.background_aggregation_is_disabled = f.background_aggregation_is_disabled
+        if callback is not None:
+            member.callback_payload = callback
+        job = await active_job(s, member.id)
+        started = False
+        if f.credentials is not None:
+            values = _credential_values(inst, f.credentials)
+            if job is not None and job.state == "running":
+                raise Conflict("An aggregation is running on this member; update it when it ends.")
+            if job is not None:  # queued, or waiting on MFA: the new credentials win
+                finish(job, state="cancelled", now=now, error="credentials updated")
+                await s.flush()
+                job = None
+            vault.seal_credentials(rt, member, values)
+            vault.clear_connector_state(member)
+            member.consecutive_credential_failures = 0
+            status = current_status(member)
+            if status not in NOT_AGGREGATABLE:
+                set_status(member, Status.UPDATED, now)
+                if not f.skip_aggregation:
+                    job = _start(rt, s, member, JobKind.AGGREGATE, Trigger.AUTOMATIC)
+                    started = True
+        member.updated_at = now
+    if started:
+        rt.job_enqueued.set()
+    return MemberResult(member, user, inst, job, started)
+
+
+async def delete_member(rt: Runtime, client: Client, user_guid: str, member_guid: str) -> None:
+    async with rt.db.write() as s:
+        user = await user_by_guid(s, client, user_guid)
+        member = await member_by_guid(s, user, member_guid)
+        await s.execute(delete(Member).where(Member.id == member.id))
+
+
+async def load_member(
+    rt: Runtime, client: Client, user_guid: str, member_guid: str
+) -> MemberResult:
+    async with rt.db.read() as s:
+        user = await user_by_guid(s, client, user_guid)
+        member = await member_by_guid(s, user, member_guid)
+        inst = await s.get(Institution, member.institution_id)
+        assert inst is not None
+        job = await active_job(s, member.id)
+    return MemberResult(member, user, inst, job)
+
+
+async def request_job(
+    rt: Runtime,
+    client: Client,
+    user_guid: str,
+    member_guid: str,
+    kind: JobKind,
+    options: dict[str, Any] | None = None,
+    callback: str | None = None,
+) -> MemberResult:
+    """Foreground job request with MX's 202 / 409 / 422 rules (see domain.policy)."""
+    now = rt.now()
+    async with rt.db.write() as s:
+        user = await user_by_guid(s, client, user_guid)
+        member = await member_by_guid(s, user, member_guid, lock=True)
+        inst = await s.get(Institution, member.institution_id)
+        assert inst is not None
+        capability = CAPABILITY.get(kind)
+        if capability and not inst.profile.get(capability):
+            raise BadRequest(
+                f"Institution '{inst.code}' does not support this request ({kind.value})."
+            )
+        job = await active_job(s, member.id)
+        view = JobRequestView(
+            status=current_status(member),
+            running_kind=JobKind(job.kind) if job else None,
+            last_success_at=member.successfully_aggregated_at,
+            throttle_exempt=inst.throttle_exempt,
+        )
+        decision = decide_job_request(
+            view, kind, now, dt.timedelta(seconds=rt.settings.foreground_throttle_seconds)
+        )
+        if decision == Decision.CONFLICT:
+            assert job is not None
+            raise Conflict(
+                f"A {job.kind} job is already running on this member; try again when it finishes."
+            )
+        if decision == Decision.NEEDS_CREDENTIALS:
+            raise Unprocessable(
+                f"This member is {member.connection_status}: its credentials must be updated "
+                "before it can be aggregated."
+            )
+        if decision == Decision.NOT_POSSIBLE:
+            raise Unprocessable(
+                f"This member is {member.connection_status or 'not connectable'}: "
+                "aggregation is not possible."
+            )
+        started = decision == Decision.START
+        if started:
+            if callback is not None:
+                member.callback_payload = callback
+            job = _start(rt, s, member, kind, Trigger.FOREGROUND, options)
+    if started:
+        rt.job_enqueued.set()
+    return MemberResult(member, user, inst, job, started)
+
+
+async def resume(
+    rt: Runtime, client: Client, user_guid: str, member_guid: str, answers: list[CredentialValue]
+) -> MemberResult:
+    now = rt.now()
+    async with rt.db.write() as s:
+        user = await user_by_guid(s, client, user_guid)
+        member = await member_by_guid(s, user, member_guid, lock=True)
+        inst = await s.get(Institution, member.institution_id)
+        assert inst is not None
+        job = await active_job(s, member.id)
+        if current_status(member) != Status.CHALLENGED or job is None or job.state != "waiting":
+            raise Unprocessable(
+                f"This member is {member.connection_status}, not CHALLENGED: "
+                "there is no challenge to answer."
+            )
+        asked = {c["guid"] for c in member.challenges or []}
+        given = {a.guid: a.value for a in answers}
+        unknown = sorted(set(given) - asked)
+        if unknown:
+            raise BadRequest(f"Unknown challenge guid(s): {', '.join(unknown)}.")
+        missing = sorted(asked - set(given))
+        if missing:
+            raise BadRequest(f"Missing answer(s) for challenge guid(s): {', '.join(missing)}.")
+        vault.seal_answers(rt, member, job, given)
+        requeue(job, now=now)
+        set_status(member, Status.RESUMED, now)
+    rt.job_enqueued.set()
+    return MemberResult(member, user, inst, job, started=True)
+
+
+async def complete_oauth(rt: Runtime, token: str) -> Member:
+    """The end user finished the institution's OAuth step: start the first aggregation."""
+    now = rt.now()
+    async with rt.db.write() as s:
+        member = await s.scalar(select(Member).where(Member.oauth_token == token))
+        if member is None or current_status(member) != Status.PENDING:
+            raise NotFound("This OAuth link is not valid or was already used.")
+        member.oauth_token = None
+        member.is_authenticated = True
+        set_status(member, Status.CREATED, now)
+        _start(rt, s, member, JobKind.AGGREGATE, Trigger.OAUTH)
+    rt.job_enqueued.set()
+    return member

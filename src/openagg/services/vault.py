@@ -1,0 +1,66 @@
+"""Sealing and opening a member's secrets. Each value is bound to its member and
+purpose, so a ciphertext copied onto another row does not open."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from openagg.db.models import Job, Member
+from openagg.runtime import Runtime
+
+
+def _ctx(member: Member, purpose: str) -> str:
+    return f"{member.guid}:{purpose}"
+
+
+def seal_credentials(rt: Runtime, member: Member, values: dict[str, str]) -> None:
+    """``values`` maps credential guid to value."""
+    member.credentials_enc = rt.keys.seal_json(values, _ctx(member, "credentials"))
+    member.credentials_fingerprint = rt.keys.fingerprint(
+        "|".join(f"{k}={values[k]}" for k in sorted(values))
+    )
+
+
+def open_credentials(rt: Runtime, member: Member) -> dict[str, str]:
+    if member.credentials_enc is None:
+        return {}
+    value: dict[str, str] = rt.keys.open_json(member.credentials_enc, _ctx(member, "credentials"))
+    return value
+
+
+def seal_connector_state(
+    rt: Runtime, member: Member, state: dict[str, Any], now: dt.datetime
+) -> None:
+    member.connector_state_enc = rt.keys.seal_json(state, _ctx(member, "connector_state"))
+    member.connector_state_expires_at = now + dt.timedelta(
+        seconds=rt.settings.connector_state_ttl_seconds
+    )
+
+
+def open_connector_state(rt: Runtime, member: Member, now: dt.datetime) -> dict[str, Any] | None:
+    """The saved session, or None when there is none or it expired."""
+    if member.connector_state_enc is None or (
+        member.connector_state_expires_at and member.connector_state_expires_at < now
+    ):
+        return None
+    value: dict[str, Any] = rt.keys.open_json(
+        member.connector_state_enc, _ctx(member, "connector_state")
+    )
+    return value
+
+
+def clear_connector_state(member: Member) -> None:
+    member.connector_state_enc = None
+    member.connector_state_expires_at = None
+
+
+def seal_answers(rt: Runtime, member: Member, job: Job, answers: dict[str, str]) -> None:
+    job.answers_enc = rt.keys.seal_json(answers, _ctx(member, f"answers:{job.guid}"))
+
+
+def open_answers(rt: Runtime, member: Member, job: Job) -> dict[str, str] | None:
+    if job.answers_enc is None:
+        return None
+    value: dict[str, str] = rt.keys.open_json(job.answers_enc, _ctx(member, f"answers:{job.guid}"))
+    return value

@@ -1,0 +1,200 @@
+"""Fixtures: an in-process platform with a controllable clock, and a live server."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from openagg.api.app import create_app
+from openagg.db.migrate import upgrade
+from openagg.engine.worker import Worker
+from openagg.runtime import Runtime, build_runtime
+from openagg.services.admin import seed_institutions
+from openagg.services.clients import create_client
+from openagg.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += dt.timedelta(**delta)
+
+
+def test_settings(tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path}/openagg.db",
+        "data_dir": tmp_path / "data",
+        "delayed_after_seconds": 3600,
+        "background_jitter_seconds": 0,
+        "lease_seconds": 30,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class Platform:
+    """An in-process platform: API over ASGI, jobs run on demand by `drain`."""
+
+    rt: Runtime
+    clock: Clock
+    http: httpx.AsyncClient
+    worker: Worker
+
+    async def drain(self, timeout: float = 20) -> None:
+        """Run queued jobs (and what they enqueue) until the queue is idle."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            started = await self.worker.claim_and_start()
+            if not started and not self.worker.running:
+                return
+            if self.worker.running:
+                await asyncio.wait(list(self.worker.running.values()))
+        raise TimeoutError("jobs still running")
+
+
+async def make_platform(settings: Settings) -> tuple[Platform, str]:
+    rt = build_runtime(settings)
+    clock = Clock()
+    rt.clock = clock
+    await seed_institutions(rt)
+    new = await create_client(rt, "Test client")
+    app = create_app(rt, run_worker=False)
+    token = base64.b64encode(f"{new.client.client_id}:{new.api_key}".encode()).decode()
+    http = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://openagg.test",
+        headers={"Authorization": f"Basic {token}", "Accept": "application/vnd.mx.api.v1+json"},
+    )
+    return Platform(rt, clock, http, Worker(rt, concurrency=50)), new.api_key
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    s = test_settings(tmp_path)
+    s.ensure_data_dir()
+    upgrade(s.database_url)
+    return s
+
+
+@pytest.fixture
+async def platform(settings: Settings) -> AsyncIterator[Platform]:
+    p, _ = await make_platform(settings)
+    yield p
+    await p.http.aclose()
+    await p.rt.db.dispose()
+
+
+# --- live server -----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    client_id: str
+    api_key: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def start(self) -> None:
+        """(Re)start the server process on the same port and database."""
+        port = self.url.rsplit(":", 1)[1]
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(VENV_BIN / "openagg"), "serve", "--port", port],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_healthy(self.url, self.process)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError("server did not become healthy")
+
+
+def start_live_server(tmp: Path, **env_overrides: str) -> LiveServer:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAGG_")}
+    env.update(
+        OPENAGG_DATABASE_URL=f"sqlite+aiosqlite:///{tmp}/openagg.db",
+        OPENAGG_DATA_DIR=str(tmp / "data"),
+        OPENAGG_POLL_INTERVAL_SECONDS="0.1",
+        OPENAGG_SCHEDULER_INTERVAL_SECONDS="1",
+    )
+    env.update(env_overrides)
+    out = subprocess.run(
+        [str(VENV_BIN / "openagg"), "clients", "create", "--name", "Live test", "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    creds = json.loads(out.stdout)
+    server = LiveServer(
+        url=f"http://127.0.0.1:{free_port()}",
+        client_id=creds["client_id"],
+        api_key=creds["api_key"],
+        env=env,
+        process=None,  # type: ignore[arg-type]
+        log_path=tmp / "server.log",
+    )
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = start_live_server(tmp_path_factory.mktemp("live"))
+    yield server
+    server.stop()
