@@ -43,7 +43,7 @@ class Clock:
         self.now += dt.timedelta(**delta)
 
 
-def test_settings(tmp_path: Path, **overrides: object) -> Settings:
+def settings_for(tmp_path: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_url": f"sqlite+aiosqlite:///{tmp_path}/openagg.db",
         "data_dir": tmp_path / "data",
@@ -94,7 +94,7 @@ async def make_platform(settings: Settings) -> tuple[Platform, str]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    s = test_settings(tmp_path)
+    s = settings_for(tmp_path)
     s.ensure_data_dir()
     upgrade(s.database_url)
     return s

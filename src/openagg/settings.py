@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     foreground_throttle_seconds: int = 3 * 3600
     background_interval_seconds: int = 24 * 3600
     background_jitter_seconds: int = 2 * 3600
-    delayed_after_seconds: int = 60
+    delayed_after_seconds: float = 60
     challenge_expiry_seconds: int = 10 * 60
     connector_state_ttl_seconds: int = 15 * 60
     degraded_window_seconds: int = 24 * 3600

@@ -141,7 +141,7 @@ class ConnectorContext:
 
 class Connector(Protocol):
     async def login(self, ctx: ConnectorContext, credentials: dict[str, str]) -> LoginResult:
-        """``credentials`` maps credential ``field_name`` (e.g. "username") to its value."""
+        """``credentials`` maps credential ``field_name`` (e.g. "LOGIN") to its value."""
         ...
 
     async def answer(

@@ -197,8 +197,9 @@ async def update_member(
                 await s.flush()
                 job = None
             vault.seal_credentials(rt, member, values)
+            # The credential-failure count survives updates on purpose: only a success
+            # resets it, so a run of wrong passwords ends in PREVENTED, not a bank lockout.
             vault.clear_connector_state(member)
-            member.consecutive_credential_failures = 0
             status = current_status(member)
             if status not in NOT_AGGREGATABLE:
                 set_status(member, Status.UPDATED, now)
