@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,10 +43,12 @@ async def _member(s: AsyncSession, guid: str) -> Member:
     return member
 
 
-async def _cancel_active_job(s: AsyncSession, member: Member, reason: str) -> None:
+async def _cancel_active_job(
+    s: AsyncSession, member: Member, reason: str, now: dt.datetime
+) -> None:
     job = await s.scalar(select(Job).where(Job.active_member_id == member.id))
     if job is not None:
-        finish(job, state="cancelled", now=job.created_at, error=reason)
+        finish(job, state="cancelled", now=now, error=reason)
 
 
 async def set_member_status(rt: Runtime, member_guid: str, status: Status) -> Member:
@@ -53,7 +57,8 @@ async def set_member_status(rt: Runtime, member_guid: str, status: Status) -> Me
         raise BadRequest("Only DISABLED and CLOSED are set by hand.")
     async with rt.db.write() as s:
         member = await _member(s, member_guid)
-        await _cancel_active_job(s, member, f"member {status.value.lower()} by an operator")
+        reason = f"member {status.value.lower()} by an operator"
+        await _cancel_active_job(s, member, reason, rt.now())
         set_status(member, status, rt.now())
     return member
 
@@ -78,7 +83,7 @@ async def retire_institution(rt: Runtime, code: str) -> int:
         inst.is_retired = True
         members = list(await s.scalars(select(Member).where(Member.institution_id == inst.id)))
         for member in members:
-            await _cancel_active_job(s, member, "institution retired")
+            await _cancel_active_job(s, member, "institution retired", rt.now())
             set_status(member, Status.DISCONTINUED, rt.now())
     return len(members)
 
