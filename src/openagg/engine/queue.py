@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openagg.db.engine import Database
-from openagg.db.models import Job
+from openagg.db.models import Job, Member
 from openagg.domain.ids import new_guid
 from openagg.domain.policy import JobKind, Trigger
 
@@ -93,10 +93,20 @@ async def claim(
                 started_at=now,
                 attempts=Job.attempts + 1,
             )
-            .returning(Job.id)
+            .returning(Job.id, Job.member_id, Job.answers_enc)
             .execution_options(synchronize_session=False)
         )
-        return [row[0] for row in result]
+        rows = list(result)
+        # MX's aggregated_at is when the last job started; a resumed MFA job is not a new one.
+        starting = [m for _, m, answers in rows if answers is None and m is not None]
+        if starting:
+            await session.execute(
+                update(Member)
+                .where(Member.id.in_(starting))
+                .values(aggregated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        return [row[0] for row in rows]
 
 
 async def renew_leases(

@@ -166,8 +166,6 @@ class Runner:
             return
         started = self.rt.now()
         resuming = jc.job.answers_enc is not None
-        if not resuming:
-            await self._mark_started(job_id, started)
         delayed = asyncio.create_task(self._mark_delayed_later(job_id))
         try:
             await self._run(jc, started, resuming)
@@ -206,12 +204,6 @@ class Runner:
             connector, ctx, result.state, kind, job.options, member.successfully_aggregated_at
         )
         await self._succeed(jc, started, kind, pulled)
-
-    async def _mark_started(self, job_id: int, started: dt.datetime) -> None:
-        async with self.rt.db.write() as s:
-            owned = await _owned(s, job_id, self.worker_id)
-            if owned:
-                owned[1].aggregated_at = started
 
     async def _mark_delayed_later(self, job_id: int) -> None:
         await asyncio.sleep(self.rt.settings.delayed_after_seconds)
