@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -43,7 +44,7 @@ class Settings(BaseSettings):
     sandbox_slow_seconds: float = 0  # 0: delayed_after_seconds + 2
 
     # readTransaction: "real" ({"transaction": ...}) or "spec" ({"transactions": [...]}).
-    read_transaction_shape: str = "real"
+    read_transaction_shape: Literal["real", "spec"] = "real"
 
     def ensure_data_dir(self) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -101,6 +101,9 @@ class Worker:
                 await s.execute(
                     update(Job)
                     .where(Job.id.in_(left), Job.worker_id == self.id, Job.state == "running")
-                    .values(state="queued", worker_id=None, lease_until=None)
+                    .values(
+                        state="queued", worker_id=None, lease_until=None,
+                        attempts=Job.attempts - 1,  # a clean stop is not a failed attempt
+                    )
                     .execution_options(synchronize_session=False)
                 )

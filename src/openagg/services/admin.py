@@ -14,6 +14,7 @@ from openagg.domain.ids import new_guid
 from openagg.domain.statuses import NOT_AGGREGATABLE, Status
 from openagg.engine.queue import finish
 from openagg.runtime import Runtime
+from openagg.services import vault
 from openagg.services.errors import BadRequest, NotFound
 from openagg.services.lookup import institution_by_code, user_by_guid
 from openagg.services.member_state import current_status, schedule_background, set_status
@@ -49,6 +50,7 @@ async def _cancel_active_job(
     job = await s.scalar(select(Job).where(Job.active_member_id == member.id))
     if job is not None:
         finish(job, state="cancelled", now=now, error=reason)
+    vault.clear_connector_state(member)
 
 
 async def set_member_status(rt: Runtime, member_guid: str, status: Status) -> Member:
@@ -66,7 +68,7 @@ async def set_member_status(rt: Runtime, member_guid: str, status: Status) -> Me
 async def enable_member(rt: Runtime, member_guid: str) -> Member:
     async with rt.db.write() as s:
         member = await _member(s, member_guid)
-        if current_status(member) not in NOT_AGGREGATABLE:
+        if current_status(member) not in (Status.DISABLED, Status.CLOSED):
             raise BadRequest(f"Member is {member.connection_status}, not disabled or closed.")
         back = Status.CONNECTED if member.successfully_aggregated_at else Status.CREATED
         set_status(member, back, rt.now())
@@ -102,6 +104,7 @@ async def move_institution(rt: Runtime, code: str, data_source: str) -> int:
         for member in await s.scalars(select(Member).where(Member.institution_id == inst.id)):
             if member.successfully_aggregated_at and current_status(member) not in NOT_AGGREGATABLE:
                 member.data_source = data_source
+                await _cancel_active_job(s, member, "institution moved", rt.now())
                 set_status(member, Status.RECONNECTED, rt.now())
                 moved += 1
     return moved

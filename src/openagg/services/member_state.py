@@ -63,7 +63,12 @@ async def _history(
     session: AsyncSession, rt: Runtime, member: Member, now: dt.datetime
 ) -> FailureHistory:
     window_start = now - dt.timedelta(seconds=rt.settings.degraded_window_seconds)
-    in_window = await session.scalar(
+    last_ok = await session.scalar(
+        select(func.max(Attempt.id)).where(
+            Attempt.member_id == member.id, Attempt.cause == Cause.OK.value
+        )
+    )
+    in_window_q = (
         select(func.count())
         .select_from(Attempt)
         .where(
@@ -72,11 +77,9 @@ async def _history(
             Attempt.cause.in_(_TRANSIENT_VALUES),
         )
     )
-    last_ok = await session.scalar(
-        select(func.max(Attempt.id)).where(
-            Attempt.member_id == member.id, Attempt.cause == Cause.OK.value
-        )
-    )
+    if last_ok is not None:  # a success in between starts the count again
+        in_window_q = in_window_q.where(Attempt.id > last_ok)
+    in_window = await session.scalar(in_window_q)
     since_ok = (
         select(func.count())
         .select_from(Attempt)

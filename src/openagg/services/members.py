@@ -77,6 +77,20 @@ async def _check_partner_id(s: AsyncSession, user: User, external_id: str, guid:
         raise Conflict(f"A member with id '{external_id}' already exists for this user.")
 
 
+async def _check_duplicate(s: AsyncSession, member: Member) -> None:
+    """409 when the user already has a member at this institution with these credentials."""
+    q = select(Member.guid).where(
+        Member.user_id == member.user_id,
+        Member.institution_id == member.institution_id,
+        Member.credentials_fingerprint == member.credentials_fingerprint,
+    )
+    if member.id is not None:
+        q = q.where(Member.id != member.id)
+    duplicate = await s.scalar(q)
+    if duplicate:
+        raise Conflict(f"This member already exists ({duplicate}).")
+
+
 def _start(
     rt: Runtime,
     s: AsyncSession,
@@ -131,15 +145,7 @@ async def create_member(
         )
         if values:
             vault.seal_credentials(rt, member, values)
-            duplicate = await s.scalar(
-                select(Member.guid).where(
-                    Member.user_id == user.id,
-                    Member.institution_id == inst.id,
-                    Member.credentials_fingerprint == member.credentials_fingerprint,
-                )
-            )
-            if duplicate:
-                raise Conflict(f"This member already exists ({duplicate}).")
+            await _check_duplicate(s, member)
         schedule_background(rt, member, now)
         job = None
         if is_oauth:
@@ -197,6 +203,7 @@ async def update_member(
                 await s.flush()
                 job = None
             vault.seal_credentials(rt, member, values)
+            await _check_duplicate(s, member)
             # The credential-failure count survives updates on purpose: only a success
             # resets it, so a run of wrong passwords ends in PREVENTED, not a bank lockout.
             vault.clear_connector_state(member)
@@ -265,7 +272,8 @@ async def request_job(
         if decision == Decision.CONFLICT:
             assert job is not None
             raise Conflict(
-                f"A {job.kind} job is already running on this member; try again when it finishes."
+                f"Another job ({job.kind}) is already running on this member; "
+                "try again when it finishes."
             )
         if decision == Decision.NEEDS_CREDENTIALS:
             raise Unprocessable(
@@ -312,6 +320,7 @@ async def resume(
             raise BadRequest(f"Missing answer(s) for challenge guid(s): {', '.join(missing)}.")
         vault.seal_answers(rt, member, job, given)
         requeue(job, now=now)
+        job.attempts = 0  # each MFA round gets its own budget against lost workers
         set_status(member, Status.RESUMED, now)
     rt.job_enqueued.set()
     return MemberResult(member, user, inst, job, started=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from openagg.api import wire
 from openagg.api.http import (
@@ -26,6 +26,7 @@ from openagg.domain.statuses import Status
 from openagg.runtime import Runtime
 from openagg.services import members
 from openagg.services.inputs import MemberCreateBody, MemberUpdateBody, ResumeBody
+from openagg.services.lookup import user_by_guid
 
 router = APIRouter()
 BASE = "/users/{user_guid}/members"
@@ -67,16 +68,21 @@ async def list_members(
     user_guid: str, request: Request, client: Client = Depends(current_client)
 ) -> Response:
     page, per_page = paging(request, 1000)
+    use_case = request.query_params.get("use_case")
     async with runtime(request).db.read() as s:
-        from openagg.services.lookup import user_by_guid
-
         user = await user_by_guid(s, client, user_guid)
-        q = select(Member).where(Member.user_id == user.id, Member.client_id == client.id)
-        use_case = request.query_params.get("use_case")
-        total = await s.scalar(select(func.count()).select_from(q.subquery())) or 0
         rows = list(
-            await s.scalars(q.order_by(Member.id).offset((page - 1) * per_page).limit(per_page))
+            await s.scalars(
+                select(Member)
+                .where(Member.user_id == user.id, Member.client_id == client.id)
+                .order_by(Member.id)
+            )
         )
+        # A user has few members, and use_cases is a JSON list: filter before paging.
+        if use_case:
+            rows = [m for m in rows if use_case in (m.use_cases or [])]
+        total = len(rows)
+        rows = rows[(page - 1) * per_page : page * per_page]
         insts = {
             i.id: i
             for i in await s.scalars(
@@ -89,19 +95,11 @@ async def list_members(
                 select(Job).where(Job.active_member_id.in_([m.id for m in rows]))
             )
         }
-    if use_case:
-        rows = [m for m in rows if use_case in (m.use_cases or [])]
-    return mx(
-        {
-            "members": [
-                member_body(request, client, m, user, insts[m.institution_id], jobs.get(m.id))[
-                    "member"
-                ]
-                for m in rows
-            ],
-            "pagination": wire.pagination(page, per_page, total),
-        }
-    )
+    items = [
+        member_body(request, client, m, user, insts[m.institution_id], jobs.get(m.id))["member"]
+        for m in rows
+    ]
+    return mx({"members": items, "pagination": wire.pagination(page, per_page, total)})
 
 
 @router.post(BASE)

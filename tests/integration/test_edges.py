@@ -1,0 +1,67 @@
+"""Edge cases found in review: admin actions on busy members, counts after a success,
+duplicates on update, filtered member lists."""
+
+from __future__ import annotations
+
+import pytest
+
+from openagg.services import admin
+from openagg.services.errors import BadRequest
+from tests.conftest import Platform
+from tests.integration.api_helpers import create_member, institution_credentials, member, new_user
+from tests.integration.test_connection_statuses import aggregate, connect, update_password
+from tests.support import credentials_for
+
+
+async def test_enable_refuses_discontinued_members(platform: Platform) -> None:
+    _, guid = await connect(platform, "pass_good", code="sandbox_bank")
+    await admin.retire_institution(platform.rt, "sandbox_bank")
+    with pytest.raises(BadRequest):
+        await admin.enable_member(platform.rt, guid)
+
+
+async def test_moving_an_institution_releases_a_challenged_member(platform: Platform) -> None:
+    user, guid = await connect(platform, "pass_good", code="sandbox_bank")
+    await update_password(platform, user, guid, "mfa_text", "sandbox_bank")
+    assert (await member(platform.http, user, guid))["connection_status"] == "CHALLENGED"
+    await admin.move_institution(platform.rt, "sandbox_bank", "v2")
+    m = await member(platform.http, user, guid)
+    assert m["connection_status"] == "RECONNECTED" and m["is_being_aggregated"] is False
+
+
+async def test_a_success_restarts_the_failure_count(platform: Platform) -> None:
+    user, guid = await connect(platform, "flaky", code="sandbox_bank")
+    for _ in range(3):
+        await aggregate(platform, user, guid)
+    assert (await member(platform.http, user, guid))["connection_status"] == "CONNECTED"
+    await update_password(platform, user, guid, "error_failed", "sandbox_bank")
+    assert (await member(platform.http, user, guid))["connection_status"] == "FAILED"
+
+
+async def test_updating_to_another_members_credentials_is_409(platform: Platform) -> None:
+    user = await new_user(platform.http)
+    await create_member(platform.http, user, "first", skip_aggregation=True, expect=200)
+    second = await create_member(platform.http, user, "second", skip_aggregation=True, expect=200)
+    creds = credentials_for(
+        await institution_credentials(platform.http, "mxbank"), "mxuser", "first"
+    )
+    r = await platform.http.put(
+        f"/users/{user}/members/{second.json()['member']['guid']}",
+        json={"member": {"credentials": creds}},
+    )
+    assert r.status_code == 409
+
+
+async def test_member_list_filters_before_paging(platform: Platform) -> None:
+    user = await new_user(platform.http)
+    for i in range(12):
+        use_cases = ["PFM"] if i % 3 == 0 else ["MONEY_MOVEMENT"]
+        await create_member(
+            platform.http, user, f"p{i}", skip_aggregation=True, use_cases=use_cases, expect=200
+        )
+    r = await platform.http.get(
+        f"/users/{user}/members", params={"use_case": "PFM", "records_per_page": 10}
+    )
+    body = r.json()
+    assert body["pagination"]["total_entries"] == 4 and len(body["members"]) == 4
+    assert all(m["use_cases"] == ["PFM"] for m in body["members"])
