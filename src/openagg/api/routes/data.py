@@ -185,6 +185,18 @@ async def owners_by_member(
 
 # --- transactions ---------------------------------------------------------------
 
+# Each row with the guids its wire form names.
+TRANSACTION_ROWS = (
+    select(Transaction, Account.guid, Account.external_id, Member.guid)
+    .join(Account, Account.id == Transaction.account_id)
+    .join(Member, Member.id == Transaction.member_id)
+)
+HOLDING_ROWS = (
+    select(Holding, Account.guid, Member.guid)
+    .join(Account, Account.id == Holding.account_id)
+    .join(Member, Member.id == Holding.member_id)
+)
+
 # MX's default window: 120 days back to 5 days ahead ("to capture pending").
 DEFAULT_DAYS_BACK, DEFAULT_DAYS_AHEAD = 120, 5
 
@@ -233,11 +245,7 @@ async def _transactions(
     rt = runtime(request)
     async with rt.db.read() as s:
         user = await user_by_guid(s, client, user_guid)
-        q = (
-            select(Transaction, Account.guid, Account.external_id, Member.guid)
-            .join(Account, Account.id == Transaction.account_id)
-            .join(Member, Member.id == Transaction.member_id)
-        )
+        q = TRANSACTION_ROWS
         if account_guid is not None:
             acct = await account_by_guid(s, user, account_guid)
             q = q.where(Transaction.account_id == acct.id)
@@ -298,10 +306,9 @@ async def read_transaction(
         user = await user_by_guid(s, client, user_guid)
         row = (
             await s.execute(
-                select(Transaction, Account.guid, Account.external_id, Member.guid)
-                .join(Account, Account.id == Transaction.account_id)
-                .join(Member, Member.id == Transaction.member_id)
-                .where(Transaction.guid == transaction_guid, Transaction.user_id == user.id)
+                TRANSACTION_ROWS.where(
+                    Transaction.guid == transaction_guid, Transaction.user_id == user.id
+                )
             )
         ).first()
     if row is None:
@@ -335,13 +342,7 @@ async def _holdings(
     page, per_page = paging(request, 1000)
     async with runtime(request).db.read() as s:
         user = await user_by_guid(s, client, user_guid)
-        q = (
-            select(Holding, Account.guid, Member.guid)
-            .join(Account, Account.id == Holding.account_id)
-            .join(Member, Member.id == Holding.member_id)
-            .where(Holding.user_id == user.id)
-            .order_by(Holding.id)
-        )
+        q = HOLDING_ROWS.where(Holding.user_id == user.id).order_by(Holding.id)
         if member_guid is not None:
             q = q.where(Holding.member_id == (await member_by_guid(s, user, member_guid)).id)
         if account_guid is not None:
@@ -382,10 +383,7 @@ async def read_holding(
         user = await user_by_guid(s, client, user_guid)
         row = (
             await s.execute(
-                select(Holding, Account.guid, Member.guid)
-                .join(Account, Account.id == Holding.account_id)
-                .join(Member, Member.id == Holding.member_id)
-                .where(Holding.guid == holding_guid, Holding.user_id == user.id)
+                HOLDING_ROWS.where(Holding.guid == holding_guid, Holding.user_id == user.id)
             )
         ).first()
     if row is None:
