@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -145,6 +146,10 @@ def worker(
 
     async def main(rt: Runtime) -> None:
         stop = asyncio.Event()
+        # SIGINT/SIGTERM: stop claiming, let running jobs finish briefly, hand back the rest.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         await asyncio.gather(Worker(rt, concurrency).run(stop), run_scheduler(rt, stop))
 
     _with_runtime(settings, main)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openagg.connectors.base import AccountData, HoldingData, OwnerData, TransactionData
@@ -70,6 +71,12 @@ async def upsert_accounts(
     return existing
 
 
+@lru_cache(maxsize=65536)
+def _named_guid(prefix: str, name: str | None) -> str | None:
+    """Stable guids for categories and merchants (names repeat across many rows)."""
+    return stable_guid(prefix, name) if name else None
+
+
 def _txn_row(t: TransactionData) -> dict[str, Any]:
     return {
         "amount_cents": cents(t.amount),
@@ -82,12 +89,10 @@ def _txn_row(t: TransactionData) -> dict[str, Any]:
         "original_description": t.original_description or t.description,
         "memo": t.memo,
         "category": t.category,
-        "category_guid": stable_guid("CAT", t.category) if t.category else None,
+        "category_guid": _named_guid("CAT", t.category),
         "top_level_category": t.top_level_category,
-        "top_level_category_guid": stable_guid("CAT", t.top_level_category)
-        if t.top_level_category
-        else None,
-        "merchant_guid": stable_guid("MCH", t.merchant_name) if t.merchant_name else None,
+        "top_level_category_guid": _named_guid("CAT", t.top_level_category),
+        "merchant_guid": _named_guid("MCH", t.merchant_name),
         "merchant_category_code": t.merchant_category_code,
         "check_number_string": t.check_number_string,
         "currency_code": t.currency_code,
@@ -95,6 +100,7 @@ def _txn_row(t: TransactionData) -> dict[str, Any]:
     }
 
 
+TRANSACTIONS: Table = Transaction.__table__  # type: ignore[assignment]
 _COMPARED = ("amount_cents", "type", "status", "date", "description", "category", "memo")
 
 
@@ -155,10 +161,14 @@ async def upsert_transactions(
             or r.date < stale_before
         )
     ]
+    # Core statements, not the ORM's bulk paths: this is the engine's hottest loop.
     if inserts:
-        await session.execute(insert(Transaction), inserts)
+        await session.execute(insert(TRANSACTIONS), inserts)
     if updates:
-        await session.execute(update(Transaction), updates)
+        await session.execute(
+            update(TRANSACTIONS).where(TRANSACTIONS.c.id == bindparam("_id")),
+            [{**row, "_id": row.pop("id")} for row in updates],
+        )
     if gone:
         await session.execute(delete(Transaction).where(Transaction.id.in_(gone)))
     counts.created, counts.updated, counts.removed = len(inserts), len(updates), len(gone)

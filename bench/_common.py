@@ -1,0 +1,288 @@
+"""Shared set-up for the benchmarks: temp platforms, bulk rows, subprocesses, output."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import Table, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openagg.db.migrate import upgrade
+from openagg.db.models import Client, Institution, Member, User
+from openagg.domain.ids import new_guid
+from openagg.domain.statuses import Status
+from openagg.runtime import Runtime
+from openagg.services import vault
+from openagg.services.member_state import schedule_background, set_status
+from openagg.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+OPENAGG = str(VENV_BIN / "openagg")
+BATCH = 5_000
+
+# The credentials every benchmark member logs in with (mxbank connects any password).
+MXBANK_LOGIN = {"LOGIN": "mxuser", "PASSWORD": "benchmark"}
+
+
+# --- temp platforms -------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def temp_dir(name: str, keep: bool = False) -> Iterator[Path]:
+    """A scratch directory for one benchmark's database, removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix=f"openagg-bench-{name}-"))
+    try:
+        yield path
+    finally:
+        if keep:
+            print(f"(kept {path})")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def db_url(tmp: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp}/openagg.db"
+
+
+def bench_settings(tmp: Path, **overrides: Any) -> Settings:
+    """Settings for a platform in ``tmp``; migrates the database (call outside a loop)."""
+    values: dict[str, Any] = {
+        "database_url": db_url(tmp),
+        "data_dir": tmp / "data",
+        "background_jitter_seconds": 0,
+    }
+    values.update(overrides)
+    settings = Settings(**values)
+    settings.ensure_data_dir()
+    upgrade(settings.database_url)
+    return settings
+
+
+def subprocess_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """The environment of an ``openagg`` subprocess sharing ``tmp``'s database and key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAGG_")}
+    env.update(OPENAGG_DATABASE_URL=db_url(tmp), OPENAGG_DATA_DIR=str(tmp / "data"))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+# --- bulk rows --------------------------------------------------------------------
+
+
+async def _next_id(s: AsyncSession, table: Table) -> int:
+    return int(await s.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0) + 1
+
+
+def _chunks(
+    rows: Sequence[dict[str, Any]], size: int = BATCH
+) -> Iterator[Sequence[dict[str, Any]]]:
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
+
+
+async def bulk_users(rt: Runtime, client: Client, count: int) -> list[int]:
+    """Insert ``count`` users with Core; returns their ids."""
+    now = rt.now()
+    table = User.__table__
+    async with rt.db.write() as s:
+        first = await _next_id(s, table)
+        ids = list(range(first, first + count))
+        rows = [
+            {
+                "id": uid,
+                "guid": new_guid("USR"),
+                "client_id": client.id,
+                "external_id": f"bench-user-{uid}",
+                "is_disabled": False,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for uid in ids
+        ]
+        for chunk in _chunks(rows):
+            await s.execute(insert(table), chunk)
+    return ids
+
+
+def member_row(
+    rt: Runtime,
+    *,
+    member_id: int,
+    client: Client,
+    user_id: int,
+    institution: Institution,
+    credentials: dict[str, str],
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """A CREATED member as ``services.members.create_member`` would store it.
+
+    ``credentials`` maps credential field names (LOGIN, PASSWORD) to values; they
+    are sealed with the runtime's keyring exactly as the vault does.
+    """
+    m = Member(
+        id=member_id,
+        guid=new_guid("MBR"),
+        client_id=client.id,
+        user_id=user_id,
+        institution_id=institution.id,
+        name=institution.name,
+        is_oauth=False,
+        consecutive_credential_failures=0,
+        is_authenticated=False,
+        has_processed_accounts=False,
+        has_processed_transactions=False,
+        has_processed_account_numbers=False,
+        created_at=now,
+        updated_at=now,
+    )
+    by_name = {c["field_name"]: c["guid"] for c in institution.credentials}
+    values = {by_name[name]: value for name, value in credentials.items() if name in by_name}
+    if values:
+        vault.seal_credentials(rt, m, values)
+    schedule_background(rt, m, now)
+    set_status(m, Status.CREATED, now)
+    columns = ((p.columns[0].name, getattr(m, p.key)) for p in Member.__mapper__.column_attrs)
+    return {name: value for name, value in columns if value is not None}
+
+
+async def bulk_members(
+    rt: Runtime,
+    client: Client,
+    user_ids: Sequence[int],
+    institution: Institution,
+    credentials: dict[str, str],
+) -> list[int]:
+    """One member per user id (as with ``skip_aggregation``: no job); returns ids."""
+    now = rt.now()
+    table = Member.__table__
+    async with rt.db.write() as s:
+        first = await _next_id(s, table)
+        rows = [
+            member_row(
+                rt,
+                member_id=first + i,
+                client=client,
+                user_id=uid,
+                institution=institution,
+                credentials=credentials,
+                now=now,
+            )
+            for i, uid in enumerate(user_ids)
+        ]
+        for chunk in _chunks(rows):
+            await s.execute(insert(table), chunk)
+    return [r["id"] for r in rows]
+
+
+async def institution(rt: Runtime, code: str) -> Institution:
+    async with rt.db.read() as s:
+        inst = await s.scalar(select(Institution).where(Institution.code == code))
+    assert inst is not None, code
+    return inst
+
+
+# --- subprocesses -----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    log = log_path.open("ab")
+    try:
+        return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+    finally:
+        log.close()
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Ask for a clean stop (SIGINT, like Ctrl-C), then kill if it lingers."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not become healthy")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a (child) process has used so far, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+# --- numbers and output ----------------------------------------------------------
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (``p`` in 0..100) of a non-empty sequence."""
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def ratio(value: float, baseline: float) -> float:
+    return value / baseline if baseline else float("nan")
+
+
+def header(title: str) -> None:
+    print(f"\n== {title} ==", flush=True)
+
+
+def show(rows: Sequence[tuple[str, object]]) -> None:
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"  {key.ljust(width)}  {value}", flush=True)
+
+
+def step(message: str) -> float:
+    """Print what is being set up; returns a perf_counter start for ``done``."""
+    print(f"  .. {message}", end="", flush=True)
+    return time.perf_counter()
+
+
+def done(started: float) -> None:
+    print(f" ({time.perf_counter() - started:.1f}s)", flush=True)

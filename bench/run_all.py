@@ -1,0 +1,62 @@
+"""Run every benchmark at the issue's sizes (``make bench``) and print a summary.
+
+    python -m bench.run_all            # issue sizes (takes a while: ~15 minutes)
+    python -m bench.run_all --quick    # small sizes, about a minute
+
+Benchmarks print figures and ratios to a baseline measured in the same run; they
+never fail on a number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from bench import aggregation_throughput, engine_cpu, transactions_list
+from bench._common import header, ratio, show
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small sizes for a quick check")
+    a = p.parse_args(argv)
+    started = time.perf_counter()
+    summary: list[tuple[str, object]] = []
+
+    members = 500 if a.quick else 10_000
+    agg = aggregation_throughput.run(members=members, concurrency=200, latency_ms=100)
+    summary.append(
+        (
+            f"aggregation throughput ({members:,} members, c=200, 100 ms)",
+            f"{agg.rate:.1f}/s vs ideal {agg.ideal:.1f}/s = {ratio(agg.rate, agg.ideal):.2f} "
+            f"(target >= 0.9); verification {'OK' if agg.ok else 'MISMATCH'}",
+        )
+    )
+
+    n = 100 if a.quick else 500
+    passes = engine_cpu.run(aggregations=n)
+    base, repeat = passes[0], passes[-1]
+    summary.append(
+        (
+            f"engine CPU per aggregation ({n} x 3 accounts, 30 txns)",
+            f"{repeat.cpu_ms:.2f} ms vs no-op job {base.cpu_ms:.2f} ms "
+            f"= {ratio(repeat.cpu_ms, base.cpu_ms):.1f}x",
+        )
+    )
+
+    size = (100_000, 100, 5.0) if a.quick else (1_000_000, 1_000, 10.0)
+    bare, real = transactions_list.run(transactions=size[0], users=size[1], seconds=size[2])
+    summary.append(
+        (
+            f"GET /users/{{guid}}/transactions ({size[0]:,} rows)",
+            f"{real.rps:.0f} req/s vs bare {bare.rps:.0f} req/s = "
+            f"{ratio(real.rps, bare.rps):.2f} (target >= 0.5)",
+        )
+    )
+
+    header(f"summary ({time.perf_counter() - started:.0f}s)")
+    show(summary)
+
+
+if __name__ == "__main__":
+    main()
