@@ -21,6 +21,7 @@ from openagg.db.models import (
     Institution,
     Member,
     Transaction,
+    User,
 )
 from openagg.services.errors import BadRequest, NotFound
 from openagg.services.lookup import account_by_guid, member_by_guid, user_by_guid
@@ -185,12 +186,30 @@ async def owners_by_member(
 
 # --- transactions ---------------------------------------------------------------
 
-# Each row with the guids its wire form names.
+# Plain rows, not ORM objects (the list is a hot path): every transaction column,
+# plus the guids its wire form names. A row reads like a Transaction by attribute.
 TRANSACTION_ROWS = (
-    select(Transaction, Account.guid, Account.external_id, Member.guid)
+    select(
+        *Transaction.__table__.c,
+        Account.guid.label("account_guid_"),
+        Account.external_id.label("account_id_"),
+        Member.guid.label("member_guid_"),
+    )
     .join(Account, Account.id == Transaction.account_id)
     .join(Member, Member.id == Transaction.member_id)
 )
+
+
+def _transaction_json(row: Any, user: User, includes: frozenset[str]) -> dict[str, Any]:
+    return wire.transaction(
+        row,
+        user_guid=user.guid,
+        user_id=user.external_id,
+        account_guid=row.account_guid_,
+        account_id=row.account_id_,
+        member_guid=row.member_guid_,
+        includes=includes,
+    )
 HOLDING_ROWS = (
     select(Holding, Account.guid, Member.guid)
     .join(Account, Account.id == Holding.account_id)
@@ -257,18 +276,7 @@ async def _transactions(
         q = _transaction_filters(request, q, rt.now().date())
         q = q.order_by(Transaction.date.desc(), Transaction.id.desc())
         rows, total = await _page(s, q, page, per_page)
-    items = [
-        wire.transaction(
-            t,
-            user_guid=user.guid,
-            user_id=user.external_id,
-            account_guid=ag,
-            account_id=aid,
-            member_guid=mg,
-            includes=includes,
-        )
-        for t, ag, aid, mg in rows
-    ]
+    items = [_transaction_json(row, user, includes) for row in rows]
     return mx({"transactions": items, "pagination": wire.pagination(page, per_page, total)})
 
 
@@ -313,16 +321,7 @@ async def read_transaction(
         ).first()
     if row is None:
         raise NotFound()
-    t, ag, aid, mg = row
-    item = wire.transaction(
-        t,
-        user_guid=user.guid,
-        user_id=user.external_id,
-        account_guid=ag,
-        account_id=aid,
-        member_guid=mg,
-        includes=includes,
-    )
+    item = _transaction_json(row, user, includes)
     if rt.settings.read_transaction_shape == "spec":
         return mx({"transactions": [item], "pagination": wire.pagination(1, 25, 1)})
     return mx({"transaction": item})
