@@ -25,6 +25,7 @@ from openagg.runtime import Runtime, build_runtime
 from openagg.services.admin import seed_institutions
 from openagg.services.clients import create_client
 from openagg.settings import Settings
+from tests.support import wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -148,20 +149,6 @@ class LiveServer:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.kill()
-
-
-def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError("server did not become healthy")
 
 
 def start_live_server(tmp: Path, **env_overrides: str) -> LiveServer:

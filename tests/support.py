@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from typing import Any
 
+import httpx
 import pytest
 
 
@@ -28,3 +31,17 @@ def credentials_for(
     return [
         {"guid": c["guid"], "value": by_field[c["field_name"]]} for c in institution_credentials
     ]
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not become healthy")
