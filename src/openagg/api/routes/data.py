@@ -264,18 +264,21 @@ async def _transactions(
     rt = runtime(request)
     async with rt.db.read() as s:
         user = await user_by_guid(s, client, user_guid)
-        q = TRANSACTION_ROWS
         if account_guid is not None:
             acct = await account_by_guid(s, user, account_guid)
-            q = q.where(Transaction.account_id == acct.id)
+            scope = Transaction.account_id == acct.id
         elif member_guid is not None:
             member = await member_by_guid(s, user, member_guid)
-            q = q.where(Transaction.member_id == member.id)
+            scope = Transaction.member_id == member.id
         else:
-            q = q.where(Transaction.user_id == user.id)
-        q = _transaction_filters(request, q, rt.now().date())
+            scope = Transaction.user_id == user.id
+        today = rt.now().date()
+        # Every filter is on the transactions table, so the count needs no joins.
+        count = select(func.count()).select_from(Transaction).where(scope)
+        total = await s.scalar(_transaction_filters(request, count, today)) or 0
+        q = _transaction_filters(request, TRANSACTION_ROWS.where(scope), today)
         q = q.order_by(Transaction.date.desc(), Transaction.id.desc())
-        rows, total = await _page(s, q, page, per_page)
+        rows = list(await s.execute(q.offset((page - 1) * per_page).limit(per_page)))
     items = [_transaction_json(row, user, includes) for row in rows]
     return mx({"transactions": items, "pagination": wire.pagination(page, per_page, total)})
 
