@@ -23,7 +23,9 @@ from tests.support import wait_healthy  # noqa: F401  (re-exported for the bench
 from openagg.db.migrate import upgrade
 from openagg.db.models import Client, Institution, Member, User
 from openagg.domain.ids import new_guid
+from openagg.domain.policy import JobKind, Trigger
 from openagg.domain.statuses import Status
+from openagg.engine.queue import enqueue
 from openagg.runtime import Runtime
 from openagg.services import vault
 from openagg.services.member_state import schedule_background, set_status
@@ -272,3 +274,21 @@ def step(message: str) -> float:
 
 def done(started: float) -> None:
     print(f" ({time.perf_counter() - started:.1f}s)", flush=True)
+
+
+async def enqueue_aggregations(
+    rt: Runtime, client_id: int, member_ids: list[int], batch: int = 2000
+) -> None:
+    """One foreground aggregate job per member, flushed in batches."""
+    async with rt.db.write() as s:
+        for i in range(0, len(member_ids), batch):
+            for mid in member_ids[i : i + batch]:
+                enqueue(
+                    s,
+                    client_id=client_id,
+                    member_id=mid,
+                    kind=JobKind.AGGREGATE,
+                    trigger=Trigger.FOREGROUND,
+                    now=rt.now(),
+                )
+            await s.flush()

@@ -37,6 +37,7 @@ from bench._common import (
     bulk_users,
     cpu_seconds,
     done,
+    enqueue_aggregations,
     header,
     institution,
     ratio,
@@ -51,8 +52,7 @@ from bench._common import (
 from openagg.connectors import sandbox_data
 from openagg.connectors.base import Connector
 from openagg.db.models import Attempt, Job, Member, Transaction
-from openagg.domain.policy import JobKind, Trigger
-from openagg.engine.queue import enqueue
+from openagg.domain.policy import JobKind
 from openagg.engine.runner import HISTORY_DAYS
 from openagg.engine.worker import Worker
 from openagg.runtime import Runtime, build_runtime
@@ -130,21 +130,6 @@ class Result:
         )
 
 
-async def _enqueue(rt: Runtime, client_id: int, member_ids: list[int], batch: int = 2000) -> None:
-    async with rt.db.write() as s:
-        for i in range(0, len(member_ids), batch):
-            for mid in member_ids[i : i + batch]:
-                enqueue(
-                    s,
-                    client_id=client_id,
-                    member_id=mid,
-                    kind=JobKind.AGGREGATE,
-                    trigger=Trigger.FOREGROUND,
-                    now=rt.now(),
-                )
-            await s.flush()
-
-
 async def _run_alone(rt: Runtime, worker: Worker) -> None:
     while await worker.claim_and_start() or worker.running:
         if worker.running:
@@ -170,7 +155,7 @@ async def setup(settings: Settings, members: int) -> tuple[Baseline, list[int]]:
         t = step("baseline: one aggregation alone")
         counting = CountingConnector(rt.connectors["sandbox"])
         rt.connectors["sandbox"] = counting  # type: ignore[assignment]
-        await _enqueue(rt, client.id, [baseline_id])
+        await enqueue_aggregations(rt, client.id, [baseline_id])
         worker = Worker(rt, concurrency=1)
         wall, cpu = time.perf_counter(), time.process_time()
         await _run_alone(rt, worker)
@@ -188,7 +173,7 @@ async def setup(settings: Settings, members: int) -> tuple[Baseline, list[int]]:
         )
 
         t = step(f"enqueueing {members:,} foreground aggregate jobs")
-        await _enqueue(rt, client.id, member_ids)
+        await enqueue_aggregations(rt, client.id, member_ids)
         done(t)
         return baseline, member_ids
     finally:

@@ -34,6 +34,7 @@ from bench._common import (
     bench_settings,
     bulk_members,
     bulk_users,
+    enqueue_aggregations,
     header,
     institution,
     ratio,
@@ -50,8 +51,7 @@ from openagg.connectors.base import (
     TransactionData,
 )
 from openagg.db.models import Client, Institution, Job, Member, Transaction
-from openagg.domain.policy import JobKind, Trigger
-from openagg.engine.queue import enqueue, finish
+from openagg.engine.queue import finish
 from openagg.engine.worker import Worker
 from openagg.runtime import Runtime, build_runtime
 from openagg.services.admin import seed_institutions
@@ -148,19 +148,6 @@ class Pass:
         return self.jobs / self.wall_s
 
 
-async def _enqueue(rt: Runtime, client_id: int, member_ids: list[int]) -> None:
-    async with rt.db.write() as s:
-        for mid in member_ids:
-            enqueue(
-                s,
-                client_id=client_id,
-                member_id=mid,
-                kind=JobKind.AGGREGATE,
-                trigger=Trigger.FOREGROUND,
-                now=rt.now(),
-            )
-
-
 async def _drain(worker: Worker) -> None:
     """What tests and ``Worker.run`` do: claim free slots, start, repeat until idle."""
     while True:
@@ -221,14 +208,14 @@ async def measure(rt: Runtime, n: int, concurrency: int, profile: bool) -> tuple
             finish(job, state="succeeded", now=rt.now())
 
     idle.runner.run = noop  # type: ignore[method-assign]
-    await _enqueue(rt, client.id, members)
+    await enqueue_aggregations(rt, client.id, members)
     passes = [await _timed("baseline: claim + finish no-op jobs", rt, idle, n)]
 
     worker = Worker(rt, concurrency)
-    await _enqueue(rt, client.id, members)
+    await enqueue_aggregations(rt, client.id, members)
     passes.append(await _timed("first aggregation (accounts created)", rt, worker, n))
     connector.round = 1
-    await _enqueue(rt, client.id, members)
+    await enqueue_aggregations(rt, client.id, members)
     profiler = cProfile.Profile() if profile else None
     passes.append(await _timed("repeat aggregation (30 new txns)", rt, worker, n, profiler))
 
