@@ -1,4 +1,4 @@
-"""engine scale-out and ingest speed
+"""engine scale-out: caps, wake-ups
 
 Revision ID: 0004
 Revises: 0003
