@@ -25,10 +25,28 @@ from openagg.runtime import Runtime, build_runtime
 from openagg.services.admin import seed_institutions
 from openagg.services.clients import create_client
 from openagg.settings import Settings
+from tests.databases import (
+    ON_POSTGRES,
+    database_url_for,
+    drop_created_databases,
+    postgres_available,
+)
 from tests.support import wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if ON_POSTGRES and not postgres_available():
+        # The whole run needs the server: stop here, failing only where it must exist.
+        required = os.environ.get("OPENAGG_REQUIRE_ALL") == "1"
+        pytest.exit("OPENAGG_TEST_BACKEND=postgresql but no PostgreSQL answers", int(required))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if ON_POSTGRES:
+        drop_created_databases()
 
 
 class Clock:
@@ -46,7 +64,7 @@ class Clock:
 
 def settings_for(tmp_path: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "database_url": f"sqlite+aiosqlite:///{tmp_path}/openagg.db",
+        "database_url": database_url_for(tmp_path),
         "data_dir": tmp_path / "data",
         "delayed_after_seconds": 3600,
         "background_jitter_seconds": 0,
@@ -154,7 +172,7 @@ class LiveServer:
 def start_live_server(tmp: Path, **env_overrides: str) -> LiveServer:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAGG_")}
     env.update(
-        OPENAGG_DATABASE_URL=f"sqlite+aiosqlite:///{tmp}/openagg.db",
+        OPENAGG_DATABASE_URL=database_url_for(tmp),
         OPENAGG_DATA_DIR=str(tmp / "data"),
         OPENAGG_POLL_INTERVAL_SECONDS="0.1",
         OPENAGG_SCHEDULER_INTERVAL_SECONDS="1",

@@ -3,7 +3,6 @@ left being aggregated, no duplicate transaction."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,9 +11,14 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer, start_live_server
+from tests.databases import scalar
 from tests.support import credentials_for
 
 MEMBERS = 30
+DUPLICATE_TRANSACTIONS = (
+    "SELECT count(*) FROM (SELECT 1 FROM transactions GROUP BY account_id, external_id "
+    "HAVING count(*) > 1) AS d"
+)
 
 
 @pytest.fixture
@@ -57,9 +61,8 @@ def test_kill_during_aggregation_and_restart(slow_server: LiveServer) -> None:
         }
         assert http.post(f"/users/{user}/members", json=body).status_code == 202
     time.sleep(1.0)
-    db = Path(slow_server.env["OPENAGG_DATABASE_URL"].split("///", 1)[1])
-    with sqlite3.connect(db) as con:
-        running = con.execute("SELECT count(*) FROM jobs WHERE state='running'").fetchone()[0]
+    db = slow_server.env["OPENAGG_DATABASE_URL"]
+    running = scalar(db, "SELECT count(*) FROM jobs WHERE state='running'")
     assert running > 0, "the kill must land while jobs run"
 
     slow_server.kill()
@@ -68,16 +71,9 @@ def test_kill_during_aggregation_and_restart(slow_server: LiveServer) -> None:
     members = wait_idle(http, user)
     assert len(members) == MEMBERS
     assert {m["connection_status"] for m in members} == {"CONNECTED"}
-    with sqlite3.connect(db) as con:
-        active = con.execute("SELECT count(*) FROM jobs WHERE active_member_id IS NOT NULL")
-        assert active.fetchone()[0] == 0
-        done = con.execute("SELECT count(*) FROM jobs WHERE state='succeeded'").fetchone()[0]
-        assert done == MEMBERS
-        dupes = con.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM transactions GROUP BY account_id, external_id "
-            "HAVING count(*) > 1)"
-        ).fetchone()[0]
-        assert dupes == 0
+    assert scalar(db, "SELECT count(*) FROM jobs WHERE active_member_id IS NOT NULL") == 0
+    assert scalar(db, "SELECT count(*) FROM jobs WHERE state='succeeded'") == MEMBERS
+    assert scalar(db, DUPLICATE_TRANSACTIONS) == 0
     total = http.get(f"/users/{user}/transactions").json()["pagination"]["total_entries"]
     # Aggregating everyone again finds nothing new: nothing was half-ingested.
     for m in members:

@@ -1,9 +1,9 @@
-"""Secrets at rest: nothing readable in the database file, nothing in responses or logs."""
+"""Secrets at rest: nothing readable in the stored database (file or dump),
+nothing in responses or logs."""
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -11,6 +11,7 @@ from sqlalchemy import select
 from openagg.db.models import Member
 from openagg.services import vault
 from tests.conftest import Platform
+from tests.databases import stored_bytes
 from tests.integration.api_helpers import create_member, new_user, status
 
 PASSWORD = "Hunter2-pa55word-7Q"
@@ -18,13 +19,7 @@ WRONG_ANSWER = "my-first-pet-was-ZORBLAX"
 
 
 def database_bytes(p: Platform) -> bytes:
-    path = Path(p.rt.db.url.split("///", 1)[1])
-    data = b""
-    for suffix in ("", "-wal"):
-        f = Path(str(path) + suffix)
-        if f.exists():
-            data += f.read_bytes()
-    return data
+    return stored_bytes(p.rt.db.url)
 
 
 async def test_no_secret_in_the_database_file_responses_or_logs(

@@ -1,0 +1,124 @@
+"""The database the suite runs on.
+
+SQLite files by default. With ``OPENAGG_TEST_BACKEND=postgresql`` every test gets
+a fresh PostgreSQL database cloned from one migrated template (``CREATE DATABASE
+... TEMPLATE`` takes milliseconds, migrating takes a second). The server is
+``OPENAGG_TEST_PG`` (default: the local one, trust auth).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from openagg.db.migrate import upgrade
+
+BACKEND = os.environ.get("OPENAGG_TEST_BACKEND", "sqlite")
+ON_POSTGRES = BACKEND == "postgresql"
+PG_SERVER = os.environ.get("OPENAGG_TEST_PG", "postgres@127.0.0.1:5432")
+
+_prefix = f"openagg_t{os.getpid()}"
+_counter = itertools.count()
+_created: list[str] = []
+_template_lock = threading.Lock()
+_template: str | None = None
+
+
+def pg_url(database: str, driver: str = "postgresql+asyncpg") -> str:
+    return f"{driver}://{PG_SERVER}/{database}"
+
+
+def psql(sql: str, database: str = "postgres") -> str:
+    if shutil.which("psql") is None:
+        raise RuntimeError("psql not found (Debian package postgresql-client)")
+    out = subprocess.run(
+        ["psql", pg_url(database, "postgresql"), "-v", "ON_ERROR_STOP=1", "-qAtc", sql],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout
+
+
+def postgres_available() -> bool:
+    try:
+        psql("select 1")
+    except (RuntimeError, subprocess.CalledProcessError):
+        return False
+    return True
+
+
+def _migrate(url: str) -> None:
+    # upgrade() runs its own event loop; a thread keeps it away from the test's loop.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(upgrade, url).result()
+
+
+def _template_database() -> str:
+    global _template
+    with _template_lock:
+        if _template is None:
+            name = f"{_prefix}_template"
+            psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            psql(f"CREATE DATABASE {name}")
+            _created.append(name)
+            _migrate(pg_url(name))
+            _template = name
+        return _template
+
+
+def new_postgres_database(migrated: bool = True) -> str:
+    """A fresh database (migrated unless asked not to); dropped at the end of the run."""
+    name = f"{_prefix}_{next(_counter)}"
+    template = f" TEMPLATE {_template_database()}" if migrated else ""
+    psql(f"CREATE DATABASE {name}{template}")
+    _created.append(name)
+    return pg_url(name)
+
+
+def database_url_for(tmp_path: Path) -> str:
+    """The URL a test's platform uses: a file under ``tmp_path`` or a new PG database."""
+    if ON_POSTGRES:
+        return new_postgres_database()
+    return f"sqlite+aiosqlite:///{tmp_path}/openagg.db"
+
+
+def drop_created_databases() -> None:
+    for name in reversed(_created):
+        # Best effort: a leftover test database harms nothing.
+        with contextlib.suppress(subprocess.CalledProcessError):
+            psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    _created.clear()
+
+
+def scalar(database_url: str, sql: str) -> int:
+    """One integer read over a plain connection of its own, on either backend."""
+    if database_url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(database_url.split("///", 1)[1]) as con:
+            return int(con.execute(sql).fetchone()[0])
+    return int(psql(sql, database_url.rsplit("/", 1)[1]).strip())
+
+
+def stored_bytes(database_url: str) -> bytes:
+    """Everything the database holds: the SQLite file and its WAL, or a full pg_dump."""
+    if database_url.startswith("sqlite"):
+        path = database_url.split("///", 1)[1]
+        return b"".join(
+            Path(path + suffix).read_bytes()
+            for suffix in ("", "-wal")
+            if Path(path + suffix).exists()
+        )
+    dump = subprocess.run(
+        ["pg_dump", pg_url(database_url.rsplit("/", 1)[1], "postgresql")],
+        check=True,
+        capture_output=True,
+    )
+    return dump.stdout
