@@ -169,7 +169,8 @@ class LiveServer:
             self.kill()
 
 
-def start_live_server(tmp: Path, **env_overrides: str) -> LiveServer:
+def openagg_env(tmp: Path, **overrides: str) -> dict[str, str]:
+    """The environment of an `openagg` process for a test: its own database and data dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAGG_")}
     env.update(
         OPENAGG_DATABASE_URL=database_url_for(tmp),
@@ -177,15 +178,26 @@ def start_live_server(tmp: Path, **env_overrides: str) -> LiveServer:
         OPENAGG_POLL_INTERVAL_SECONDS="0.1",
         OPENAGG_SCHEDULER_INTERVAL_SECONDS="1",
     )
-    env.update(env_overrides)
+    env.update(overrides)
+    return env
+
+
+def create_client_with_cli(env: dict[str, str], name: str = "Live test") -> dict[str, str]:
+    """``openagg clients create --json`` (which also migrates): {client_id, api_key}."""
     out = subprocess.run(
-        [str(VENV_BIN / "openagg"), "clients", "create", "--name", "Live test", "--json"],
+        [str(VENV_BIN / "openagg"), "clients", "create", "--name", name, "--json"],
         env=env,
         check=True,
         capture_output=True,
         text=True,
     )
-    creds = json.loads(out.stdout)
+    creds: dict[str, str] = json.loads(out.stdout)
+    return creds
+
+
+def start_live_server(tmp: Path, **env_overrides: str) -> LiveServer:
+    env = openagg_env(tmp, **env_overrides)
+    creds = create_client_with_cli(env)
     server = LiveServer(
         url=f"http://127.0.0.1:{free_port()}",
         client_id=creds["client_id"],

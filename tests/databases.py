@@ -34,15 +34,24 @@ def pg_url(database: str, driver: str = "postgresql+asyncpg") -> str:
     return f"{driver}://{PG_SERVER}/{database}"
 
 
+def libpq_url(database: str) -> str:
+    """A database name on the test server, or any SQLAlchemy URL, as psql wants it."""
+    if "://" in database:
+        return database.replace("postgresql+asyncpg://", "postgresql://", 1)
+    return pg_url(database, "postgresql")
+
+
 def psql(sql: str, database: str = "postgres") -> str:
+    """Run SQL with psql; ``database`` is a name on the test server or a full URL."""
     if shutil.which("psql") is None:
         raise RuntimeError("psql not found (Debian package postgresql-client)")
     out = subprocess.run(
-        ["psql", pg_url(database, "postgresql"), "-v", "ON_ERROR_STOP=1", "-qAtc", sql],
-        check=True,
+        ["psql", libpq_url(database), "-v", "ON_ERROR_STOP=1", "-qAtc", sql],
         capture_output=True,
         text=True,
     )
+    if out.returncode:
+        raise subprocess.CalledProcessError(out.returncode, f"psql: {sql}", out.stdout, out.stderr)
     return out.stdout
 
 
@@ -104,7 +113,7 @@ def scalar(database_url: str, sql: str) -> int:
 
         with sqlite3.connect(database_url.split("///", 1)[1]) as con:
             return int(con.execute(sql).fetchone()[0])
-    return int(psql(sql, database_url.rsplit("/", 1)[1]).strip())
+    return int(psql(sql, database_url).strip())
 
 
 def stored_bytes(database_url: str) -> bytes:
@@ -117,7 +126,7 @@ def stored_bytes(database_url: str) -> bytes:
             if Path(path + suffix).exists()
         )
     dump = subprocess.run(
-        ["pg_dump", pg_url(database_url.rsplit("/", 1)[1], "postgresql")],
+        ["pg_dump", libpq_url(database_url)],
         check=True,
         capture_output=True,
     )

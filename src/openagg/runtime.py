@@ -51,7 +51,7 @@ def build_runtime(settings: Settings) -> Runtime:
     data_dir = settings.ensure_data_dir()
     return Runtime(
         settings=settings,
-        db=Database(settings.database_url),
+        db=Database(settings.database_url, pool_size=settings.database_pool_size),
         keys=load_keyring(settings.encryption_keys, data_dir),
         connectors=build_connectors(settings),
     )

@@ -14,7 +14,7 @@ from openagg.domain.ids import new_guid
 from openagg.domain.statuses import NOT_AGGREGATABLE, Status
 from openagg.engine.queue import finish
 from openagg.runtime import Runtime
-from openagg.services import vault
+from openagg.services import vault, webhooks
 from openagg.services.errors import BadRequest, NotFound
 from openagg.services.lookup import institution_by_code, user_by_guid
 from openagg.services.member_state import current_status, schedule_background, set_status
@@ -62,6 +62,7 @@ async def set_member_status(rt: Runtime, member_guid: str, status: Status) -> Me
         reason = f"member {status.value.lower()} by an operator"
         await _cancel_active_job(s, member, reason, rt.now())
         set_status(member, status, rt.now())
+        await webhooks.member_event(s, rt, member, "updated")
     return member
 
 
@@ -73,6 +74,7 @@ async def enable_member(rt: Runtime, member_guid: str) -> Member:
         back = Status.CONNECTED if member.successfully_aggregated_at else Status.CREATED
         set_status(member, back, rt.now())
         schedule_background(rt, member, rt.now())
+        await webhooks.member_event(s, rt, member, "updated")
     return member
 
 
@@ -86,7 +88,8 @@ async def retire_institution(rt: Runtime, code: str) -> int:
         members = list(await s.scalars(select(Member).where(Member.institution_id == inst.id)))
         for member in members:
             await _cancel_active_job(s, member, "institution retired", rt.now())
-            set_status(member, Status.DISCONTINUED, rt.now())
+            if set_status(member, Status.DISCONTINUED, rt.now()):
+                await webhooks.member_event(s, rt, member, "updated")
     return len(members)
 
 
@@ -106,6 +109,7 @@ async def move_institution(rt: Runtime, code: str, data_source: str) -> int:
                 member.data_source = data_source
                 await _cancel_active_job(s, member, "institution moved", rt.now())
                 set_status(member, Status.RECONNECTED, rt.now())
+                await webhooks.member_event(s, rt, member, "updated")
                 moved += 1
     return moved
 
@@ -135,4 +139,6 @@ async def import_member(
         set_status(member, Status.IMPORTED, now)
         schedule_background(rt, member, now)
         s.add(member)
+        await s.flush()
+        await webhooks.member_event(s, rt, member, "created")
     return member

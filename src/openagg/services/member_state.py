@@ -17,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openagg.db.models import Attempt, Job, Member
 from openagg.domain.causes import TRANSIENT, Cause
 from openagg.domain.policy import FailureHistory, next_background_at, status_after
-from openagg.domain.statuses import Status
+from openagg.domain.statuses import END_USER_ACTIONABLE, Status
+from openagg import metrics
 from openagg.runtime import Runtime
+from openagg.services import webhooks
 
 _TRANSIENT_VALUES = [c.value for c in TRANSIENT]
 
@@ -28,7 +30,16 @@ def current_status(member: Member) -> Status | None:
 
 
 def set_status(member: Member, status: Status | None, now: dt.datetime) -> bool:
-    """Assign ``status``; returns whether it changed."""
+    """Assign ``status``; returns whether it changed.
+
+    The end-user-actionable statuses come only from an attempt's outcome
+    (``apply_outcome``), which also sends the CONNECTION_STATUS webhook."""
+    if status in END_USER_ACTIONABLE:
+        raise ValueError(f"{status} is set by apply_outcome, which sends its webhook")
+    return _assign(member, status, now)
+
+
+def _assign(member: Member, status: Status | None, now: dt.datetime) -> bool:
     value = status.value if status else None
     if member.connection_status == value:
         return False
@@ -148,6 +159,17 @@ async def apply_outcome(
             transactions_updated=outcome.transactions_updated,
         )
     )
-    set_status(member, status, now)
+    metrics.observe_job(job.kind, cause.value, (now - started_at).total_seconds())
+    changed = _assign(member, status, now)
     member.updated_at = now
+    await webhooks.attempt_finished(
+        session,
+        rt,
+        member,
+        job,
+        succeeded=cause == Cause.OK,
+        status_changed=changed,
+        transactions_created=outcome.transactions_created,
+        transactions_updated=outcome.transactions_updated,
+    )
     return status

@@ -19,7 +19,7 @@ from openagg.domain.policy import Decision, JobKind, JobRequestView, Trigger, de
 from openagg.domain.statuses import NOT_AGGREGATABLE, Status
 from openagg.engine.queue import active_job, enqueue, finish, requeue
 from openagg.runtime import Runtime
-from openagg.services import vault
+from openagg.services import vault, webhooks
 from openagg.services.errors import BadRequest, Conflict, NotFound, Unprocessable
 from openagg.services.inputs import CredentialValue, MemberCreateBody, MemberUpdateFields
 from openagg.services.lookup import institution_by_code, member_by_guid, user_by_guid
@@ -158,6 +158,8 @@ async def create_member(
             await s.flush()
             if not f.skip_aggregation:
                 job = _start(rt, s, member, JobKind.AGGREGATE, Trigger.AUTOMATIC)
+        await s.flush()
+        await webhooks.member_event(s, rt, member, "created")
     if job:
         rt.job_enqueued.set()
     return MemberResult(member, user, inst, job, started=job is not None)
@@ -214,6 +216,7 @@ async def update_member(
                     job = _start(rt, s, member, JobKind.AGGREGATE, Trigger.AUTOMATIC)
                     started = True
         member.updated_at = now
+        await webhooks.member_event(s, rt, member, "updated")
     if started:
         rt.job_enqueued.set()
     return MemberResult(member, user, inst, job, started)
@@ -223,6 +226,7 @@ async def delete_member(rt: Runtime, client: Client, user_guid: str, member_guid
     async with rt.db.write() as s:
         user = await user_by_guid(s, client, user_guid)
         member = await member_by_guid(s, user, member_guid)
+        await webhooks.member_event(s, rt, member, "deleted")
         await s.execute(delete(Member).where(Member.id == member.id))
 
 

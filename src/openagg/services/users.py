@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openagg.db.models import Client, User
+from openagg.db.models import Client, Member, User
 from openagg.domain.ids import new_guid
 from openagg.runtime import Runtime
+from openagg.services import webhooks
 from openagg.services.errors import Conflict
 from openagg.services.inputs import UserFields
 from openagg.services.lookup import user_by_guid
@@ -62,6 +63,9 @@ async def update_user(rt: Runtime, client: Client, guid: str, fields: UserFields
 async def delete_user(rt: Runtime, client: Client, guid: str) -> None:
     async with rt.db.write() as s:
         user = await user_by_guid(s, client, guid)
+        # The cascade removes the members: tell the app about each, as a member delete does.
+        for member in await s.scalars(select(Member).where(Member.user_id == user.id)):
+            await webhooks.member_event(s, rt, member, "deleted")
         await s.execute(delete(User).where(User.id == user.id))
 
 

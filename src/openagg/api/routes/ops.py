@@ -1,4 +1,4 @@
-"""Health check and the sandbox's stand-in for an institution's OAuth page."""
+"""Health check, metrics, and the sandbox's stand-in for an institution's OAuth page."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import text
 
+from openagg import metrics
 from openagg.api.http import runtime
 from openagg.services.members import complete_oauth
 
@@ -19,6 +20,14 @@ async def healthz(request: Request) -> Response:
     async with runtime(request).db.read() as s:
         await s.execute(text("SELECT 1"))
     return JSONResponse({"status": "ok"})
+
+
+@router.get("/metrics")
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus text format: this process's figures and the database's (no client data)."""
+    rt = runtime(request)
+    snapshot = await metrics.read_snapshot(rt.db, rt.now())
+    return Response(metrics.render(snapshot), media_type=metrics.CONTENT_TYPE)
 
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">

@@ -12,6 +12,7 @@ from openagg.db.models import Base
 
 config = context.config
 target_metadata = Base.metadata
+MIGRATION_LOCK = 0x6F70656E616767  # "openagg"
 
 
 def _run(connection: Any) -> None:
@@ -21,6 +22,10 @@ def _run(connection: Any) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Processes starting together on a new database migrate one at a time; the
+            # others then find the schema current. Released at commit.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         context.run_migrations()
 
 
