@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import aggregation_throughput, engine_cpu, transactions_list
+from bench import aggregation_throughput, engine_cpu, job_queue, transactions_list
 from bench._common import header, ratio, show
 
 
@@ -51,6 +51,16 @@ def main(argv: list[str] | None = None) -> None:
             f"GET /users/{{guid}}/transactions ({size[0]:,} rows)",
             f"{real.rps:.0f} req/s vs bare {bare.rps:.0f} req/s = "
             f"{ratio(real.rps, bare.rps):.2f} (target >= 0.5)",
+        )
+    )
+
+    jobs = 5_000 if a.quick else 20_000
+    one, two = job_queue.run(jobs=jobs)
+    summary.append(
+        (
+            f"job queue on PostgreSQL ({jobs:,} no-op jobs)",
+            f"{one.rate:,.0f} jobs/s (target >= 2,000); 2 processes {two.rate:,.0f} jobs/s "
+            f"= {ratio(two.rate, one.rate):.2f}x (target >= 1.7)",
         )
     )
 

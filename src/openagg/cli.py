@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from openagg import logs
 from openagg.runtime import Runtime, build_runtime
 from openagg.settings import Settings
 
@@ -22,6 +22,10 @@ institutions_app = typer.Typer(help="Operator actions on institutions.", no_args
 app.add_typer(clients_app, name="clients")
 app.add_typer(members_app, name="members")
 app.add_typer(institutions_app, name="institutions")
+webhooks_app = typer.Typer(
+    help="A client's webhook endpoints and deliveries.", no_args_is_help=True
+)
+app.add_typer(webhooks_app, name="webhooks")
 
 T = TypeVar("T")
 DbOption = typer.Option(None, "--database-url", help="Overrides OPENAGG_DATABASE_URL.")
@@ -79,8 +83,9 @@ def serve(
     from openagg.api.app import create_app
     from openagg.services.admin import seed_institutions
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = _settings(database_url)
+    # --demo also serves the widget demo host page (/demo).
+    settings = _settings(database_url, widget_demo=True if demo else None)
+    logs.configure(settings.log_format)
     _prepare(settings)
 
     async def main() -> None:
@@ -119,6 +124,8 @@ Demo client (kept in {path}):
   client_id: {creds["client_id"]}
   api_key:   {creds["api_key"]}
 
+Connect widget demo (open in a browser): {base}/demo
+
 Try it:
   curl -s -u {creds["client_id"]}:{creds["api_key"]} {base}/institutions/mxbank
 
@@ -135,14 +142,26 @@ With MX's Python SDK (pip install mx-platform-python):
 def worker(
     database_url: str | None = DbOption,
     concurrency: int | None = typer.Option(None, help="Jobs run at once by this process."),
+    metrics_port: int | None = typer.Option(
+        None, help="Serve this process's Prometheus metrics on this port (/metrics)."
+    ),
+    metrics_host: str = typer.Option("127.0.0.1", help="Address for --metrics-port."),
 ) -> None:
     """Run a worker (and the scheduler) without the API."""
+    from openagg.engine.deliverer import run_deliverer
     from openagg.engine.scheduler import run_scheduler
+    from openagg.engine.wakeup import listen_for_jobs
     from openagg.engine.worker import Worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = _settings(database_url)
+    logs.configure(settings.log_format)
     _prepare(settings)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from openagg.metrics import PROCESS
+
+        start_http_server(metrics_port, metrics_host, registry=PROCESS)
 
     async def main(rt: Runtime) -> None:
         stop = asyncio.Event()
@@ -150,7 +169,12 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await asyncio.gather(Worker(rt, concurrency).run(stop), run_scheduler(rt, stop))
+        await asyncio.gather(
+            Worker(rt, concurrency).run(stop),
+            run_scheduler(rt, stop),
+            run_deliverer(rt, stop),
+            listen_for_jobs(rt, stop),  # PostgreSQL: wake at once on new jobs
+        )
 
     _with_runtime(settings, main)
 
@@ -288,6 +312,202 @@ def institutions_move(
     from openagg.services.admin import move_institution
 
     _member_action(_settings(database_url), lambda rt: move_institution(rt, code, data_source))
+
+
+# --- queue: fair use of institutions, what a member waits on ------------------------
+
+
+@institutions_app.command("caps")
+def institutions_caps(
+    code: str,
+    max_concurrent: int | None = typer.Option(
+        None, min=0, help="Sessions open at the institution at once (0: no cap)."
+    ),
+    max_per_day: int | None = typer.Option(
+        None, min=0, help="Aggregations started per UTC day (0: no cap)."
+    ),
+    use_defaults: bool = typer.Option(
+        False, "--default", help="Follow OPENAGG_INSTITUTION_MAX_* again (before the above)."
+    ),
+    database_url: str | None = DbOption,
+) -> None:
+    """Show or set an institution's caps, honoured across all workers."""
+    from openagg.engine.queue import default_caps, institution_caps
+
+    settings = _settings(database_url)
+    _prepare(settings)
+    view = _with_runtime(
+        settings,
+        lambda rt: institution_caps(
+            rt.db,
+            code,
+            now=rt.now(),
+            defaults=default_caps(rt.settings),
+            max_concurrent=max_concurrent,
+            max_per_day=max_per_day,
+            use_defaults=use_defaults,
+        ),
+    )
+    if view is None:
+        _fail(f"no institution {code}")
+        return
+
+    def show(own: int | None, effective: int) -> str:
+        value = str(effective) if effective else "no cap"
+        return f"{value} ({'default' if own is None else 'own'})"
+
+    typer.echo(
+        f"{view.code}: max_concurrent={show(view.own[0], view.effective.max_concurrent)} "
+        f"max_per_day={show(view.own[1], view.effective.max_per_day)} "
+        f"running={view.running} started_today={view.started_today}"
+    )
+
+
+@members_app.command("show")
+def members_show(member_guid: str, database_url: str | None = DbOption) -> None:
+    """A member's status, its active job (deferred? until when, why) and last attempts."""
+    from openagg.engine.queue import member_queue_view
+
+    settings = _settings(database_url)
+    view = _with_runtime(settings, lambda rt: member_queue_view(rt.db, member_guid))
+    if view is None:
+        _fail(f"no member {member_guid}")
+        return
+    m, job = view.member, view.job
+    typer.echo(
+        f"{m.guid} {m.connection_status} institution={view.institution_code}\n"
+        f"  aggregated_at={m.aggregated_at} successfully_aggregated_at="
+        f"{m.successfully_aggregated_at} next_background_at={m.next_background_at}"
+    )
+    if job is None:
+        typer.echo("  no active job")
+    else:
+        typer.echo(
+            f"  job {job.guid} {job.kind} {job.trigger} {job.state} run_after={job.run_after} "
+            f"claims={job.attempts}"
+        )
+        if job.deferred_until is not None:
+            typer.echo(f"  deferred until {job.deferred_until}: {job.deferred_reason}")
+    for a in view.attempts:
+        typer.echo(
+            f"  attempt {a.finished_at} {a.trigger} {a.kind} {a.cause} -> {a.status_after}"
+        )
+
+
+# --- webhooks --------------------------------------------------------------------
+
+
+def _webhook_action(settings: Settings, client_id: str, action: Callable[..., Awaitable[T]]) -> T:
+    """Run ``action(rt, client)`` for the client with this client_id."""
+    from sqlalchemy import select
+
+    from openagg.db.models import Client
+    from openagg.services.errors import NotFound, ServiceError
+
+    async def main(rt: Runtime) -> T:
+        async with rt.db.read() as s:
+            client = await s.scalar(select(Client).where(Client.client_id == client_id))
+        if client is None:
+            raise NotFound(f"No client {client_id}.")
+        return await action(rt, client)
+
+    _prepare(settings)
+    try:
+        return _with_runtime(settings, main)
+    except ServiceError as exc:
+        _fail(exc.message)
+        raise  # unreachable: _fail exits
+
+
+@webhooks_app.command("add")
+def webhooks_add(
+    client_id: str = typer.Option(..., help="The client that owns the endpoint."),
+    url: str = typer.Option(..., help="Where to POST the webhooks."),
+    secret: str | None = typer.Option(None, help="whsec_<base64>; generated when omitted."),
+    event_type: list[str] | None = typer.Option(
+        None, "--event-type", help="Only these types (repeat the option); all when omitted."
+    ),
+    database_url: str | None = DbOption,
+) -> None:
+    """Add an endpoint; its secret is shown once."""
+    from pydantic import ValidationError
+
+    from openagg.services.webhooks import WebhookEndpointFields, create_endpoint
+
+    try:
+        fields = WebhookEndpointFields.model_validate(
+            {"url": url, "secret": secret, "event_types": event_type or None}
+        )
+    except ValidationError as exc:
+        _fail(f"invalid option: {exc.errors()[0]['msg']}")
+        return
+    new = _webhook_action(
+        _settings(database_url), client_id, lambda rt, c: create_endpoint(rt, c, fields)
+    )
+    typer.echo(f"guid:   {new.endpoint.guid}\nurl:    {new.endpoint.url}")
+    typer.echo(f"secret: {new.secret}\n(the secret is not shown again)")
+
+
+@webhooks_app.command("list")
+def webhooks_list(client_id: str = typer.Option(...), database_url: str | None = DbOption) -> None:
+    """List a client's endpoints (never their secrets)."""
+    from openagg.services.webhooks import list_endpoints
+
+    rows, _ = _webhook_action(
+        _settings(database_url),
+        client_id,
+        lambda rt, c: list_endpoints(rt, c, page=1, per_page=1000),
+    )
+    for e in rows:
+        types = ",".join(e.event_types) if e.event_types else "all"
+        state = "enabled" if e.enabled else "disabled"
+        typer.echo(f"{e.guid}  {e.url}  {state}  events={types}")
+
+
+@webhooks_app.command("remove")
+def webhooks_remove(
+    guid: str, client_id: str = typer.Option(...), database_url: str | None = DbOption
+) -> None:
+    """Remove an endpoint and its deliveries."""
+    from openagg.services.webhooks import delete_endpoint
+
+    _webhook_action(_settings(database_url), client_id, lambda rt, c: delete_endpoint(rt, c, guid))
+    typer.echo(f"removed {guid}")
+
+
+@webhooks_app.command("deliveries")
+def webhooks_deliveries(
+    client_id: str = typer.Option(...),
+    status: str | None = typer.Option(None, help="PENDING, DELIVERED or FAILED."),
+    member_guid: str | None = typer.Option(None),
+    event_type: str | None = typer.Option(None),
+    limit: int = typer.Option(50, help="How many, newest first."),
+    database_url: str | None = DbOption,
+) -> None:
+    """Recent deliveries and their outcome."""
+    from openagg.services.webhooks import list_deliveries
+
+    views, total = _webhook_action(
+        _settings(database_url),
+        client_id,
+        lambda rt, c: list_deliveries(
+            rt,
+            c,
+            page=1,
+            per_page=limit,
+            status=status,
+            member_guid=member_guid,
+            event_type=event_type,
+        ),
+    )
+    for v in views:
+        d = v.delivery
+        last = d.last_error or (f"HTTP {d.last_status_code}" if d.last_status_code else "-")
+        typer.echo(
+            f"{d.guid}  {d.state.upper():9}  {v.event.event_type}/{v.event.action}  "
+            f"member={v.event.member_guid or '-'}  attempts={d.attempts}  last={last}"
+        )
+    typer.echo(f"({len(views)} of {total})")
 
 
 if __name__ == "__main__":

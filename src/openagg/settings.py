@@ -13,6 +13,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPENAGG_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./.openagg/openagg.db"
+    # Connections per process (PostgreSQL: up to twice this under load). Mind the
+    # server's max_connections times the number of processes.
+    database_pool_size: int = 10
+    # Log lines as "text" for people or "json" for a log pipeline.
+    log_format: Literal["text", "json"] = "text"
     data_dir: Path = Path("./.openagg")
     # "kid:base64key,kid2:base64key"; the first is used for new data. Empty: a dev
     # key generated into data_dir on first start.
@@ -39,12 +44,52 @@ class Settings(BaseSettings):
     scheduler_interval_seconds: float = 5.0
     max_job_attempts: int = 3
 
+    # Queue.
+    # Fair use of each institution, across all workers; 0 means no cap. Per-institution
+    # values (`openagg institutions caps CODE ...`) override these defaults.
+    institution_max_concurrent: int = 0  # sessions open at the institution at once
+    institution_max_per_day: int = 0  # aggregations started per UTC day
+    # PostgreSQL: LISTEN for new jobs so idle workers wake at once (engine/wakeup.py).
+    listen_for_jobs: bool = True
+
     # Sandbox.
     sandbox_latency_ms: int = 0
     sandbox_slow_seconds: float = 0  # 0: delayed_after_seconds + 2
 
+    # Widget.
+    widget_url_ttl_seconds: int = 600  # MX: a widget URL expires after 10 minutes if unused
+    widget_session_ttl_seconds: int = 3600  # how long an opened widget may act
+    widget_poll_interval_ms: int = 1000  # how often the widget reads a member's status
+    # "/demo": the demo host page. Off unless `openagg serve --demo` (or this is set).
+    widget_demo: bool = False
+
     # readTransaction: "real" ({"transaction": ...}) or "spec" ({"transactions": [...]}).
     read_transaction_shape: Literal["real", "spec"] = "real"
+
+    # Webhooks.
+    webhooks_enabled: bool = True  # whether this process runs a deliverer (serve, worker)
+    webhook_timeout_seconds: float = 10  # one POST, connect to last byte
+    webhook_concurrency: int = 20  # POSTs in flight per process
+    webhook_poll_interval_seconds: float = 1.0
+    webhook_retry_base_seconds: float = 30  # doubles each attempt, with jitter
+    webhook_retry_max_seconds: float = 3 * 3600
+    webhook_max_attempts: int = 13  # the first try and 12 retries, as at MX
+    webhook_max_age_seconds: int = 24 * 3600  # then the delivery is marked failed
+
+    # Support.
+    # A DIRECT ticket needs the end user present for the member within this window.
+    support_presence_window_seconds: int = 24 * 3600
+    # More escalations than this per window, for members without a recent end-user
+    # session, look like a batch job: 429 (0: no limit).
+    support_burst_max_tickets: int = 20
+    support_burst_window_seconds: int = 300
+    # The estimate: tickets resolved over this trailing window set the queue's pace;
+    # with fewer than the minimum resolutions in it, the assumed pace stands in.
+    support_rate_window_seconds: int = 7 * 24 * 3600
+    support_rate_min_resolutions: int = 5
+    support_assumed_resolutions_per_day: float = 20.0
+    # The long-tail view: institutions with at most this many distinct end users.
+    support_long_tail_max_users: int = 25
 
     def ensure_data_dir(self) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True)

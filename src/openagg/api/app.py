@@ -15,7 +15,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
 
 from openagg.api.http import error
-from openagg.api.routes import data, institutions, members, ops, users
+from openagg.api.request_ids import RequestIds
+from openagg.api.routes import data, institutions, members, ops, users, widget
+from openagg.api.routes import webhooks as webhook_routes
 from openagg.runtime import Runtime
 from openagg.services.errors import ServiceError
 
@@ -25,7 +27,9 @@ log = logging.getLogger("openagg.api")
 def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from openagg.engine.deliverer import run_deliverer
         from openagg.engine.scheduler import run_scheduler
+        from openagg.engine.wakeup import listen_for_jobs
         from openagg.engine.worker import Worker
 
         stop = asyncio.Event()
@@ -33,6 +37,9 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
         if run_worker:
             tasks.append(asyncio.create_task(Worker(rt, concurrency).run(stop)))
             tasks.append(asyncio.create_task(run_scheduler(rt, stop)))
+            # PostgreSQL: wake the worker at once when another process enqueues a job.
+            tasks.append(asyncio.create_task(listen_for_jobs(rt, stop)))
+            tasks.append(asyncio.create_task(run_deliverer(rt, stop)))
         try:
             yield
         finally:
@@ -45,7 +52,8 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
     )
     app.state.runtime = rt
     app.state.auth_cache = {}
-    for module in (users, institutions, members, data, ops):
+    app.add_middleware(RequestIds)
+    for module in (users, institutions, members, data, ops, widget, webhook_routes):
         app.include_router(module.router)
 
     @app.exception_handler(ServiceError)
@@ -72,6 +80,8 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
+    # asyncpg lets a refused connection through as the OS error itself.
+    @app.exception_handler(ConnectionError)
     async def database_error(_r: Request, exc: Exception) -> Response:
         log.warning("database unavailable: %s", type(exc).__name__)
         return error(503, "The database is unavailable; try again shortly.", {"Retry-After": "5"})

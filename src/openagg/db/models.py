@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -143,6 +144,8 @@ class Member(Base):
     callback_payload: Mapped[str | None] = mapped_column(String(1024))
     data_source: Mapped[str | None] = mapped_column(String(50))
     next_background_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Last time the end user acted on this member through the Connect widget.
+    end_user_present_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
@@ -151,7 +154,24 @@ class Job(Base):
     """The durable work queue. A job is enqueued in the transaction that asks for it."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_claim", "state", "priority", "run_after"),)
+    __table_args__ = (
+        Index("ix_jobs_claim", "state", "priority", "run_after"),
+        # The claim's order: due jobs are found without sorting the whole backlog.
+        Index(
+            "ix_jobs_queued",
+            "priority",
+            "id",
+            postgresql_where=text("state = 'queued'"),
+            sqlite_where=text("state = 'queued'"),
+        ),
+        # Counting an institution's running jobs (its concurrency cap) reads only these.
+        Index(
+            "ix_jobs_running_institution",
+            "institution_id",
+            postgresql_where=text("state = 'running'"),
+            sqlite_where=text("state = 'running'"),
+        ),
+    )
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     guid: Mapped[str] = mapped_column(String(48), unique=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
@@ -173,9 +193,30 @@ class Job(Base):
     answers_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     is_delayed: Mapped[bool] = mapped_column(Boolean, default=False)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Set when claimed (engine/queue.py), for the per-institution concurrency cap.
+    institution_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Last time an institution cap pushed run_after out, and why (kept after it runs).
+    deferred_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    deferred_reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class InstitutionLimit(Base):
+    """Fair use of one institution (engine/queue.py, engine/caps.py): its caps and the
+    per-day counter. Claimers lock this row, so the caps hold across all workers."""
+
+    __tablename__ = "institution_limits"
+    institution_id: Mapped[int] = mapped_column(
+        ForeignKey("institutions.id", ondelete="CASCADE"), primary_key=True
+    )
+    # None: the global default (OPENAGG_INSTITUTION_MAX_*); 0: no cap.
+    max_concurrent: Mapped[int | None] = mapped_column(Integer)
+    max_per_day: Mapped[int | None] = mapped_column(Integer)
+    # Aggregations started on usage_day (UTC), counted while a per-day cap applies.
+    usage_day: Mapped[dt.date | None] = mapped_column(Date)
+    started_on_day: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Attempt(Base):
@@ -305,3 +346,205 @@ class Holding(Base):
     market_value: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class WidgetSession(Base):
+    """A Connect widget URL and, once the URL is opened, the session it became.
+
+    Both tokens are secrets: only their SHA-256 hashes are stored."""
+
+    __tablename__ = "widget_sessions"
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(48), unique=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    widget_type: Mapped[str] = mapped_column(String(40))
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    url_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    url_expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Set when the URL is opened (single use); the session token exists from then on.
+    opened_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    session_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    session_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+# --- Webhooks (services/webhooks.py, engine/deliverer.py) ---------------------------
+
+
+class WebhookEndpoint(Base):
+    """A client's URL that receives signed webhooks; the secret is sealed at rest."""
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(48), unique=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    # None: every event type.
+    event_types: Mapped[list[str] | None] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class WebhookEvent(Base):
+    """The outbox: one row per event, written in the transaction of the change."""
+
+    __tablename__ = "webhook_events"
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    # Sent as the webhook-id header: the same on every retry and replay.
+    guid: Mapped[str] = mapped_column(String(48), unique=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    # No foreign key: a MEMBER deleted event outlives its member.
+    member_guid: Mapped[str | None] = mapped_column(String(48), index=True)
+    event_type: Mapped[str] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    callback_payload: Mapped[str | None] = mapped_column(String(1024))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint. ``pending`` until delivered or given up (failed)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_webhook_deliveries_order", "endpoint_id", "ordering_key", "state", "id"),
+    )
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(48), unique=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_events.id", ondelete="CASCADE"), index=True
+    )
+    endpoint_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    # Deliveries with the same key go out one at a time, oldest first (the member's guid).
+    ordering_key: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(12))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    deliverer_id: Mapped[str | None] = mapped_column(String(100))
+    # Retries give up after a maximum age counted from here (reset by a replay).
+    retry_window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookAttempt(Base):
+    """One POST of a delivery and what came back."""
+
+    __tablename__ = "webhook_attempts"
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+
+
+# --- Aggregation support (services/support.py, docs/support.md) ---------------------
+
+
+class Operator(Base):
+    """A person of the platform's own aggregation team (engineer console, CLI)."""
+
+    __tablename__ = "operators"
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(48), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    # scrypt for the password (people choose them); SHA-256 for the random API key.
+    password_hash: Mapped[str] = mapped_column(String(200))
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    is_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class SupportTicket(Base):
+    """A request for an aggregation engineer about one member.
+
+    Tickets outlive their user and member (SET NULL) without personal data, so the
+    platform's statistics keep counting them."""
+
+    __tablename__ = "support_tickets"
+    __table_args__ = (
+        # The engineers' queue: open tickets, oldest first.
+        Index("ix_support_tickets_queue", "status", "created_at", "id"),
+        Index("ix_support_tickets_client_created", "client_id", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(48), unique=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL"), index=True
+    )
+    # Equals member_id while the ticket is open, NULL once it ended: the database's
+    # guarantee of one open ticket per member (as jobs.active_member_id).
+    open_member_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"), index=True)
+    status: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[str] = mapped_column(String(10))
+    description: Mapped[str | None] = mapped_column(Text)
+    special_instructions: Mapped[str | None] = mapped_column(Text)
+    account_guids: Mapped[list[str] | None] = mapped_column(JSON)
+    # The member's state when first escalated (the incident it belongs to).
+    connection_status: Mapped[str | None] = mapped_column(String(20))
+    cause: Mapped[str | None] = mapped_column(String(40))
+    report_count: Mapped[int] = mapped_column(Integer, default=1)
+    queue_position: Mapped[int | None] = mapped_column(Integer)
+    estimated_resolution_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Engineer's prompts (questions only) while ADDITIONAL_LOGIN_INFO_REQUIRED, and the
+    # end user's answers, sealed, until an engineer reads them once or the ticket ends.
+    aai_prompts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    aai_answers_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    # Set when an engineer resolved it: the member's next aggregation closes or reopens it.
+    verifying_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    anonymized_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class SupportTicketEvent(Base):
+    """A ticket's history: every report (who asked, how, from where) and every change."""
+
+    __tablename__ = "support_ticket_events"
+    __table_args__ = (
+        Index("ix_support_ticket_events_ticket", "ticket_id", "id"),
+        # The trailing resolution rate and the burst policy read recent rows by action.
+        Index("ix_support_ticket_events_action_at", "action", "at"),
+        Index("ix_support_ticket_events_client_at", "client_id", "at"),
+    )
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("support_tickets.id", ondelete="CASCADE"))
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    action: Mapped[str] = mapped_column(String(40))
+    # END_USER, AGENT, OPERATOR or SYSTEM; id and name of that person when known.
+    actor_type: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[str | None] = mapped_column(String(255))
+    actor_name: Mapped[str | None] = mapped_column(String(255))
+    from_status: Mapped[str | None] = mapped_column(String(40))
+    to_status: Mapped[str | None] = mapped_column(String(40))
+    channel: Mapped[str | None] = mapped_column(String(10))
+    client_address: Mapped[str | None] = mapped_column(String(100))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    # Whether the end user had been present for the member (the burst policy counts
+    # reports without).
+    end_user_present: Mapped[bool | None] = mapped_column(Boolean)
+    note: Mapped[str | None] = mapped_column(Text)

@@ -10,15 +10,20 @@ member at a time.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openagg.db.engine import Database
-from openagg.db.models import Job, Member
+from openagg.db.models import Attempt, Institution, InstitutionLimit, Job, Member
 from openagg.domain.ids import new_guid
 from openagg.domain.policy import JobKind, Trigger
+from openagg.engine import caps
+from openagg.engine.caps import Candidate, Caps, effective_caps
+from openagg.settings import Settings, get_settings
 
 ACTIVE_STATES = ("queued", "running", "waiting")
 
@@ -50,63 +55,253 @@ def enqueue(
     options: dict[str, Any] | None = None,
 ) -> Job:
     """Add a job to the session (committed with the caller's transaction)."""
-    job = Job(
-        guid=new_guid("JOB"),
-        client_id=client_id,
-        member_id=member_id,
-        active_member_id=member_id,
-        kind=kind.value,
-        trigger=trigger.value,
-        state="queued",
-        priority=PRIORITY[trigger],
-        run_after=now,
-        attempts=0,
-        options=options or {},
-        created_at=now,
-    )
+    job = Job(**new_job_values(client_id, member_id, kind, trigger, now, options))
     session.add(job)
     return job
 
 
+def new_job_values(
+    client_id: int,
+    member_id: int,
+    kind: JobKind,
+    trigger: Trigger,
+    now: dt.datetime,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The columns of a newly queued job."""
+    return {
+        "guid": new_guid("JOB"),
+        "client_id": client_id,
+        "member_id": member_id,
+        "active_member_id": member_id,
+        "kind": kind.value,
+        "trigger": trigger.value,
+        "state": "queued",
+        "priority": PRIORITY[trigger],
+        "run_after": now,
+        "attempts": 0,
+        "options": options or {},
+        "is_delayed": False,
+        "created_at": now,
+    }
+
+
+async def enqueue_unless_active(
+    session: AsyncSession, db: Database, jobs: list[dict[str, Any]]
+) -> int:
+    """Insert jobs (``new_job_values``), skipping members that already have an active
+    job, even one committed by a concurrent transaction a moment ago; returns how
+    many were inserted. The unique ``active_member_id`` decides, without an error."""
+    if not jobs:
+        return 0
+    insert = sqlite.insert if db.sqlite else postgresql.insert
+    result = await session.execute(
+        insert(Job)
+        .values(jobs)
+        .on_conflict_do_nothing(index_elements=["active_member_id"])
+        .returning(Job.id)
+    )
+    return len(result.all())
+
+
+def default_caps(settings: Settings | None = None) -> Caps:
+    """The global per-institution caps (``OPENAGG_INSTITUTION_MAX_*``)."""
+    s = settings or get_settings()
+    return Caps(s.institution_max_concurrent, s.institution_max_per_day)
+
+
 async def claim(
-    db: Database, *, worker_id: str, limit: int, now: dt.datetime, lease: dt.timedelta
+    db: Database,
+    *,
+    worker_id: str,
+    limit: int,
+    now: dt.datetime,
+    lease: dt.timedelta,
+    defaults: Caps | None = None,
 ) -> list[int]:
-    """Take up to ``limit`` due jobs for this worker; returns their ids."""
+    """Take up to ``limit`` due jobs for this worker, within the institutions' caps;
+    returns their ids.
+
+    Jobs are taken by priority (foreground first), then age. On PostgreSQL the
+    candidates are locked with ``FOR UPDATE SKIP LOCKED``, so concurrent claimers
+    never wait on each other's jobs. Capped institutions are then locked by their
+    ``institution_limits`` row, in id order (no deadlock), and their running count is
+    read under that lock, so two claimers cannot both take an institution's last
+    slot. ``defaults`` are the global caps (from the process's settings when None).
+    """
     if limit <= 0:
         return []
+    defaults = default_caps() if defaults is None else defaults
+    async with db.write() as session:
+        limits = {
+            row.institution_id: effective_caps(row.max_concurrent, row.max_per_day, defaults)
+            for row in await session.scalars(select(InstitutionLimit))
+        }
+        if not defaults.any and not any(c.any for c in limits.values()):
+            return await _start(session, _due(db, limit, now), worker_id, now, lease)
+        return await _claim_within_caps(
+            session, db, limits, defaults, worker_id=worker_id, limit=limit, now=now, lease=lease
+        )
+
+
+def _due(db: Database, limit: int, now: dt.datetime) -> Select[Any]:
     due = (
         select(Job.id)
         .where(Job.state == "queued", Job.run_after <= now)
         .order_by(Job.priority, Job.id)
         .limit(limit)
     )
-    if not db.sqlite:
-        due = due.with_for_update(skip_locked=True)
-    async with db.write() as session:
-        result = await session.execute(
-            update(Job)
-            .where(Job.id.in_(due.scalar_subquery()))
-            .values(
-                state="running",
-                worker_id=worker_id,
-                lease_until=now + lease,
-                started_at=now,
-                attempts=Job.attempts + 1,
-            )
-            .returning(Job.id, Job.member_id, Job.answers_enc)
+    return due if db.sqlite else due.with_for_update(skip_locked=True)
+
+
+async def _start(
+    session: AsyncSession,
+    ids: Select[Any] | list[int],
+    worker_id: str,
+    now: dt.datetime,
+    lease: dt.timedelta,
+) -> list[int]:
+    """Move the given queued jobs to running for this worker."""
+    chosen = ids if isinstance(ids, list) else ids.scalar_subquery()
+    if isinstance(chosen, list) and not chosen:
+        return []
+    result = await session.execute(
+        update(Job)
+        .where(Job.id.in_(chosen))
+        .values(
+            state="running",
+            worker_id=worker_id,
+            lease_until=now + lease,
+            started_at=now,
+            attempts=Job.attempts + 1,
+            institution_id=select(Member.institution_id)
+            .where(Member.id == Job.member_id)
+            .scalar_subquery(),
+        )
+        .returning(Job.id, Job.member_id, Job.answers_enc)
+        .execution_options(synchronize_session=False)
+    )
+    rows = list(result)
+    # MX's aggregated_at is when the last job started; a resumed MFA job is not a new one.
+    starting = [m for _, m, answers in rows if answers is None and m is not None]
+    if starting:
+        await session.execute(
+            update(Member)
+            .where(Member.id.in_(starting))
+            .values(aggregated_at=now)
             .execution_options(synchronize_session=False)
         )
-        rows = list(result)
-        # MX's aggregated_at is when the last job started; a resumed MFA job is not a new one.
-        starting = [m for _, m, answers in rows if answers is None and m is not None]
-        if starting:
-            await session.execute(
-                update(Member)
-                .where(Member.id.in_(starting))
-                .values(aggregated_at=now)
-                .execution_options(synchronize_session=False)
-            )
-        return [row[0] for row in rows]
+    return [row[0] for row in rows]
+
+
+async def _claim_within_caps(
+    session: AsyncSession,
+    db: Database,
+    limits: dict[int, Caps],
+    defaults: Caps,
+    *,
+    worker_id: str,
+    limit: int,
+    now: dt.datetime,
+    lease: dt.timedelta,
+) -> list[int]:
+    def caps_of(institution_id: int) -> Caps:
+        return limits.get(institution_id, defaults)
+
+    # Skip institutions already at their concurrency cap, so their backlog does not
+    # hide other institutions' jobs (an unlocked read; the locked check follows).
+    concurrency_capped = None if defaults.max_concurrent else list(limits)
+    full = [
+        iid
+        for iid, running in await _running_counts(session, concurrency_capped)
+        if caps_of(iid).max_concurrent and running >= caps_of(iid).max_concurrent
+    ]
+    due = (
+        select(Job.id, Job.trigger, Job.answers_enc.is_not(None), Member.institution_id)
+        .outerjoin(Member, Member.id == Job.member_id)
+        .where(Job.state == "queued", Job.run_after <= now)
+        .order_by(Job.priority, Job.id)
+        .limit(limit)
+    )
+    if full:
+        due = due.where(Member.institution_id.not_in(full))
+    if not db.sqlite:
+        due = due.with_for_update(of=Job, skip_locked=True)
+    candidates = [
+        Candidate(job_id, iid, trigger != Trigger.BACKGROUND.value, bool(resuming))
+        for job_id, trigger, resuming, iid in await session.execute(due)
+    ]
+    capped = sorted(
+        {
+            c.institution_id
+            for c in candidates
+            if c.institution_id is not None and caps_of(c.institution_id).any
+        }
+    )
+    rows = await _lock_limits(session, db, capped)
+    today = now.astimezone(dt.UTC).date()
+    usage = {iid: caps.Usage() for iid in capped}
+    for iid, running in await _running_counts(session, capped):
+        usage[iid].running = running
+    for iid, row in rows.items():
+        usage[iid].started_today = row.started_on_day if row.usage_day == today else 0
+
+    plan = caps.allocate(candidates, {iid: caps_of(iid) for iid in capped}, usage, now)
+    for iid in plan.started:
+        rows[iid].started_on_day = usage[iid].started_today
+        rows[iid].usage_day = today
+    if plan.defer:
+        await session.execute(
+            update(Job),
+            [
+                {
+                    "id": job_id,
+                    "run_after": d.until,
+                    "deferred_until": d.until,
+                    "deferred_reason": d.reason,
+                }
+                for job_id, d in plan.defer.items()
+            ],
+        )
+    return await _start(session, plan.claim, worker_id, now, lease)
+
+
+async def _running_counts(
+    session: AsyncSession, institution_ids: list[int] | None
+) -> list[tuple[int, int]]:
+    """Running jobs per institution (all institutions when ``institution_ids`` is None)."""
+    q = (
+        select(Job.institution_id, func.count())
+        .where(Job.state == "running", Job.institution_id.is_not(None))
+        .group_by(Job.institution_id)
+    )
+    if institution_ids is not None:
+        if not institution_ids:
+            return []
+        q = q.where(Job.institution_id.in_(institution_ids))
+    return [(iid, n) for iid, n in await session.execute(q) if iid is not None]
+
+
+async def _lock_limits(
+    session: AsyncSession, db: Database, institution_ids: list[int]
+) -> dict[int, InstitutionLimit]:
+    """Lock the institutions' limit rows (created when missing), in id order."""
+    if not institution_ids:
+        return {}
+    insert = sqlite.insert if db.sqlite else postgresql.insert
+    await session.execute(
+        insert(InstitutionLimit)
+        .values([{"institution_id": iid, "started_on_day": 0} for iid in institution_ids])
+        .on_conflict_do_nothing(index_elements=["institution_id"])
+    )
+    rows = await session.scalars(
+        select(InstitutionLimit)
+        .where(InstitutionLimit.institution_id.in_(institution_ids))
+        .order_by(InstitutionLimit.institution_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {row.institution_id: row for row in rows}
 
 
 async def renew_leases(
@@ -146,3 +341,75 @@ def requeue(job: Job, *, now: dt.datetime) -> None:
     job.run_after = now
     job.lease_until = None
     job.worker_id = None
+
+
+# --- What operators see and set (openagg institutions caps, openagg members show) ------
+
+
+@dataclass
+class InstitutionCapsView:
+    code: str
+    own: tuple[int | None, int | None]  # (max_concurrent, max_per_day); None: default
+    effective: Caps
+    running: int
+    started_today: int
+
+
+async def institution_caps(
+    db: Database,
+    code: str,
+    *,
+    now: dt.datetime,
+    defaults: Caps,
+    max_concurrent: int | None = None,
+    max_per_day: int | None = None,
+    use_defaults: bool = False,
+) -> InstitutionCapsView | None:
+    """Read an institution's caps and usage, after changing what is given
+    (``use_defaults`` first clears both back to the global defaults)."""
+    async with db.write() as s:
+        inst = await s.scalar(select(Institution).where(Institution.code == code))
+        if inst is None:
+            return None
+        rows = await _lock_limits(s, db, [inst.id])
+        row = rows[inst.id]
+        if use_defaults:
+            row.max_concurrent = row.max_per_day = None
+        if max_concurrent is not None:
+            row.max_concurrent = max_concurrent
+        if max_per_day is not None:
+            row.max_per_day = max_per_day
+        running = dict(await _running_counts(s, [inst.id])).get(inst.id, 0)
+        today = now.astimezone(dt.UTC).date()
+        return InstitutionCapsView(
+            code=inst.code,
+            own=(row.max_concurrent, row.max_per_day),
+            effective=effective_caps(row.max_concurrent, row.max_per_day, defaults),
+            running=running,
+            started_today=row.started_on_day if row.usage_day == today else 0,
+        )
+
+
+@dataclass
+class MemberQueueView:
+    member: Member
+    institution_code: str
+    job: Job | None  # the active job
+    attempts: list[Attempt]  # newest first
+
+
+async def member_queue_view(db: Database, guid: str, attempts: int = 10) -> MemberQueueView | None:
+    async with db.read() as s:
+        member = await s.scalar(select(Member).where(Member.guid == guid))
+        if member is None:
+            return None
+        code = await s.scalar(
+            select(Institution.code).where(Institution.id == member.institution_id)
+        )
+        recent = await s.scalars(
+            select(Attempt)
+            .where(Attempt.member_id == member.id)
+            .order_by(Attempt.id.desc())
+            .limit(attempts)
+        )
+        return MemberQueueView(member, code or "?", await active_job(s, member.id), list(recent))

@@ -12,12 +12,12 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import and_, delete, func, select
 
 from openagg.db.models import Client, Institution, Job, Member, Transaction, User
 from openagg.domain.causes import Cause
 from openagg.domain.policy import JobKind, Trigger, background_eligible
-from openagg.engine.queue import enqueue, finish, requeue
+from openagg.engine.queue import enqueue_unless_active, finish, new_job_values, requeue
 from openagg.runtime import Runtime
 from openagg.services import vault
 from openagg.services.member_state import (
@@ -30,6 +30,8 @@ from openagg.services.member_state import (
 log = logging.getLogger("openagg.scheduler")
 
 BATCH = 1000
+# pg_try_advisory_xact_lock key: one scheduler at a time purges stale pending rows.
+PURGE_LOCK = 0x6F61_7075  # "oapu"
 
 
 @dataclass
@@ -40,11 +42,15 @@ class TickResult:
 
 
 async def tick(rt: Runtime) -> TickResult:
+    """One pass. Any number of schedulers may run at once (one per serve or worker
+    process): on PostgreSQL each step locks the rows it acts on with ``SKIP LOCKED``
+    and re-checks them under the lock, so two passes never act on the same row."""
     result = TickResult()
     result.leases_recovered = await recover_lost_jobs(rt)
     result.challenges_expired = await expire_challenges(rt)
     result.background_enqueued = await enqueue_background(rt)
     await purge_stale_pending(rt)
+    await wake_for_due_jobs(rt)
     return result
 
 
@@ -53,7 +59,11 @@ async def recover_lost_jobs(rt: Runtime) -> int:
     now = rt.now()
     async with rt.db.write() as s:
         lost = list(
-            await s.scalars(select(Job).where(Job.state == "running", Job.lease_until < now))
+            await s.scalars(
+                select(Job)
+                .where(Job.state == "running", Job.lease_until < now)
+                .with_for_update(skip_locked=True)
+            )
         )
         for job in lost:
             if job.attempts < rt.settings.max_job_attempts:
@@ -84,6 +94,7 @@ async def expire_challenges(rt: Runtime) -> int:
                 select(Job, Member)
                 .join(Member, Member.id == Job.member_id)
                 .where(Job.state == "waiting", Member.challenge_expires_at < now)
+                .with_for_update(skip_locked=True)
             )
         )
         for job, member in rows:
@@ -104,7 +115,6 @@ async def expire_challenges(rt: Runtime) -> int:
 async def enqueue_background(rt: Runtime) -> int:
     """Enqueue members whose background run is due; push the others' dates out."""
     now = rt.now()
-    count = 0
     async with rt.db.write() as s:
         rows = await s.execute(
             select(Member, User.is_disabled, Client.background_aggregation_enabled)
@@ -115,7 +125,12 @@ async def enqueue_background(rt: Runtime) -> int:
             .where(Member.next_background_at <= now, Job.id.is_(None))
             .order_by(Member.next_background_at)
             .limit(BATCH)
+            # Another scheduler's pass (or a request) holding the member: skip it. Under
+            # the lock PostgreSQL re-checks next_background_at, which a pass always
+            # pushes out, so a member is never enqueued by two passes.
+            .with_for_update(of=Member, skip_locked=True)
         )
+        jobs = []
         for member, user_disabled, client_enabled in rows:
             if background_eligible(
                 current_status(member),
@@ -123,17 +138,15 @@ async def enqueue_background(rt: Runtime) -> int:
                 client_enabled=client_enabled,
                 user_disabled=user_disabled,
             ):
-                enqueue(
-                    s,
-                    client_id=member.client_id,
-                    member_id=member.id,
-                    kind=JobKind.AGGREGATE,
-                    trigger=Trigger.BACKGROUND,
-                    now=now,
+                jobs.append(
+                    new_job_values(
+                        member.client_id, member.id, JobKind.AGGREGATE, Trigger.BACKGROUND, now
+                    )
                 )
-                count += 1
             # Not eligible now: look again one interval later rather than every tick.
             schedule_background(rt, member, now)
+        # A request may have given a member a job since the read: that one wins.
+        count = await enqueue_unless_active(s, rt.db, jobs)
     if count:
         rt.job_enqueued.set()
     return count
@@ -143,11 +156,27 @@ async def purge_stale_pending(rt: Runtime) -> None:
     """MX's failsafe: pending transactions older than the limit are deleted."""
     cutoff = (rt.now() - dt.timedelta(days=rt.settings.pending_transaction_max_age_days)).date()
     async with rt.db.write() as s:
+        if not rt.db.sqlite and not await s.scalar(
+            select(func.pg_try_advisory_xact_lock(PURGE_LOCK))
+        ):
+            return  # another scheduler is purging right now
         await s.execute(
             delete(Transaction).where(
                 and_(Transaction.status == "PENDING", Transaction.date < cutoff)
             )
         )
+
+
+async def wake_for_due_jobs(rt: Runtime) -> None:
+    """Wake this process's worker when a deferred job has come due: only a new or
+    requeued job sends a notification, so without this a deferred job would wait for
+    the worker's next poll."""
+    async with rt.db.read() as s:
+        due = await s.scalar(
+            select(Job.id).where(Job.state == "queued", Job.run_after <= rt.now()).limit(1)
+        )
+    if due is not None:
+        rt.job_enqueued.set()
 
 
 async def run_scheduler(rt: Runtime, stop: asyncio.Event) -> None:
