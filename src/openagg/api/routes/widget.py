@@ -1,0 +1,329 @@
+"""The Connect widget: MX's widget URL endpoints, the page a widget URL opens, the
+widget's own JSON API (authenticated by its session) and the demo host page.
+
+The widget API under ``/connect/api`` is OpenAgg's own, not part of MX's contract; its
+payloads reuse MX's serializers (`api/wire.py`) so the widget sees the same fields an
+app does.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from importlib import resources
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import Field, StrictStr
+from sqlalchemy import select
+
+from openagg.api import wire
+from openagg.api.http import current_client, mx, no_content, parse_body, runtime
+from openagg.api.routes.members import background_disabled
+from openagg.db.models import Client, Institution, Member, User
+from openagg.domain.statuses import Status
+from openagg.runtime import Runtime
+from openagg.services import widget
+from openagg.services.errors import NotFound, Unauthorized
+from openagg.services.inputs import CredentialValue, Strict, UserFields
+from openagg.services.members import MemberResult
+from openagg.services.users import create_user
+
+router = APIRouter()
+
+# The page's own files; nothing else is served from the package.
+_ASSETS = {"widget.js": "text/javascript", "widget.css": "text/css", "demo.js": "text/javascript"}
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    # Embeddable anywhere (it is meant for iframes), but runs only its own files.
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'",
+}
+
+
+def _asset(name: str) -> str:
+    return resources.files("openagg.widget").joinpath(name).read_text(encoding="utf-8")
+
+
+def _base_url(rt: Runtime, request: Request) -> str:
+    return rt.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+
+
+def _script_json(data: Any) -> str:
+    """JSON safe to place inside a <script> element."""
+    return orjson.dumps(data).decode().replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+# --- MX: widget URLs -----------------------------------------------------------------
+
+
+async def _new_url(
+    request: Request, client: Client, user_guid: str, fields: widget.WidgetUrlFields
+) -> tuple[str, User]:
+    rt = runtime(request)
+    new = await widget.create_widget_url(rt, client, user_guid, fields)
+    return f"{_base_url(rt, request)}/connect/{new.url_token}", new.user
+
+
+@router.post("/users/{user_guid}/widget_urls")
+async def request_widget_url(
+    user_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    body = await parse_body(request, widget.WidgetUrlBody)
+    url, user = await _new_url(request, client, user_guid, body.widget_url)
+    return mx({"widget_url": wire.widget_url(url, widget_type=widget.CONNECT_WIDGET, user=user)})
+
+
+@router.post("/users/{user_guid}/connect_widget_url")
+async def request_connect_widget_url(
+    user_guid: str, request: Request, client: Client = Depends(current_client)
+) -> Response:
+    # The body is optional in practice ("optional config options"): none means defaults.
+    raw = await request.body()
+    body = (
+        await parse_body(request, widget.ConnectWidgetBody)
+        if raw.strip()
+        else widget.ConnectWidgetBody()
+    )
+    url, user = await _new_url(request, client, user_guid, widget.connect_fields(body.config))
+    return mx({"user": wire.connect_widget_url(url, user=user)})
+
+
+# --- the widget page ---------------------------------------------------------------------
+
+_ERROR_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title><link rel="stylesheet" href="/connect/static/widget.css"></head>
+<body><main class="oa-widget" data-screen="linkError">
+<h1 tabindex="-1">{title}</h1><p role="alert">{message}</p>
+<p>Please close this window and start again from the app.</p></main></body></html>"""
+
+
+def _link_error_page(status_code: int, message: str) -> HTMLResponse:
+    title = "This link can't be used" if status_code == 410 else "This link is not valid"
+    page = _ERROR_PAGE.format(title=html.escape(title), message=html.escape(message))
+    return HTMLResponse(page, status_code=status_code, headers=_PAGE_HEADERS)
+
+
+@router.get("/connect/static/{name}")
+async def widget_asset(name: str) -> Response:
+    media_type = _ASSETS.get(name)
+    if media_type is None:
+        raise NotFound()
+    return Response(
+        _asset(name), media_type=media_type, headers={"Cache-Control": "public, max-age=300"}
+    )
+
+
+@router.get("/connect/{url_token}")
+async def widget_page(url_token: str, request: Request) -> Response:
+    rt = runtime(request)
+    try:
+        opened = await widget.open_widget(rt, url_token)
+    except widget.WidgetLinkError as exc:
+        return _link_error_page(exc.status_code, exc.message)
+    ctx = opened.context
+    boot = {
+        "session_token": opened.session_token,
+        "session_guid": ctx.session.guid,
+        "user_guid": ctx.user.guid,
+        "options": ctx.options,
+        "poll_interval_ms": rt.settings.widget_poll_interval_ms,
+    }
+    page = (
+        _asset("index.html")
+        .replace("{{COLOR_SCHEME}}", html.escape(ctx.options["color_scheme"]))
+        .replace("{{BOOT}}", _script_json(boot))
+    )
+    return HTMLResponse(page, headers=_PAGE_HEADERS)
+
+
+# --- the widget's API -----------------------------------------------------------------
+
+
+async def widget_session(request: Request) -> widget.WidgetContext:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("A widget session token is required (Authorization: Bearer).")
+    return await widget.authenticate(runtime(request), token.strip())
+
+
+class MemberCreate(Strict):
+    institution_code: StrictStr = Field(min_length=1)
+    credentials: list[CredentialValue]
+
+
+class CredentialsUpdate(Strict):
+    credentials: list[CredentialValue] = Field(min_length=1)
+
+
+class Answers(Strict):
+    challenges: list[CredentialValue] = Field(min_length=1)
+
+
+def _institution_view(inst: Institution) -> dict[str, Any]:
+    return {**wire.institution(inst), "guid": inst.guid}
+
+
+def _member_view(
+    ctx: widget.WidgetContext, m: Member, inst: Institution, is_being_aggregated: bool
+) -> dict[str, Any]:
+    body = wire.member(
+        m,
+        user=ctx.user,
+        institution=inst,
+        is_being_aggregated=is_being_aggregated,
+        background_disabled=background_disabled(m, ctx.client),
+    )
+    status = body["connection_status"]
+    body.update(
+        challenges=wire.member_status(m, is_being_aggregated=is_being_aggregated)["challenges"],
+        connection_status_id=Status(status).id if status else None,
+        institution=_institution_view(inst),
+    )
+    return {"member": body}
+
+
+def _result_view(ctx: widget.WidgetContext, r: MemberResult) -> dict[str, Any]:
+    return _member_view(ctx, r.member, r.institution, r.job is not None)
+
+
+API = "/connect/api"
+
+
+@router.get(API + "/institutions")
+async def api_institutions(
+    request: Request, ctx: widget.WidgetContext = Depends(widget_session)
+) -> Response:
+    found = await widget.search_institutions(ctx, request.query_params.get("q", "")[:100])
+    return JSONResponse({"institutions": [_institution_view(i) for i in found[:50]]})
+
+
+@router.get(API + "/institutions/{code}")
+async def api_institution(
+    code: str, ctx: widget.WidgetContext = Depends(widget_session)
+) -> Response:
+    inst = await widget.institution(ctx, code)
+    creds = sorted(inst.credentials, key=lambda c: c.get("display_order") or 0)
+    return JSONResponse(
+        {
+            "institution": _institution_view(inst),
+            "credentials": [wire.credential(c) for c in creds],
+        }
+    )
+
+
+@router.post(API + "/members")
+async def api_create_member(
+    request: Request, ctx: widget.WidgetContext = Depends(widget_session)
+) -> Response:
+    body = await parse_body(request, MemberCreate)
+    r = await widget.create_member(ctx, body.institution_code, body.credentials)
+    return JSONResponse(_result_view(ctx, r), status_code=202 if r.job else 200)
+
+
+@router.get(API + "/members/{member_guid}")
+async def api_member(
+    member_guid: str, ctx: widget.WidgetContext = Depends(widget_session)
+) -> Response:
+    return JSONResponse(_result_view(ctx, await widget.load_member(ctx, member_guid)))
+
+
+@router.put(API + "/members/{member_guid}/credentials")
+async def api_update_credentials(
+    member_guid: str, request: Request, ctx: widget.WidgetContext = Depends(widget_session)
+) -> Response:
+    body = await parse_body(request, CredentialsUpdate)
+    r = await widget.update_credentials(ctx, member_guid, body.credentials)
+    return JSONResponse(_result_view(ctx, r))
+
+
+@router.put(API + "/members/{member_guid}/resume")
+async def api_resume(
+    member_guid: str, request: Request, ctx: widget.WidgetContext = Depends(widget_session)
+) -> Response:
+    body = await parse_body(request, Answers)
+    r = await widget.answer_challenges(ctx, member_guid, body.challenges)
+    return JSONResponse(_result_view(ctx, r), status_code=202)
+
+
+@router.post(API + "/members/{member_guid}/retry")
+async def api_retry(
+    member_guid: str, ctx: widget.WidgetContext = Depends(widget_session)
+) -> Response:
+    r = await widget.retry(ctx, member_guid)
+    return JSONResponse(_result_view(ctx, r), status_code=202 if r.started else 200)
+
+
+@router.get(API + "/members/{member_guid}/accounts")
+async def api_accounts(
+    member_guid: str, ctx: widget.WidgetContext = Depends(widget_session)
+) -> Response:
+    member, inst, rows = await widget.accounts(ctx, member_guid)
+    return JSONResponse(
+        {
+            "accounts": [
+                wire.account(a, user=ctx.user, member=member, institution=inst) for a in rows
+            ]
+        }
+    )
+
+
+@router.delete(API + "/members/{member_guid}")
+async def api_delete_member(
+    member_guid: str, ctx: widget.WidgetContext = Depends(widget_session)
+) -> Response:
+    await widget.delete_member(ctx, member_guid)
+    return no_content()
+
+
+# --- the demo host page ------------------------------------------------------------------
+
+DEMO_USER_ID = "demo-user"
+
+
+def _demo_enabled(rt: Runtime) -> bool:
+    return rt.settings.widget_demo
+
+
+async def _demo_client(rt: Runtime) -> Client:
+    """The client `openagg serve --demo` created (its id is in demo-client.json)."""
+    path = rt.settings.data_dir / "demo-client.json"
+    if not path.exists():
+        raise NotFound("No demo client: start the server with `openagg serve --demo`.")
+    client_id = json.loads(path.read_text())["client_id"]
+    async with rt.db.read() as s:
+        client = await s.scalar(select(Client).where(Client.client_id == client_id))
+    if client is None:
+        raise NotFound("The demo client in demo-client.json is not in this database.")
+    return client
+
+
+@router.get("/demo")
+async def demo_page(request: Request) -> Response:
+    if not _demo_enabled(runtime(request)):
+        raise NotFound()
+    return HTMLResponse(_asset("demo.html"), headers=_PAGE_HEADERS)
+
+
+@router.post("/demo/widget_url")
+async def demo_widget_url(request: Request) -> Response:
+    """What an app's backend does: find or create its user, ask for a widget URL."""
+    rt = runtime(request)
+    if not _demo_enabled(rt):
+        raise NotFound()
+    client = await _demo_client(rt)
+    async with rt.db.read() as s:
+        user = await s.scalar(
+            select(User).where(User.client_id == client.id, User.external_id == DEMO_USER_ID)
+        )
+    if user is None:
+        user = await create_user(rt, client, UserFields(id=DEMO_USER_ID))
+    body = await parse_body(request, widget.WidgetUrlBody)
+    url, _ = await _new_url(request, client, user.guid, body.widget_url)
+    return mx({"widget_url": wire.widget_url(url, widget_type=widget.CONNECT_WIDGET, user=user)})

@@ -1,0 +1,449 @@
+"""Connect widget sessions: widget URLs, their options, the session a URL becomes, and
+what a session may do. Everything a session does goes through the member services
+(`services/members.py`) with the session's client and user, so a session can only
+reach its own user's members and every member rule stays in one place.
+
+A widget URL carries a random token. Opening the URL exchanges that token, once, for a
+session token; both are stored only as SHA-256 hashes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import Field, StrictBool, StrictInt, StrictStr
+from sqlalchemy import select, update
+
+from openagg.crypto import hash_api_key as hash_token
+from openagg.db.models import Account, Client, Institution, Member, User, WidgetSession
+from openagg.domain.ids import new_guid
+from openagg.domain.policy import JobKind
+from openagg.runtime import Runtime
+from openagg.services import members
+from openagg.services.errors import BadRequest, NotFound, ServiceError, Unauthorized
+from openagg.services.inputs import (
+    CredentialValue,
+    MemberCreateBody,
+    MemberCreateFields,
+    MemberUpdateFields,
+    Strict,
+    UseCase,
+)
+from openagg.services.lookup import institution_by_code, member_by_guid, user_by_guid
+
+CONNECT_WIDGET = "connect_widget"
+UI_MESSAGE_VERSION = 4
+# Schemes a webview URL may not use: they would run code or read files in the widget.
+_FORBIDDEN_SCHEMES = frozenset({"javascript", "data", "vbscript", "file", "blob", "about"})
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,39}$")
+
+
+class ConnectOptions(Strict):
+    """The Connect widget options (MX's ConnectWidgetRequest, the legacy `config`)."""
+
+    client_redirect_url: StrictStr | None = None
+    color_scheme: Literal["light", "dark", "browser"] | None = None
+    current_institution_code: StrictStr | None = None
+    current_member_guid: StrictStr | None = None
+    disable_background_agg: StrictBool | None = None
+    disable_institution_search: StrictBool | None = None
+    enable_app2app: StrictBool | None = None
+    include_identity: StrictBool | None = None
+    include_transactions: StrictBool | None = None
+    is_mobile_webview: StrictBool | None = None
+    mode: Literal["aggregation", "verification"] | None = None
+    oauth_referral_source: Literal["BROWSER", "APP"] | None = None
+    ui_message_version: StrictInt | None = None
+    ui_message_webview_url_scheme: StrictStr | None = None
+    update_credentials: StrictBool | None = None
+
+
+class WidgetUrlFields(ConnectOptions):
+    """MX's WidgetRequest: the Connect options plus the fields every widget type takes."""
+
+    widget_type: StrictStr = Field(min_length=1)
+    current_institution_guid: StrictStr | None = None
+    iso_country_code: list[StrictStr] | None = None
+    use_cases: list[UseCase] | None = None
+    connections_use_case_filter: StrictBool | None = None
+    insight_guid: StrictStr | None = None
+    microwidget_instance_id: StrictStr | None = None
+
+
+class WidgetUrlBody(Strict):
+    widget_url: WidgetUrlFields
+
+
+class ConnectWidgetBody(Strict):
+    config: ConnectOptions | None = None
+
+
+@dataclass
+class NewWidgetUrl:
+    session: WidgetSession
+    user: User
+    url_token: str  # shown once, in the URL
+
+
+@dataclass
+class WidgetContext:
+    """An authenticated widget session: who it acts for and with which options."""
+
+    rt: Runtime
+    session: WidgetSession
+    client: Client
+    user: User
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self.session.options
+
+    @property
+    def verification(self) -> bool:
+        return bool(self.options["mode"] == "verification")
+
+
+@dataclass
+class OpenedWidget:
+    context: WidgetContext
+    session_token: str
+
+
+class WidgetLinkError(ServiceError):
+    """A widget URL that cannot be opened."""
+
+
+class WidgetLinkInvalid(WidgetLinkError):
+    status_code = 401
+
+
+class WidgetLinkGone(WidgetLinkError):
+    """Used already, or expired."""
+
+    status_code = 410
+
+
+def _check_scheme(scheme: str) -> str:
+    if not _SCHEME.match(scheme) or scheme.lower() in _FORBIDDEN_SCHEMES:
+        raise BadRequest(
+            f"ui_message_webview_url_scheme '{scheme}' is not a usable URL scheme "
+            "(letters, digits, + . -; not javascript, data, file...)."
+        )
+    return scheme
+
+
+def _check_redirect(url: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", url) and not re.match(r"^[A-Za-z][\w+.-]*://", url):
+        raise BadRequest("client_redirect_url must be an absolute URL.")
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in _FORBIDDEN_SCHEMES:
+        raise BadRequest(f"client_redirect_url may not use the '{scheme}' scheme.")
+    return url
+
+
+async def _resolve_options(
+    rt: Runtime, client: Client, user: User, f: WidgetUrlFields
+) -> dict[str, Any]:
+    """Validate the options and fill MX's defaults, so the widget reads one plain dict."""
+    if f.widget_type != CONNECT_WIDGET:
+        raise BadRequest(
+            f"widget_type '{f.widget_type}' is not served by OpenAgg; use '{CONNECT_WIDGET}'."
+        )
+    if f.ui_message_version is not None and f.ui_message_version != UI_MESSAGE_VERSION:
+        raise BadRequest("ui_message_version must be 4 (the only version OpenAgg sends).")
+    mode = f.mode or "aggregation"
+    verification = mode == "verification"
+    institution_code: str | None = None
+    async with rt.db.read() as s:
+        if f.current_member_guid is not None:
+            try:
+                await member_by_guid(s, user, f.current_member_guid)
+            except NotFound:
+                raise NotFound(
+                    f"current_member_guid '{f.current_member_guid}' is not a member of this user."
+                ) from None
+        inst: Institution | None = None
+        if f.current_institution_code is not None:
+            inst = await institution_by_code(s, f.current_institution_code)
+            if inst is None:
+                raise BadRequest(f"'{f.current_institution_code}' is not a known institution_code.")
+        elif f.current_institution_guid is not None:
+            inst = await s.scalar(
+                select(Institution).where(Institution.guid == f.current_institution_guid)
+            )
+            if inst is None:
+                raise BadRequest(f"'{f.current_institution_guid}' is not a known institution guid.")
+        if inst is not None:
+            if inst.is_retired:
+                raise BadRequest(f"Connections to '{inst.code}' are no longer supported.")
+            if verification and not inst.profile.get("supports_account_verification"):
+                raise BadRequest(f"Institution '{inst.code}' does not support verification.")
+            institution_code = inst.code
+    if f.disable_institution_search and not (f.current_member_guid or institution_code):
+        raise BadRequest(
+            "disable_institution_search needs current_member_guid, current_institution_code "
+            "or current_institution_guid."
+        )
+    if f.update_credentials and not f.current_member_guid:
+        raise BadRequest("update_credentials needs current_member_guid.")
+    is_webview = bool(f.is_mobile_webview)
+    return {
+        "mode": mode,
+        "current_member_guid": f.current_member_guid,
+        "current_institution_code": institution_code,
+        "disable_institution_search": bool(f.disable_institution_search),
+        # None in aggregation mode: the member follows the client's default (on, unless
+        # the operator turned it off); verification mode turns it off unless told not to.
+        "disable_background_agg": (
+            f.disable_background_agg
+            if f.disable_background_agg is not None
+            else (True if verification else None)
+        ),
+        "include_transactions": (
+            f.include_transactions if f.include_transactions is not None else not verification
+        ),
+        "include_identity": bool(f.include_identity),
+        "update_credentials": bool(f.update_credentials),
+        "color_scheme": f.color_scheme or "light",
+        "is_mobile_webview": is_webview,
+        "ui_message_webview_url_scheme": _check_scheme(f.ui_message_webview_url_scheme or "mx"),
+        "client_redirect_url": (
+            _check_redirect(f.client_redirect_url) if f.client_redirect_url else None
+        ),
+        "oauth_referral_source": f.oauth_referral_source or ("APP" if is_webview else "BROWSER"),
+        "iso_country_code": [c.upper() for c in f.iso_country_code or []],
+        "use_cases": list(f.use_cases) if f.use_cases is not None else None,
+        "ui_message_version": UI_MESSAGE_VERSION,
+    }
+
+
+async def create_widget_url(
+    rt: Runtime, client: Client, user_guid: str, fields: WidgetUrlFields
+) -> NewWidgetUrl:
+    async with rt.db.read() as s:
+        user = await user_by_guid(s, client, user_guid)
+    if user.is_disabled:
+        raise BadRequest("This user is disabled; enable it before opening the widget.")
+    options = await _resolve_options(rt, client, user, fields)
+    url_token = secrets.token_urlsafe(32)
+    now = rt.now()
+    session = WidgetSession(
+        guid=new_guid("WSN"),
+        client_id=client.id,
+        user_id=user.id,
+        widget_type=fields.widget_type,
+        options=options,
+        url_token_hash=hash_token(url_token),
+        url_expires_at=now + dt.timedelta(seconds=rt.settings.widget_url_ttl_seconds),
+        created_at=now,
+    )
+    async with rt.db.write() as s:
+        s.add(session)
+    return NewWidgetUrl(session, user, url_token)
+
+
+def connect_fields(config: ConnectOptions | None) -> WidgetUrlFields:
+    """The legacy connect_widget_url body as a widget_urls request for the Connect widget."""
+    given = config.model_dump(exclude_unset=True) if config else {}
+    return WidgetUrlFields(widget_type=CONNECT_WIDGET, **given)
+
+
+async def _context(rt: Runtime, session: WidgetSession) -> WidgetContext:
+    async with rt.db.read() as s:
+        client = await s.get(Client, session.client_id)
+        user = await s.get(User, session.user_id)
+    if client is None or user is None:
+        raise Unauthorized("This widget session is no longer valid.")
+    return WidgetContext(rt, session, client, user)
+
+
+async def open_widget(rt: Runtime, url_token: str) -> OpenedWidget:
+    """Exchange a widget URL's token, once, for a session token."""
+    now = rt.now()
+    session_token = secrets.token_urlsafe(32)
+    async with rt.db.write() as s:
+        session = await s.scalar(
+            select(WidgetSession)
+            .where(WidgetSession.url_token_hash == hash_token(url_token))
+            .with_for_update()
+        )
+        if session is None:
+            raise WidgetLinkInvalid("This widget link is not valid.")
+        if session.opened_at is not None:
+            raise WidgetLinkGone("This widget link was already used. Each link opens once.")
+        if session.url_expires_at <= now:
+            raise WidgetLinkGone("This widget link has expired. Links are valid for 10 minutes.")
+        session.opened_at = now
+        session.session_token_hash = hash_token(session_token)
+        session.session_expires_at = now + dt.timedelta(
+            seconds=rt.settings.widget_session_ttl_seconds
+        )
+    ctx = await _context(rt, session)
+    if session.options.get("current_member_guid"):
+        # Opening the widget on a member is the end user looking at it.
+        await mark_present(ctx, session.options["current_member_guid"])
+    return OpenedWidget(ctx, session_token)
+
+
+async def authenticate(rt: Runtime, session_token: str) -> WidgetContext:
+    if not session_token:
+        raise Unauthorized("This widget session is missing its token.")
+    async with rt.db.read() as s:
+        session = await s.scalar(
+            select(WidgetSession).where(
+                WidgetSession.session_token_hash == hash_token(session_token)
+            )
+        )
+    if session is None or session.session_expires_at is None:
+        raise Unauthorized("This widget session is not valid.")
+    if session.session_expires_at <= rt.now():
+        raise Unauthorized("This widget session has expired. Open the widget again.")
+    return await _context(rt, session)
+
+
+async def mark_present(ctx: WidgetContext, member_guid: str) -> None:
+    """Record that the end user acted on this member (support tickets read it)."""
+    async with ctx.rt.db.write() as s:
+        await s.execute(
+            update(Member)
+            .where(Member.guid == member_guid, Member.user_id == ctx.user.id)
+            .values(end_user_present_at=ctx.rt.now())
+        )
+
+
+# --- what a session does -------------------------------------------------------------
+
+
+async def search_institutions(ctx: WidgetContext, query: str) -> list[Institution]:
+    """Institutions the widget offers: verification mode lists only those that verify."""
+    query = query.strip().lower()
+    countries = ctx.options.get("iso_country_code") or []
+    async with ctx.rt.db.read() as s:
+        rows = await s.scalars(
+            select(Institution).where(Institution.is_retired.is_(False)).order_by(Institution.name)
+        )
+        found = []
+        for inst in rows:
+            p = inst.profile or {}
+            if query and query not in inst.name.lower() and query not in inst.code.lower():
+                continue
+            if ctx.verification and not p.get("supports_account_verification"):
+                continue
+            if countries and p.get("iso_country_code", "US") not in countries:
+                continue
+            found.append(inst)
+    return found
+
+
+async def institution(ctx: WidgetContext, code: str) -> Institution:
+    async with ctx.rt.db.read() as s:
+        inst = await institution_by_code(s, code)
+    if inst is None or inst.is_retired:
+        raise NotFound("This institution is not available.")
+    if ctx.verification and not inst.profile.get("supports_account_verification"):
+        raise BadRequest(f"{inst.name} does not support account verification.")
+    return inst
+
+
+def _job(ctx: WidgetContext) -> tuple[JobKind, dict[str, Any]]:
+    """The job the widget's mode asks for, with its options."""
+    if ctx.verification:
+        return JobKind.VERIFY, {}
+    return JobKind.AGGREGATE, {"include_transactions": ctx.options["include_transactions"]}
+
+
+def _needs_explicit_job(ctx: WidgetContext) -> bool:
+    # A plain aggregation is what create/update start on their own.
+    return ctx.verification or not ctx.options["include_transactions"]
+
+
+async def create_member(
+    ctx: WidgetContext, institution_code: str, credentials: list[CredentialValue]
+) -> members.MemberResult:
+    inst = await institution(ctx, institution_code)
+    if inst.profile.get("supports_oauth") and not inst.credentials:
+        raise BadRequest(f"{inst.name} signs in with OAuth, which this widget does not offer yet.")
+    explicit = _needs_explicit_job(ctx)
+    body = MemberCreateBody(
+        member=MemberCreateFields(
+            institution_code=inst.code,
+            credentials=credentials,
+            background_aggregation_is_disabled=ctx.options["disable_background_agg"],
+            use_cases=ctx.options.get("use_cases"),
+            skip_aggregation=explicit or None,
+        )
+    )
+    result = await members.create_member(ctx.rt, ctx.client, ctx.user.guid, body, None)
+    await mark_present(ctx, result.member.guid)
+    if explicit:
+        kind, options = _job(ctx)
+        result = await members.request_job(
+            ctx.rt, ctx.client, ctx.user.guid, result.member.guid, kind, options
+        )
+    return result
+
+
+async def load_member(ctx: WidgetContext, member_guid: str) -> members.MemberResult:
+    return await members.load_member(ctx.rt, ctx.client, ctx.user.guid, member_guid)
+
+
+async def update_credentials(
+    ctx: WidgetContext, member_guid: str, credentials: list[CredentialValue]
+) -> members.MemberResult:
+    explicit = ctx.verification  # update_member starts a plain aggregation otherwise
+    result = await members.update_member(
+        ctx.rt,
+        ctx.client,
+        ctx.user.guid,
+        member_guid,
+        MemberUpdateFields(credentials=credentials, skip_aggregation=explicit or None),
+        None,
+    )
+    await mark_present(ctx, member_guid)
+    if explicit:
+        kind, options = _job(ctx)
+        result = await members.request_job(
+            ctx.rt, ctx.client, ctx.user.guid, member_guid, kind, options
+        )
+    return result
+
+
+async def answer_challenges(
+    ctx: WidgetContext, member_guid: str, answers: list[CredentialValue]
+) -> members.MemberResult:
+    result = await members.resume(ctx.rt, ctx.client, ctx.user.guid, member_guid, answers)
+    await mark_present(ctx, member_guid)
+    return result
+
+
+async def retry(ctx: WidgetContext, member_guid: str) -> members.MemberResult:
+    kind, options = _job(ctx)
+    result = await members.request_job(
+        ctx.rt, ctx.client, ctx.user.guid, member_guid, kind, options
+    )
+    await mark_present(ctx, member_guid)
+    return result
+
+
+async def accounts(
+    ctx: WidgetContext, member_guid: str
+) -> tuple[Member, Institution, list[Account]]:
+    async with ctx.rt.db.read() as s:
+        user = await user_by_guid(s, ctx.client, ctx.user.guid)
+        member = await member_by_guid(s, user, member_guid)
+        inst = await s.get(Institution, member.institution_id)
+        assert inst is not None
+        rows = list(
+            await s.scalars(
+                select(Account).where(Account.member_id == member.id).order_by(Account.id)
+            )
+        )
+    return member, inst, rows
+
+
+async def delete_member(ctx: WidgetContext, member_guid: str) -> None:
+    await members.delete_member(ctx.rt, ctx.client, ctx.user.guid, member_guid)

@@ -1,0 +1,601 @@
+// OpenAgg Connect widget. One ES module, no dependencies, no build step.
+//
+// It drives the platform through the widget API (/connect/api, authenticated by the
+// session token the page was served with) and tells the host app what happens with
+// MX's version-4 postMessage events ({mx: true, type, metadata}), or, in a mobile
+// WebView, with navigations to <scheme>://<namespace>/<event>?metadata=<JSON>.
+
+const boot = JSON.parse(document.getElementById("oa-boot").textContent);
+const opts = boot.options;
+const API = "/connect/api";
+const root = document.getElementById("oa-root");
+const live = document.getElementById("oa-live");
+
+// Statuses in MX's order: the position is the numeric id events carry.
+const NEEDS_CREDENTIALS = new Set(["DENIED", "PREVENTED", "IMPAIRED", "IMPORTED"]);
+
+// --- events to the host ----------------------------------------------------------------
+
+const webviewQueue = [];
+let webviewBusy = false;
+
+function flushWebview() {
+  // One navigation at a time: a new one would cancel one still being handed over.
+  if (webviewBusy || webviewQueue.length === 0) return;
+  webviewBusy = true;
+  window.location.href = webviewQueue.shift();
+  setTimeout(() => {
+    webviewBusy = false;
+    flushWebview();
+  }, 60);
+}
+
+function send(type, metadata) {
+  if (opts.is_mobile_webview) {
+    const path = type.replace(/^mx\//, "");
+    const query = encodeURIComponent(JSON.stringify(metadata));
+    webviewQueue.push(`${opts.ui_message_webview_url_scheme}://${path}?metadata=${query}`);
+    flushWebview();
+    return;
+  }
+  const message = { mx: true, type, metadata };
+  if (window.parent && window.parent !== window) window.parent.postMessage(message, "*");
+  if (window.opener) window.opener.postMessage(message, "*");
+}
+
+function sendConnect(event, extra = {}) {
+  send(`mx/connect/${event}`, {
+    user_guid: boot.user_guid,
+    session_guid: boot.session_guid,
+    ...extra,
+  });
+}
+
+// --- the widget API ---------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function api(method, path, body) {
+  let response;
+  try {
+    response = await fetch(API + path, {
+      method,
+      headers: {
+        Authorization: `Bearer ${boot.session_token}`,
+        Accept: "application/json",
+        ...(body ? { "Content-Type": "application/json" } : {}),
+      },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+  } catch {
+    throw new ApiError("We couldn't reach the server. Check your connection and try again.", 0);
+  }
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const message = data?.error?.message || `The request failed (${response.status}).`;
+    throw new ApiError(message, response.status);
+  }
+  return data;
+}
+
+// --- DOM helpers --------------------------------------------------------------------------
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key === "class") el.className = value;
+    else el.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+let step = null;
+let views = 0;
+
+function show(next, title, ...content) {
+  const previous = step;
+  step = next;
+  root.dataset.screen = next;
+  root.dataset.view = String(++views); // tells two visits of one screen apart
+  root.removeAttribute("aria-busy");
+  const heading = h("h1", { tabindex: "-1", id: "oa-title" }, title);
+  root.replaceChildren(heading, ...content);
+  heading.focus();
+  live.textContent = title;
+  if (previous !== null && previous !== next) sendConnect("stepChange", { previous, current: next });
+}
+
+function button(label, onclick, kind = "primary", extra = {}) {
+  return h("button", { type: "button", class: `oa-button oa-${kind}`, onclick, ...extra }, label);
+}
+
+function alertBox(message) {
+  return h("p", { class: "oa-alert", role: "alert" }, message);
+}
+
+function helpLink(href, label) {
+  return href ? h("a", { href, target: "_blank", rel: "noopener noreferrer" }, label) : null;
+}
+
+const money = (amount, currency) => {
+  if (amount === null || amount === undefined) return "";
+  try {
+    return new Intl.NumberFormat(undefined, { style: "currency", currency: currency || "USD" })
+      .format(amount);
+  } catch {
+    return amount.toFixed(2);
+  }
+};
+
+const searchAllowed = () => !opts.disable_institution_search;
+
+function backToSearchButton(label = "Connect a different institution") {
+  if (!searchAllowed()) return null;
+  return button(label, () => {
+    sendConnect("backToSearch");
+    showSearch();
+  }, "secondary");
+}
+
+// --- screens --------------------------------------------------------------------------------
+
+let searchTimer = null;
+
+async function showSearch(initial = false) {
+  const results = h("ul", { class: "oa-results", "aria-labelledby": "oa-results-label" });
+  const count = h("p", { class: "oa-hint", id: "oa-results-label", role: "status" });
+  const input = h("input", {
+    id: "oa-search",
+    type: "search",
+    autocomplete: "off",
+    placeholder: "Bank name",
+    "aria-describedby": "oa-results-label",
+  });
+  const render = (institutions) => {
+    count.textContent = institutions.length === 0
+      ? "No institution matches. Check the spelling or try a shorter name."
+      : `${institutions.length} institution${institutions.length === 1 ? "" : "s"}`;
+    results.replaceChildren(...institutions.map((inst) => h("li", {},
+      h("button", {
+        type: "button",
+        class: "oa-institution",
+        onclick: () => selectInstitution(inst),
+      },
+      h("span", { class: "oa-name" }, inst.name),
+      inst.url ? h("span", { class: "oa-url" }, inst.url.replace(/^https?:\/\//, "")) : null),
+    )));
+  };
+  const search = async (query) => {
+    try {
+      render((await api("GET", `/institutions?q=${encodeURIComponent(query)}`)).institutions);
+    } catch (error) {
+      handleFatal(error, () => count.replaceChildren(alertBox(error.message)));
+    }
+  };
+  input.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      const query = input.value.trim();
+      if (query) sendConnect("institutionSearch", { query });
+      search(query);
+    }, 250);
+  });
+  const title = opts.mode === "verification"
+    ? "Select your bank to verify your account"
+    : "Select your institution";
+  show("search", title,
+    h("label", { for: "oa-search" }, "Search for your bank or credit union"),
+    input, count, results);
+  if (!initial) input.focus();
+  await search("");
+}
+
+async function selectInstitution(inst) {
+  sendConnect("selectedInstitution", {
+    code: inst.code,
+    guid: inst.guid,
+    name: inst.name,
+    url: inst.url || "",
+  });
+  await showCredentials(inst.code);
+}
+
+async function showCredentials(code, member = null) {
+  let detail;
+  try {
+    detail = await api("GET", `/institutions/${encodeURIComponent(code)}`);
+  } catch (error) {
+    return handleFatal(error, () => showProblem(error.message));
+  }
+  const inst = detail.institution;
+  const errorSlot = h("div");
+  const fields = detail.credentials.map((c) => {
+    const id = `oa-cred-${c.guid}`;
+    const isPassword = c.field_type === "PASSWORD" || c.type === "PASSWORD";
+    return h("div", { class: "oa-field" },
+      h("label", { for: id }, c.label),
+      h("input", {
+        id,
+        name: c.guid,
+        type: isPassword ? "password" : "text",
+        required: true,
+        autocomplete: isPassword ? "current-password" : "username",
+        autocapitalize: "none",
+        spellcheck: "false",
+      }));
+  });
+  const submit = h("button", { type: "submit", class: "oa-button oa-primary" },
+    member ? "Update and connect" : "Connect");
+  const form = h("form", { class: "oa-form", novalidate: true }, errorSlot, ...fields, submit);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const missing = fields.map((f) => f.querySelector("input")).filter((i) => !i.value);
+    for (const i of fields.map((f) => f.querySelector("input"))) {
+      i.toggleAttribute("aria-invalid", !i.value);
+    }
+    if (missing.length) {
+      errorSlot.replaceChildren(alertBox("Please fill in every field."));
+      missing[0].focus();
+      return;
+    }
+    const credentials = detail.credentials.map((c) => ({
+      guid: c.guid,
+      value: form.querySelector(`[name="${c.guid}"]`).value,
+    }));
+    submit.disabled = true;
+    submit.textContent = "Connecting…";
+    const institution = { code: inst.code, guid: inst.guid };
+    try {
+      let result;
+      if (member) {
+        sendConnect("updateCredentials", { member_guid: member.guid, institution });
+        result = await api("PUT", `/members/${member.guid}/credentials`, { credentials });
+      } else {
+        sendConnect("enterCredentials", { institution });
+        result = await api("POST", "/members", { institution_code: inst.code, credentials });
+      }
+      follow(result.member);
+    } catch (error) {
+      if (!member) {
+        sendConnect("createMemberError", {
+          institution_guid: inst.guid,
+          institution_code: inst.code,
+        });
+      }
+      handleFatal(error, () => {
+        errorSlot.replaceChildren(alertBox(error.message));
+        submit.disabled = false;
+        submit.textContent = member ? "Update and connect" : "Connect";
+        form.querySelector("input")?.focus();
+      });
+    }
+  });
+  const help = [
+    helpLink(inst.forgot_username_url, "Forgot your username?"),
+    helpLink(inst.forgot_password_url, "Forgot your password?"),
+    helpLink(inst.trouble_signing_in_url, "Trouble signing in?"),
+  ].filter(Boolean);
+  const title = member ? `Update your ${inst.name} credentials` : `Sign in to ${inst.name}`;
+  show("enterCreds", title,
+    inst.instructional_text ? h("p", { class: "oa-hint" }, inst.instructional_text) : null,
+    form,
+    help.length ? h("ul", { class: "oa-help" }, help.map((a) => h("li", {}, a))) : null,
+    h("p", { class: "oa-hint" },
+      "Your credentials go to OpenAgg encrypted and are never shown to the app."),
+    member ? null : backToSearchButton("Back to search"));
+}
+
+// --- following a member ---------------------------------------------------------------
+
+let followed = null; // {guid, lastStatus, timer}
+
+function statusUpdate(member) {
+  if (!followed || followed.guid !== member.guid) {
+    followed = { guid: member.guid, lastStatus: null, timer: null, round: null };
+  }
+  if (member.connection_status !== followed.lastStatus && member.connection_status_id !== null) {
+    followed.lastStatus = member.connection_status;
+    sendConnect("memberStatusUpdate", {
+      member_guid: member.guid,
+      connection_status: member.connection_status_id,
+    });
+  }
+}
+
+function follow(member) {
+  statusUpdate(member);
+  clearTimeout(followed.timer);
+  const status = member.connection_status;
+  if (status === "CHALLENGED" && member.challenges.length) return showMfa(member);
+  if (member.is_being_aggregated) {
+    showConnecting(member);
+    followed.timer = setTimeout(() => poll(member.guid), boot.poll_interval_ms);
+    return;
+  }
+  if (status === "CONNECTED") return showConnected(member);
+  return showLoginError(member);
+}
+
+let pollFailures = 0;
+
+async function poll(guid) {
+  try {
+    const { member } = await api("GET", `/members/${guid}`);
+    pollFailures = 0;
+    follow(member);
+  } catch (error) {
+    pollFailures += 1;
+    if (error.status === 404) return showProblem("This connection no longer exists.");
+    handleFatal(error, () => {
+      if (pollFailures < 5) {
+        followed.timer = setTimeout(() => poll(guid), boot.poll_interval_ms * pollFailures);
+      } else {
+        showProblem("We lost touch with the server while connecting.", () => poll(guid));
+      }
+    });
+  }
+}
+
+function showConnecting(member) {
+  const name = member.institution.name;
+  const delayed = member.connection_status === "DELAYED";
+  const message = delayed
+    ? "This is taking longer than usual. Your bank is slow to answer; we are still working "
+      + "on it and will finish on our own. You can wait here or come back later."
+    : member.connection_status_message || "Connecting…";
+  if (step === "connecting") {
+    // Same screen: update the status text without moving focus.
+    root.querySelector(".oa-status").textContent = message;
+    root.querySelector(".oa-progress").classList.toggle("oa-delayed", delayed);
+    return;
+  }
+  show("connecting", `Connecting to ${name}`,
+    h("div", { class: "oa-progress", role: "progressbar", "aria-label": "Connecting" }),
+    h("p", { class: "oa-status", role: "status" }, message));
+}
+
+function challengeField(challenge, index) {
+  const id = `oa-mfa-${index}`;
+  if (challenge.type === "OPTIONS" || challenge.type === "IMAGE_OPTIONS") {
+    const options = challenge.type === "OPTIONS" ? challenge.options : challenge.image_options;
+    return h("fieldset", { class: "oa-field oa-options" },
+      h("legend", {}, challenge.label),
+      options.map((option, i) => h("label", { class: "oa-option" },
+        h("input", {
+          type: "radio",
+          name: challenge.guid,
+          value: option.value,
+          required: true,
+          id: `${id}-${i}`,
+        }),
+        option.data_uri ? h("img", { src: option.data_uri, alt: option.label }) : null,
+        h("span", {}, option.label))));
+  }
+  return h("div", { class: "oa-field" },
+    challenge.image_data
+      ? h("img", { class: "oa-challenge-image", src: challenge.image_data, alt: "Security image" })
+      : null,
+    h("label", { for: id }, challenge.label),
+    h("input", {
+      id,
+      name: challenge.guid,
+      type: "text",
+      required: true,
+      autocomplete: challenge.type === "TOKEN" ? "one-time-code" : "off",
+      inputmode: challenge.type === "TOKEN" ? "numeric" : undefined,
+    }));
+}
+
+function showMfa(member) {
+  const errorSlot = h("div");
+  const submit = h("button", { type: "submit", class: "oa-button oa-primary" }, "Continue");
+  const form = h("form", { class: "oa-form", novalidate: true },
+    errorSlot, member.challenges.map(challengeField), submit);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const answers = [];
+    for (const challenge of member.challenges) {
+      const chosen = form.querySelector(`[name="${challenge.guid}"]:checked`)
+        || form.querySelector(`input[type="text"][name="${challenge.guid}"]`);
+      if (!chosen || !chosen.value) {
+        errorSlot.replaceChildren(alertBox("Please answer every question."));
+        form.querySelector(`[name="${challenge.guid}"]`).focus();
+        return;
+      }
+      answers.push({ guid: challenge.guid, value: chosen.value });
+    }
+    submit.disabled = true;
+    sendConnect("submitMFA", { member_guid: member.guid });
+    try {
+      follow((await api("PUT", `/members/${member.guid}/resume`, { challenges: answers })).member);
+    } catch (error) {
+      handleFatal(error, () => {
+        errorSlot.replaceChildren(alertBox(error.message));
+        submit.disabled = false;
+      });
+    }
+  });
+  show("mfa", `${member.institution.name} needs to verify it's you`,
+    h("p", { class: "oa-hint" }, member.connection_status_message), form);
+}
+
+async function showConnected(member, announce = true) {
+  let accounts = [];
+  let problem = null;
+  try {
+    accounts = (await api("GET", `/members/${member.guid}/accounts`)).accounts;
+  } catch (error) {
+    problem = error.message;
+  }
+  // Sent when this session's connection finished, not when opening on an old one.
+  if (announce) sendConnect("memberConnected", { member_guid: member.guid });
+  const list = h("ul", { class: "oa-accounts", "aria-label": "Connected accounts" },
+    accounts.map((a) => h("li", {},
+      h("span", { class: "oa-name" }, a.name || "Account"),
+      h("span", { class: "oa-type" },
+        [a.type, a.account_number ? `••${a.account_number}` : null].filter(Boolean).join(" ")),
+      h("span", { class: "oa-balance" }, money(a.balance, a.currency_code)))));
+  const done = button("Done", () => {
+    sendConnect("connected/primaryAction");
+    done.disabled = true;
+    live.textContent = "Done. You can close this window.";
+  });
+  show("connected", `You're connected to ${member.institution.name}`,
+    h("p", { class: "oa-success" },
+      opts.mode === "verification" ? "Your account is verified." : "Your accounts are connected."),
+    problem ? alertBox(problem) : list,
+    h("div", { class: "oa-actions" }, done, backToSearchButton("Connect another institution"),
+      button("Remove this connection", () => confirmDelete(member), "link")));
+}
+
+// What each error status means for the end user, and what they can do about it.
+function errorHelp(member) {
+  const bank = member.institution.name;
+  const status = member.connection_status;
+  const update = button("Update credentials", () => showCredentials(member.institution.code, member));
+  const retry = (label = "Try again") => button(label, async () => {
+    try {
+      follow((await api("POST", `/members/${member.guid}/retry`)).member);
+    } catch (error) {
+      handleFatal(error, () => showProblem(error.message));
+    }
+  });
+  const site = member.institution.url;
+  switch (status) {
+    case "DENIED":
+    case "PREVENTED":
+      return ["Your credentials weren't accepted", update];
+    case "IMPAIRED":
+    case "IMPORTED":
+      return [`${bank} needs more sign-in information`, update];
+    case "REJECTED":
+      return ["That answer wasn't accepted", retry()];
+    case "EXPIRED":
+      return ["The security question timed out", retry()];
+    case "IMPEDED":
+      return [`Finish a step at ${bank}`, [
+        site ? h("p", {}, "Sign in at ", helpLink(site, bank),
+          ", take care of the message waiting for you, then come back.") : null,
+        retry("I've done it, try again")]];
+    case "LOCKED":
+      return [`Your ${bank} account is locked`, [
+        h("p", {}, "Contact ", site ? helpLink(site, bank) : bank,
+          " to unlock it, then update your credentials here."), update]];
+    case "FAILED":
+    case "DEGRADED":
+    case "DISCONNECTED":
+      return [`We couldn't connect to ${bank}`,
+        [h("p", {}, "This is usually temporary. Please try again later."), retry()]];
+    case "CLOSED":
+    case "DISABLED":
+    case "DISCONTINUED":
+      return [`This connection to ${bank} can't be used`, null];
+    default:
+      return [`We couldn't finish connecting to ${bank}`, retry()];
+  }
+}
+
+function showLoginError(member) {
+  const [title, actions] = errorHelp(member);
+  show("loginError", title,
+    h("p", { class: "oa-alert", role: "alert" }, member.connection_status_message),
+    h("div", { class: "oa-actions" }, actions,
+      backToSearchButton(),
+      button("Remove this connection", () => confirmDelete(member), "link")));
+}
+
+function confirmDelete(member) {
+  const name = member.institution.name;
+  const cancel = () => (member.connection_status === "CONNECTED"
+    ? showConnected(member, false)
+    : showLoginError(member));
+  show("deleteMember", `Remove ${name}?`,
+    h("p", {}, `The app will no longer see your ${name} accounts. You can connect again later.`),
+    h("div", { class: "oa-actions" },
+      button("Remove", async () => {
+        try {
+          await api("DELETE", `/members/${member.guid}`);
+        } catch (error) {
+          return handleFatal(error, () => showProblem(error.message));
+        }
+        clearTimeout(followed?.timer);
+        followed = null;
+        sendConnect("memberDeleted", { member_guid: member.guid });
+        show("deleted", `${name} was removed`,
+          h("p", {}, "The connection and its data were deleted."),
+          backToSearchButton("Connect an institution"));
+      }, "danger"),
+      button("Cancel", cancel, "secondary")));
+}
+
+function showProblem(message, retry = null) {
+  show("error", "Something went wrong",
+    alertBox(message),
+    retry ? button("Try again", retry) : null,
+    backToSearchButton("Back to search"));
+}
+
+function handleFatal(error, otherwise) {
+  if (error.status === 401) {
+    clearTimeout(followed?.timer);
+    show("error", "This session has ended",
+      alertBox(error.message),
+      h("p", {}, "Please close this window and start again from the app."));
+    return;
+  }
+  otherwise();
+}
+
+// --- start ----------------------------------------------------------------------------
+
+function initialStep(member) {
+  // MX's initial_step values; a member still in progress opens on its connection.
+  if (member.connection_status === "CHALLENGED" && member.challenges.length) return "mfa";
+  if (opts.update_credentials || member.connection_status === "IMPORTED") return "enterCreds";
+  if (member.is_being_aggregated || member.connection_status === "CONNECTED") return "connected";
+  return "loginError";
+}
+
+async function start() {
+  send("mx/load", {});
+  if (opts.current_member_guid) {
+    let member;
+    try {
+      member = (await api("GET", `/members/${opts.current_member_guid}`)).member;
+    } catch (error) {
+      sendConnect("loaded", { initial_step: "search" });
+      return handleFatal(error, () => showProblem(error.message));
+    }
+    const initial = initialStep(member);
+    sendConnect("loaded", { initial_step: initial });
+    if (initial === "enterCreds") {
+      statusUpdate(member);
+      return showCredentials(member.institution.code, member);
+    }
+    if (initial === "connected" && !member.is_being_aggregated) {
+      statusUpdate(member);
+      return showConnected(member, false);
+    }
+    return follow(member);
+  }
+  if (opts.current_institution_code) {
+    sendConnect("loaded", { initial_step: "enterCreds" });
+    return showCredentials(opts.current_institution_code);
+  }
+  sendConnect("loaded", { initial_step: "search" });
+  return showSearch(true);
+}
+
+start();

@@ -1,0 +1,229 @@
+"""Browser fixtures: Debian's chromium driven by Playwright, a live OpenAgg server, and a
+host page (on another origin) that embeds the widget and records its postMessage events.
+
+Screenshots go to ``$OPENAGG_ARTIFACTS`` (default ``tests/browser/artifacts``)."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer, start_live_server
+from tests.support import skip_or_fail
+
+CHROMIUM = os.environ.get("OPENAGG_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("OPENAGG_ARTIFACTS", Path(__file__).parent / "artifacts"))
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# The app's page: embeds the widget URL given in its query string and keeps every
+# message from the widget, in order.
+HOST_PAGE = b"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Host app</title>
+<style>body{margin:0;font:14px sans-serif} iframe{border:0;width:100%;height:720px}</style>
+</head><body><iframe id="widget" title="Connect"></iframe>
+<script>
+window.__events = [];
+const frame = document.getElementById("widget");
+window.addEventListener("message", (e) => {
+  if (e.source === frame.contentWindow) window.__events.push(e.data);
+});
+frame.src = new URLSearchParams(location.search).get("widget");
+</script></body></html>"""
+
+
+class _HostHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(HOST_PAGE)))
+        self.end_headers()
+        self.wfile.write(HOST_PAGE)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def host_origin() -> Iterator[str]:
+    """The app's origin: a real server on another port than OpenAgg's (so, cross-origin)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HostHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        skip_or_fail(f"chromium not found at {CHROMIUM}")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        skip_or_fail("the playwright package is not installed")
+    with sync_playwright() as p:
+        # Playwright gives every launch a fresh temporary profile (user-data-dir).
+        b = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    s = start_live_server(
+        tmp_path_factory.mktemp("widget"),
+        OPENAGG_WIDGET_POLL_INTERVAL_MS="100",
+        OPENAGG_SANDBOX_LATENCY_MS="0",
+    )
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def api(server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=server.url,
+        auth=(server.client_id, server.api_key),
+        headers={"Accept": "application/vnd.mx.api.v1+json"},
+        timeout=10,
+    ) as c:
+        yield c
+
+
+def new_user(api: httpx.Client) -> str:
+    r = api.post("/users", json={"user": {}})
+    assert r.status_code == 200, r.text
+    return str(r.json()["user"]["guid"])
+
+
+def widget_url(api: httpx.Client, user: str, **options: Any) -> str:
+    r = api.post(
+        f"/users/{user}/widget_urls",
+        json={"widget_url": {"widget_type": "connect_widget", **options}},
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["widget_url"]["url"])
+
+
+# From docs/sandbox.md (MX's v20111101 institution body has no guid).
+INSTITUTION_GUIDS = {
+    "mxbank": "INS-1572a04c-912b-59bf-5841-332c7dfafaef",
+    "sandbox_bank": "INS-0b7e5d2c-6f1a-4c3e-9a8d-5e2f7c1b4a90",
+}
+
+
+def institution(api: httpx.Client, code: str) -> dict[str, Any]:
+    r = api.get(f"/institutions/{code}")
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()["institution"]
+    return {**body, "guid": INSTITUTION_GUIDS[code]}
+
+
+@dataclass
+class Widget:
+    """The widget embedded in the host page, with the events it has sent."""
+
+    page: Any
+    user_guid: str
+    shots: Path
+    count: int = 0
+    last_view: int = 0
+
+    @property
+    def frame(self) -> Any:
+        return self.page.frame_locator("#widget")
+
+    def screen(self, name: str, timeout: float = 15_000) -> Any:
+        """Wait for the next showing of a screen, then save a screenshot of it."""
+        frame = self.page.locator("#widget").element_handle().content_frame()
+        view = frame.wait_for_function(
+            """([name, last]) => {
+                const main = document.querySelector("main");
+                const view = Number(main && main.dataset.view || 0);
+                return main && main.dataset.screen === name && view > last ? view : 0;
+            }""",
+            arg=[name, self.last_view],
+            timeout=timeout,
+        ).json_value()
+        self.last_view = int(view)
+        self.count += 1
+        self.page.screenshot(path=str(self.shots / f"{self.count:02d}-{name}.png"))
+        return self.frame.locator("main")
+
+    def events(self, at_least: int = 0, timeout: float = 10) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            got: list[dict[str, Any]] = self.page.evaluate("window.__events")
+            if len(got) >= at_least or time.monotonic() > deadline:
+                return got
+            time.sleep(0.05)
+
+    @property
+    def session_guid(self) -> str:
+        loaded = next(e for e in self.events(2) if e["type"] == "mx/connect/loaded")
+        guid = loaded["metadata"]["session_guid"]
+        assert isinstance(guid, str) and guid.startswith("WSN-")
+        return guid
+
+    def event(self, event_name: str, /, **fields: Any) -> dict[str, Any]:
+        """An expected Connect event: the session fields plus ``fields``."""
+        meta = {"user_guid": self.user_guid, "session_guid": self.session_guid, **fields}
+        return {"mx": True, "type": f"mx/connect/{event_name}", "metadata": meta}
+
+    def step(self, previous: str, current: str) -> dict[str, Any]:
+        return self.event("stepChange", previous=previous, current=current)
+
+    def assert_events(self, expected: list[dict[str, Any]]) -> None:
+        got = self.events(len(expected))
+        assert got == expected
+
+
+def artifacts_dir(request: pytest.FixtureRequest) -> Path:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    path = ARTIFACTS / request.node.module.__name__.rsplit(".", 1)[-1] / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 480, "height": 760})
+    pg = context.new_page()
+    pg.set_default_timeout(10_000)
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def open_widget(
+    page: Any, api: httpx.Client, host_origin: str, request: pytest.FixtureRequest
+) -> Any:
+    """Embed a new widget URL for ``user`` in the host page (another origin)."""
+
+    def opener(user: str, **options: Any) -> Widget:
+        url = widget_url(api, user, **options)
+        page.goto(f"{host_origin}/app?{urlencode({'widget': url})}")
+        return Widget(page, user, artifacts_dir(request))
+
+    return opener
