@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openagg import metrics
 from openagg.db.models import Attempt, Job, Member
 from openagg.domain.causes import TRANSIENT, Cause
 from openagg.domain.policy import FailureHistory, next_background_at, status_after
 from openagg.domain.statuses import END_USER_ACTIONABLE, Status
-from openagg import metrics
 from openagg.runtime import Runtime
 from openagg.services import webhooks
 
