@@ -6,22 +6,24 @@ Screenshots go to ``$OPENAGG_ARTIFACTS`` (default ``tests/browser/artifacts``)."
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import re
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, start_live_server
-from tests.support import skip_or_fail
+from tests.conftest import VENV_BIN, LiveServer, free_port, openagg_env, start_live_server
+from tests.support import skip_or_fail, wait_healthy
 
 CHROMIUM = os.environ.get("OPENAGG_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("OPENAGG_ARTIFACTS", Path(__file__).parent / "artifacts"))
@@ -148,35 +150,48 @@ class Widget:
     shots: Path
     count: int = 0
     last_view: int = 0
+    iframe: str = "#widget"
 
     @property
     def frame(self) -> Any:
-        return self.page.frame_locator("#widget")
+        return self.page.frame_locator(self.iframe)
+
+    def content(self) -> Any:
+        """The widget's frame (a Playwright ``Frame``)."""
+        return self.page.locator(self.iframe).element_handle().content_frame()
 
     def screen(self, name: str, timeout: float = 15_000) -> Any:
         """Wait for the next showing of a screen, then save a screenshot of it."""
-        frame = self.page.locator("#widget").element_handle().content_frame()
-        view = frame.wait_for_function(
-            """([name, last]) => {
+        view = (
+            self.content()
+            .wait_for_function(
+                """([name, last]) => {
                 const main = document.querySelector("main");
                 const view = Number(main && main.dataset.view || 0);
                 return main && main.dataset.screen === name && view > last ? view : 0;
             }""",
-            arg=[name, self.last_view],
-            timeout=timeout,
-        ).json_value()
+                arg=[name, self.last_view],
+                timeout=timeout,
+            )
+            .json_value()
+        )
         self.last_view = int(view)
         self.count += 1
         self.page.screenshot(path=str(self.shots / f"{self.count:02d}-{name}.png"))
         return self.frame.locator("main")
 
+    def received(self) -> list[dict[str, Any]]:
+        """The events the host has received so far."""
+        got: list[dict[str, Any]] = self.page.evaluate("window.__events")
+        return got
+
     def events(self, at_least: int = 0, timeout: float = 10) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:
-            got: list[dict[str, Any]] = self.page.evaluate("window.__events")
+            got = self.received()
             if len(got) >= at_least or time.monotonic() > deadline:
                 return got
-            time.sleep(0.05)
+            self.page.wait_for_timeout(50)
 
     @property
     def session_guid(self) -> str:
@@ -227,3 +242,154 @@ def open_widget(
         return Widget(page, user, artifacts_dir(request))
 
     return opener
+
+
+# --- the widget in a mobile WebView ---------------------------------------------------------
+#
+# With ``is_mobile_webview`` the widget is the top-level page and tells the app about each
+# event by navigating to ``<scheme>://<namespace>/<event>?metadata=<JSON>``; the app's
+# WebView (Android ``shouldOverrideUrlLoading``, iOS ``WKNavigationDelegate``) cancels
+# these navigations and reads the URL. Chromium hands such a navigation to the operating
+# system instead, and by default first asks in a tab-modal "Open xdg-open?" dialog that,
+# invisible in headless mode, swallows every later click and key press. So the browser
+# below plays the app: its profile lets the widget's origin open the scheme without asking
+# (what "Always allow" in that dialog stores), its ``xdg-open`` is a no-op, and every
+# navigation is observed in the DevTools Network events (Playwright's "request" event),
+# where it ends aborted while the page stays as it was. Chromium hands a navigation to the
+# OS only after a recent user gesture (else it logs "Not allowed to launch"); the
+# navigation itself, which is what a WebView sees, happens either way.
+
+WEBVIEW_SCHEME = "myapp"
+
+
+@dataclass
+class WebviewWidget(Widget):
+    """The widget as a WebView's top-level page; its events are the navigations it made."""
+
+    navigations: list[str] = field(default_factory=list)
+
+    @property
+    def frame(self) -> Any:
+        return self.page
+
+    def content(self) -> Any:
+        return self.page.main_frame
+
+    def received(self) -> list[dict[str, Any]]:
+        return [decode_navigation(url) for url in self.navigations]
+
+
+def decode_navigation(url: str) -> dict[str, Any]:
+    """``myapp://connect/loaded?metadata=…`` as the postMessage it stands for."""
+    parts = urlsplit(url)
+    assert parts.scheme == WEBVIEW_SCHEME, url
+    query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=True)
+    assert list(query) == ["metadata"] and len(query["metadata"]) == 1, url
+    return {
+        "mx": True,
+        "type": f"mx/{parts.netloc}{parts.path}",
+        "metadata": json.loads(query["metadata"][0]),
+    }
+
+
+@pytest.fixture
+def open_webview(
+    browser: Any, api: httpx.Client, server: LiveServer, tmp_path: Path, request: Any
+) -> Iterator[Any]:
+    """Open a new ``is_mobile_webview`` widget URL for ``user`` as a top-level page."""
+    profile = tmp_path / "profile"
+    (profile / "Default").mkdir(parents=True)
+    prefs = {
+        "protocol_handler": {"allowed_origin_protocol_pairs": {server.url: {WEBVIEW_SCHEME: True}}}
+    }
+    (profile / "Default" / "Preferences").write_text(json.dumps(prefs))
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "xdg-open").write_text("#!/bin/sh\nexit 0\n")
+    (shim / "xdg-open").chmod(0o755)
+    context = browser.browser_type.launch_persistent_context(
+        str(profile),
+        executable_path=CHROMIUM,
+        args=LAUNCH_ARGS,
+        env={**os.environ, "PATH": f"{shim}:{os.environ.get('PATH', '/usr/bin:/bin')}"},
+        viewport={"width": 390, "height": 760},
+    )
+    page = context.pages[0] if context.pages else context.new_page()
+    page.set_default_timeout(10_000)
+
+    def opener(user: str, **options: Any) -> WebviewWidget:
+        url = widget_url(
+            api,
+            user,
+            is_mobile_webview=True,
+            ui_message_webview_url_scheme=WEBVIEW_SCHEME,
+            **options,
+        )
+        w = WebviewWidget(page, user, artifacts_dir(request))
+        page.on(
+            "request",
+            lambda r: (
+                w.navigations.append(r.url)
+                if r.is_navigation_request() and r.url.startswith(f"{WEBVIEW_SCHEME}:")
+                else None
+            ),
+        )
+        # The hand-over never "loads": wait for the screens, not for the load event.
+        page.goto(url, wait_until="commit")
+        return w
+
+    yield opener
+    context.close()
+
+
+# --- the demo host page -----------------------------------------------------------------
+
+
+@dataclass
+class DemoServer:
+    url: str
+    client_id: str  # the demo client `openagg serve --demo` created
+    api_key: str
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
+    """``openagg serve --demo``, as ``make run`` starts it."""
+    tmp = tmp_path_factory.mktemp("demo")
+    url = f"http://127.0.0.1:{free_port()}"
+    env = openagg_env(tmp, OPENAGG_WIDGET_POLL_INTERVAL_MS="100", OPENAGG_SANDBOX_LATENCY_MS="0")
+    with (tmp / "server.log").open("ab") as log:
+        process = subprocess.Popen(
+            [str(VENV_BIN / "openagg"), "serve", "--demo", "--port", url.rsplit(":", 1)[1]],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_healthy(url, process)
+        creds = json.loads((tmp / "data" / "demo-client.json").read_text())
+        yield DemoServer(url, creds["client_id"], creds["api_key"])
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class DemoWidget(Widget):
+    """The widget in the demo page's iframe; its events are the ones the page lists."""
+
+    iframe: str = "#demo-widget"
+
+    def received(self) -> list[dict[str, Any]]:
+        got: list[dict[str, Any]] = self.page.evaluate(
+            """() => [...document.querySelectorAll("#demo-events li")].map((li) => ({
+                mx: true,
+                type: li.querySelector("strong").textContent,
+                metadata: JSON.parse(li.querySelector("code").textContent),
+            }))"""
+        )
+        return got

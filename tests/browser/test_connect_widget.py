@@ -7,13 +7,21 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import quote
 
 import httpx
 import pytest
 
-from tests.browser.conftest import Widget, artifacts_dir, institution, new_user, widget_url
-from tests.conftest import start_live_server
+from tests.browser.conftest import (
+    DemoServer,
+    DemoWidget,
+    Widget,
+    artifacts_dir,
+    institution,
+    new_user,
+    widget_url,
+)
+from tests.conftest import LiveServer, start_live_server
 
 CREATED, DENIED, CHALLENGED, REJECTED, CONNECTED, UPDATED, RESUMED = 0, 2, 3, 4, 6, 15, 18
 LOAD = {"mx": True, "type": "mx/load", "metadata": {}}
@@ -340,42 +348,119 @@ def test_expired_url(browser: Any, tmp_path_factory: pytest.TempPathFactory, req
         short.stop()
 
 
-def test_mobile_webview_navigates(api: httpx.Client, page: Any, request: Any) -> None:
-    """In a WebView the widget navigates to <scheme>://… instead of posting messages.
-
-    Only the opening navigations are checked: after an unhandled custom-scheme
-    navigation, headless Chromium stops delivering clicks to the page (a real WebView
-    cancels the navigation in its handler), so the rest of the flow is covered by the
-    postMessage tests."""
+def test_mobile_webview_navigates(api: httpx.Client, open_webview: Any) -> None:
+    """In a WebView the widget navigates to <scheme>://… instead of posting messages: a
+    whole MX Bank connection with a security question, every navigation in order."""
     user = new_user(api)
-    url = widget_url(
-        api,
-        user,
-        is_mobile_webview=True,
-        ui_message_webview_url_scheme="myapp",
-        current_institution_code="mxbank",
-    )
-    navigations: list[str] = []
-    page.on("request", lambda r: navigations.append(r.url) if r.url.startswith("myapp:") else None)
-    # The webview navigations keep the page "loading": wait for the screen instead.
-    page.goto(url, wait_until="commit")
-    page.locator('main[data-screen="enterCreds"]').wait_for()
-    page.screenshot(path=str(artifacts_dir(request) / "01-enterCreds.png"))
-    deadline = time.monotonic() + 5
-    while len(navigations) < 2 and time.monotonic() < deadline:
-        page.wait_for_timeout(50)
+    w = open_webview(user)
+    w.screen("search")
+    w.frame.locator("#oa-search").fill("mx bank")
+    w.frame.get_by_text("2 institutions").wait_for()
+    w.frame.locator(".oa-institution").first.click()
+    sign_in(w, "mxuser", "challenge")
+    w.screen("mfa")
+    answer_all(w, "correct")
+    w.screen("connected")
+    w.frame.get_by_role("button", name="Done").click()
 
-    decoded = []
-    for nav in navigations:
-        parts = urlsplit(nav)
-        metadata = json.loads(parse_qs(parts.query)["metadata"][0])
-        decoded.append((f"{parts.scheme}://{parts.netloc}{parts.path}", metadata))
-    session = decoded[1][1]["session_guid"]
-    assert session.startswith("WSN-")
-    assert decoded == [
-        ("myapp://load", {}),
-        (
-            "myapp://connect/loaded",
-            {"user_guid": user, "session_guid": session, "initial_step": "enterCreds"},
-        ),
-    ]
+    mx = institution(api, "mxbank")
+    guid = member_of(w)
+    w.assert_events(
+        [
+            LOAD,
+            w.event("loaded", initial_step="search"),
+            w.event("institutionSearch", query="mx bank"),
+            w.event(
+                "selectedInstitution",
+                code="mxbank",
+                guid=mx["guid"],
+                name=mx["name"],
+                url=mx["url"],
+            ),
+            w.step("search", "enterCreds"),
+            w.event("enterCredentials", institution={"code": "mxbank", "guid": mx["guid"]}),
+            status(w, guid, CREATED),
+            w.step("enterCreds", "connecting"),
+            status(w, guid, CHALLENGED),
+            w.step("connecting", "mfa"),
+            w.event("submitMFA", member_guid=guid),
+            status(w, guid, RESUMED),
+            w.step("mfa", "connecting"),
+            status(w, guid, CONNECTED),
+            w.event("memberConnected", member_guid=guid),
+            w.step("connecting", "connected"),
+            w.event("connected/primaryAction"),
+        ]
+    )
+    # The URLs themselves: <scheme>://<namespace>/<event>?metadata=<URL-encoded JSON>.
+    assert w.navigations[0] == "myapp://load?metadata=%7B%7D"
+    assert w.navigations[-1] == "myapp://connect/connected/primaryAction?metadata=" + quote(
+        json.dumps({"user_guid": user, "session_guid": w.session_guid}, separators=(",", ":")),
+        safe="-_.!~*'()",  # what encodeURIComponent leaves alone
+    )
+    # Every navigation was handed over and cancelled: the page is still the widget's.
+    assert w.page.url.startswith(f"{str(api.base_url).rstrip('/')}/connect/")
+
+
+def test_demo_page(demo_server: DemoServer, page: Any, request: Any) -> None:
+    """`openagg serve --demo`'s /demo: it gets a widget URL for the demo client's user,
+    embeds it, and lists every event; a whole MX Bank connection in its iframe."""
+    page.set_viewport_size({"width": 1100, "height": 900})
+    page.goto(f"{demo_server.url}/demo")
+    w = DemoWidget(page, "", artifacts_dir(request))
+    w.screen("search", timeout=5_000)
+    loaded = next(e for e in w.events(2) if e["type"] == "mx/connect/loaded")
+    w.user_guid = loaded["metadata"]["user_guid"]
+    w.frame.locator("#oa-search").fill("mx bank")
+    w.frame.get_by_text("2 institutions").wait_for()
+    w.frame.locator(".oa-institution").first.click()
+    sign_in(w, "mxuser", "any password")
+    w.screen("connected")
+    w.frame.get_by_role("button", name="Done").click()
+
+    with httpx.Client(
+        base_url=demo_server.url,
+        auth=(demo_server.client_id, demo_server.api_key),
+        headers={"Accept": "application/vnd.mx.api.v1+json"},
+        timeout=10,
+    ) as api:
+        mx = institution(api, "mxbank")
+        guid = member_of(w)
+        w.assert_events(
+            [
+                LOAD,
+                w.event("loaded", initial_step="search"),
+                w.event("institutionSearch", query="mx bank"),
+                w.event(
+                    "selectedInstitution",
+                    code="mxbank",
+                    guid=mx["guid"],
+                    name=mx["name"],
+                    url=mx["url"],
+                ),
+                w.step("search", "enterCreds"),
+                w.event("enterCredentials", institution={"code": "mxbank", "guid": mx["guid"]}),
+                status(w, guid, CREATED),
+                w.step("enterCreds", "connecting"),
+                status(w, guid, CONNECTED),
+                w.event("memberConnected", member_guid=guid),
+                w.step("connecting", "connected"),
+                w.event("connected/primaryAction"),
+            ]
+        )
+        page.screenshot(path=str(w.shots / f"{w.count + 1:02d}-demo-events.png"), full_page=True)
+        # The connection belongs to the demo client's "demo-user".
+        user = api.get(f"/users/{w.user_guid}").json()["user"]
+        assert user["id"] == "demo-user"
+        member = api.get(f"/users/{w.user_guid}/members/{guid}").json()["member"]
+        assert member["connection_status"] == "CONNECTED"
+
+
+def test_demo_is_off_by_default(server: LiveServer) -> None:
+    """Without `--demo` (or OPENAGG_WIDGET_DEMO=1) there is no /demo."""
+    assert httpx.get(f"{server.url}/demo").status_code == 404
+    r = httpx.post(
+        f"{server.url}/demo/widget_url",
+        json={"widget_url": {"widget_type": "connect_widget"}},
+    )
+    assert r.status_code == 404

@@ -43,6 +43,11 @@ _PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
     "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'",
 }
+# The demo host page embeds the widget, served from this same origin.
+_DEMO_HEADERS = {
+    **_PAGE_HEADERS,
+    "Content-Security-Policy": _PAGE_HEADERS["Content-Security-Policy"] + "; frame-src 'self'",
+}
 
 
 def _asset(name: str) -> str:
@@ -308,7 +313,7 @@ async def _demo_client(rt: Runtime) -> Client:
 async def demo_page(request: Request) -> Response:
     if not _demo_enabled(runtime(request)):
         raise NotFound()
-    return HTMLResponse(_asset("demo.html"), headers=_PAGE_HEADERS)
+    return HTMLResponse(_asset("demo.html"), headers=_DEMO_HEADERS)
 
 
 @router.post("/demo/widget_url")
