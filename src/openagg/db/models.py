@@ -294,7 +294,6 @@ class Transaction(Base):
         UniqueConstraint("account_id", "external_id"),
         Index("ix_transactions_user_date", "user_id", "date", "id"),
         Index("ix_transactions_member_date", "member_id", "date", "id"),
-        Index("ix_transactions_account_date", "account_id", "date", "id"),
         Index("ix_transactions_status_date", "status", "date"),
     )
     id: Mapped[int] = mapped_column(PK, primary_key=True)

@@ -31,6 +31,7 @@ from openagg.domain.causes import Cause
 from openagg.domain.policy import JobKind
 from openagg.domain.statuses import Status
 from openagg.engine import ingest
+from openagg.engine.batcher import WriteBatcher
 from openagg.engine.queue import finish, wait_for_user
 from openagg.runtime import Runtime
 from openagg.services import vault
@@ -62,28 +63,35 @@ class JobContext:
 
 
 async def _load(rt: Runtime, job_id: int, worker_id: str) -> JobContext | None:
+    previous_attempts = (
+        select(func.count())
+        .select_from(Attempt)
+        .where(Attempt.member_id == Member.id)
+        .scalar_subquery()
+    )
     async with rt.db.read() as s:
-        job = await s.get(Job, job_id)
-        if job is None or job.state != "running" or job.worker_id != worker_id:
-            return None
-        member = await s.get(Member, job.member_id)
-        if member is None:
-            return None
-        institution = await s.get(Institution, member.institution_id)
-        assert institution is not None
-        previous = await s.scalar(
-            select(func.count()).select_from(Attempt).where(Attempt.member_id == member.id)
-        )
-        return JobContext(job, member, institution, previous or 0)
+        row = (
+            await s.execute(
+                select(Job, Member, Institution, previous_attempts)
+                .join(Member, Member.id == Job.member_id)
+                .join(Institution, Institution.id == Member.institution_id)
+                .where(Job.id == job_id, Job.state == "running", Job.worker_id == worker_id)
+            )
+        ).first()
+    return None if row is None else JobContext(*row)
 
 
 async def _owned(s: AsyncSession, job_id: int, worker_id: str) -> tuple[Job, Member] | None:
     """The job and member, locked for this transaction, if this worker still owns the job."""
-    job = await s.get(Job, job_id, with_for_update=True)
-    if job is None or job.state != "running" or job.worker_id != worker_id:
-        return None
-    member = await s.get(Member, job.member_id, with_for_update=True)
-    return None if member is None else (job, member)
+    row = (
+        await s.execute(
+            select(Job, Member)
+            .join(Member, Member.id == Job.member_id)
+            .where(Job.id == job_id, Job.state == "running", Job.worker_id == worker_id)
+            .with_for_update()
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
 
 
 def _field_names(institution: Institution, by_guid: dict[str, str]) -> dict[str, str]:
@@ -125,22 +133,20 @@ async def _ingest(
 ) -> ingest.IngestCounts:
     now = rt.now()
     accounts = await ingest.upsert_accounts(s, member, pulled.accounts, now)
-    total = ingest.IngestCounts()
-    max_age = dt.timedelta(days=rt.settings.pending_transaction_max_age_days)
+    counts = ingest.IngestCounts()
+    if pulled.from_date is not None:
+        counts = await ingest.upsert_transactions(
+            s,
+            {
+                accounts[external_id]: transactions
+                for external_id, transactions in pulled.transactions.items()
+            },
+            from_date=pulled.from_date,
+            now=now,
+            pending_max_age=dt.timedelta(days=rt.settings.pending_transaction_max_age_days),
+        )
     for data in pulled.accounts:
         acct = accounts[data.external_id]
-        if data.external_id in pulled.transactions and pulled.from_date is not None:
-            c = await ingest.upsert_transactions(
-                s,
-                acct,
-                pulled.transactions[data.external_id],
-                from_date=pulled.from_date,
-                now=now,
-                pending_max_age=max_age,
-            )
-            total.created += c.created
-            total.updated += c.updated
-            total.removed += c.removed
         if data.external_id in pulled.holdings:
             await ingest.upsert_holdings(s, acct, pulled.holdings[data.external_id], now)
         if kind == JobKind.VERIFY:
@@ -152,13 +158,15 @@ async def _ingest(
         member.has_processed_transactions = True
     if kind == JobKind.VERIFY:
         member.has_processed_account_numbers = True
-    return total
+    return counts
 
 
 class Runner:
     def __init__(self, rt: Runtime, worker_id: str):
         self.rt = rt
         self.worker_id = worker_id
+        # Ends of jobs (success, failure, MFA park) are written in shared transactions.
+        self.batcher = WriteBatcher(rt.db)
 
     async def run(self, job_id: int) -> None:
         jc = await _load(self.rt, job_id, self.worker_id)
@@ -218,7 +226,8 @@ class Runner:
         self, jc: JobContext, started: dt.datetime, result: LoginResult
     ) -> None:
         rt = self.rt
-        async with rt.db.write() as s:
+
+        async def write(s: AsyncSession) -> None:
             owned = await _owned(s, jc.job.id, self.worker_id)
             if not owned:
                 return
@@ -241,11 +250,14 @@ class Runner:
             job.answers_enc = None
             wait_for_user(job)
 
+        await self.batcher.run(write)
+
     async def _succeed(
         self, jc: JobContext, started: dt.datetime, kind: JobKind, pulled: Pulled
     ) -> None:
         rt = self.rt
-        async with rt.db.write() as s:
+
+        async def write(s: AsyncSession) -> None:
             owned = await _owned(s, jc.job.id, self.worker_id)
             if not owned:
                 return
@@ -267,9 +279,12 @@ class Runner:
             )
             finish(job, state="succeeded", now=rt.now())
 
+        await self.batcher.run(write)
+
     async def _fail(self, jc: JobContext, started: dt.datetime, cause: Cause, message: str) -> None:
         rt = self.rt
-        async with rt.db.write() as s:
+
+        async def write(s: AsyncSession) -> None:
             owned = await _owned(s, jc.job.id, self.worker_id)
             if not owned:
                 return
@@ -285,3 +300,5 @@ class Runner:
                 institution_id=jc.institution.id,
             )
             finish(job, state="failed", now=rt.now(), error=f"{cause.value}: {message}"[:500])
+
+        await self.batcher.run(write)
