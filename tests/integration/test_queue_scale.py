@@ -239,7 +239,8 @@ async def test_concurrency_cap_holds_across_worker_processes(
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     workers = [
         subprocess.Popen(
-            [str(VENV_BIN / "openagg"), "worker", "--concurrency", "10"],
+            # Two slots each under a cap of 3: reaching 3 takes both processes.
+            [str(VENV_BIN / "openagg"), "worker", "--concurrency", "2"],
             env=env,
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,

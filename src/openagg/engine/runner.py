@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openagg import logs
 from openagg.connectors.base import (
     AccountData,
     Connector,
@@ -172,6 +173,8 @@ class Runner:
         jc = await _load(self.rt, job_id, self.worker_id)
         if jc is None:
             return
+        # Each job runs in its own task, so this tags only this job's log lines.
+        logs.job_id.set(jc.job.guid)
         started = self.rt.now()
         resuming = jc.job.answers_enc is not None
         delayed = asyncio.create_task(self._mark_delayed_later(job_id))
