@@ -510,5 +510,267 @@ def webhooks_deliveries(
     typer.echo(f"({len(views)} of {total})")
 
 
+# --- Aggregation support (services/support.py, services/incidents.py) --------------
+
+operators_app = typer.Typer(help="The platform's own engineers.", no_args_is_help=True)
+tickets_app = typer.Typer(
+    help="The support ticket queue and engineer actions.", no_args_is_help=True
+)
+app.add_typer(operators_app, name="operators")
+app.add_typer(tickets_app, name="tickets")
+OperatorOption = typer.Option(
+    ..., "--operator", envvar="OPENAGG_OPERATOR", help="Your operator email (OPENAGG_OPERATOR)."
+)
+NoteOption = typer.Option(None, "--note", help="Why, for the ticket's history.")
+
+
+def _support_action(settings: Settings, action: Callable[[Runtime], Awaitable[T]]) -> T:
+    from openagg.services.errors import ServiceError
+
+    try:
+        return _with_runtime(settings, action)
+    except ServiceError as exc:
+        _fail(exc.message)
+        raise  # unreachable: _fail exits
+
+
+def _as_operator(
+    settings: Settings, email: str, action: Callable[[Runtime, Any], Awaitable[T]]
+) -> T:
+    from openagg.services.operators import operator_by_email
+
+    async def run(rt: Runtime) -> T:
+        return await action(rt, await operator_by_email(rt, email))
+
+    return _support_action(settings, run)
+
+
+def _ticket_line(view: Any, now: Any) -> str:
+    t = view.ticket
+    age = now - t.created_at
+    eta = t.estimated_resolution_at.strftime("%Y-%m-%d %H:%M") if t.estimated_resolution_at else "-"
+    return (
+        f"{t.queue_position or '-':>4}  {t.guid}  {t.status:<31} {view.institution_code:<16} "
+        f"cause={t.cause or '-':<22} reports={t.report_count}  age={age.days}d"
+        f"{age.seconds // 3600}h  eta={eta}"
+    )
+
+
+@operators_app.command("create")
+def operators_create(
+    name: str = typer.Option(..., help="The engineer's name."),
+    email: str = typer.Option(..., help="Their login."),
+    database_url: str | None = DbOption,
+) -> None:
+    """Create an operator; the password and API key are shown once."""
+    from openagg.services.operators import create_operator
+
+    settings = _settings(database_url)
+    _prepare(settings)
+    new = _support_action(settings, lambda rt: create_operator(rt, name, email))
+    typer.echo(
+        f"guid:     {new.operator.guid}\nemail:    {new.operator.email}\n"
+        f"password: {new.password}\napi_key:  {new.api_key}\n"
+        "(the password and api_key are not shown again)"
+    )
+
+
+@operators_app.command("list")
+def operators_list(database_url: str | None = DbOption) -> None:
+    """List operators (never their secrets)."""
+    from openagg.services.operators import list_operators
+
+    for o in _support_action(_settings(database_url), list_operators):
+        typer.echo(f"{o.guid}  {o.email}  {o.name}{'  (disabled)' if o.is_disabled else ''}")
+
+
+@tickets_app.command("queue")
+def tickets_queue(
+    limit: int = typer.Option(50, help="How many, oldest first."),
+    database_url: str | None = DbOption,
+) -> None:
+    """The engineers' queue: first in, first out (a reopened ticket keeps its place)."""
+    from openagg.services.support import queue
+
+    settings = _settings(database_url)
+
+    async def run(rt: Runtime) -> list[str]:
+        return [_ticket_line(v, rt.now()) for v in await queue(rt, limit=limit)]
+
+    lines = _support_action(settings, run)
+    typer.echo("\n".join(lines) if lines else "the queue is empty")
+
+
+@tickets_app.command("show")
+def tickets_show(guid: str, database_url: str | None = DbOption) -> None:
+    """One ticket and its history."""
+    from openagg.services.support import read_for_operator
+
+    settings = _settings(database_url)
+
+    async def run(rt: Runtime) -> list[str]:
+        view, events = await read_for_operator(rt, guid)
+        t = view.ticket
+        lines = [
+            _ticket_line(view, rt.now()),
+            f"  user={view.user_guid or '-'}  member={view.member_guid or '-'}  "
+            f"channel={t.channel}  connection_status={t.connection_status or '-'}",
+            f"  description: {t.description or '-'}",
+            f"  special_instructions: {t.special_instructions or '-'}",
+        ]
+        for e in events:
+            who = f"{e.actor_type}:{e.actor_name or e.actor_id or '-'}"
+            lines.append(
+                f"  {e.at:%Y-%m-%d %H:%M:%S}  {e.action:<20} {e.from_status or '-'} -> "
+                f"{e.to_status or '-'}  by {who}" + (f"  ({e.note})" if e.note else "")
+            )
+        return lines
+
+    typer.echo("\n".join(_support_action(settings, run)))
+
+
+@tickets_app.command("take")
+def tickets_take(
+    guid: str, operator: str = OperatorOption, database_url: str | None = DbOption
+) -> None:
+    """Start working on a ticket (IN_PROCESS)."""
+    from openagg.services.support import take
+
+    view = _as_operator(_settings(database_url), operator, lambda rt, o: take(rt, o, guid))
+    typer.echo(f"{view.ticket.guid} {view.ticket.status}")
+
+
+@tickets_app.command("request-info")
+def tickets_request_info(
+    guid: str,
+    prompt: list[str] = typer.Option(
+        ..., "--prompt", help="A question; 'Label|OPTIONS|a,b' for a choice, 'Label|TOKEN'."
+    ),
+    operator: str = OperatorOption,
+    note: str | None = NoteOption,
+    database_url: str | None = DbOption,
+) -> None:
+    """Ask the end user for additional login info (like MFA); the estimate freezes."""
+    from openagg.services.support import Prompt, request_login_info
+
+    prompts = []
+    for spec in prompt:
+        label, _, rest = spec.partition("|")
+        kind, _, options = rest.partition("|")
+        kind = (kind or "TEXT").upper()
+        if kind not in ("TEXT", "TOKEN", "OPTIONS"):
+            _fail(f"prompt type must be TEXT, TOKEN or OPTIONS, not {kind}")
+        choices = tuple(o.strip() for o in options.split(",") if o.strip())
+        prompts.append(Prompt(label.strip(), kind, choices))  # type: ignore[arg-type]
+    view = _as_operator(
+        _settings(database_url),
+        operator,
+        lambda rt, o: request_login_info(rt, o, guid, prompts, note),
+    )
+    typer.echo(f"{view.ticket.guid} {view.ticket.status}")
+
+
+@tickets_app.command("read-info")
+def tickets_read_info(
+    guid: str, operator: str = OperatorOption, database_url: str | None = DbOption
+) -> None:
+    """Print the end user's answers once: they are erased as they are read."""
+    from openagg.services.support import read_login_info
+
+    answers = _as_operator(
+        _settings(database_url), operator, lambda rt, o: read_login_info(rt, o, guid)
+    )
+    for label, value in answers.items():
+        typer.echo(f"{label}: {value}")
+
+
+@tickets_app.command("escalate")
+def tickets_escalate(
+    guid: str,
+    operator: str = OperatorOption,
+    note: str | None = NoteOption,
+    database_url: str | None = DbOption,
+) -> None:
+    """Hand a ticket up (ESCALATED); it keeps its place in the queue."""
+    from openagg.services.support import escalate_internally
+
+    view = _as_operator(
+        _settings(database_url), operator, lambda rt, o: escalate_internally(rt, o, guid, note)
+    )
+    typer.echo(f"{view.ticket.guid} {view.ticket.status}")
+
+
+@tickets_app.command("invalid")
+def tickets_invalid(
+    guid: str,
+    operator: str = OperatorOption,
+    note: str | None = NoteOption,
+    database_url: str | None = DbOption,
+) -> None:
+    """Mark a ticket INVALID (not an aggregation problem)."""
+    from openagg.services.support import mark_invalid
+
+    view = _as_operator(
+        _settings(database_url), operator, lambda rt, o: mark_invalid(rt, o, guid, note)
+    )
+    typer.echo(f"{view.ticket.guid} {view.ticket.status}")
+
+
+@tickets_app.command("resolve")
+def tickets_resolve(
+    guid: str,
+    incident: bool = typer.Option(
+        False, "--incident", help="Also every member failing at its institution with its cause."
+    ),
+    operator: str = OperatorOption,
+    note: str | None = NoteOption,
+    database_url: str | None = DbOption,
+) -> None:
+    """Fixed: re-aggregate the affected members; each ticket closes when its member
+    then succeeds and reopens when it still fails (a running worker does the runs)."""
+    from openagg.services.support import resolve
+
+    result = _as_operator(
+        _settings(database_url),
+        operator,
+        lambda rt, o: resolve(rt, o, guid, incident=incident, note=note),
+    )
+    typer.echo(f"re-aggregating {result.jobs_started} member(s)")
+    for t in result.tickets:
+        typer.echo(f"  {t} verifying")
+    for t in result.reopened:
+        typer.echo(f"  {t} REOPENED (its member cannot be re-aggregated)")
+
+
+@app.command("incidents")
+def incidents_command(
+    long_tail: bool = typer.Option(False, "--long-tail", help="Institutions with few users."),
+    limit: int = typer.Option(20, help="How many incidents."),
+    database_url: str | None = DbOption,
+) -> None:
+    """Failing members and open tickets by institution and cause, largest impact first."""
+    from openagg.services import incidents
+
+    settings = _settings(database_url)
+    if long_tail:
+        for small in _support_action(settings, incidents.long_tail):
+            typer.echo(
+                f"{small.institution_code:<20} users={small.users:<4} "
+                f"failing={small.failing_members:<4} open_tickets={small.open_tickets:<4} "
+                f"causes={','.join(small.causes)}  {' '.join(small.ticket_guids[:5])}"
+            )
+        return
+    found = _support_action(settings, lambda rt: incidents.incidents(rt, limit=limit))
+    for i in found:
+        since = i.broken_since.strftime("%Y-%m-%d %H:%M") if i.broken_since else "-"
+        typer.echo(
+            f"impact={i.impact:<8g} {i.institution_code:<20} {i.cause:<24} "
+            f"users={i.affected_users:<4} failing={i.failing_members:<4} "
+            f"open_tickets={i.open_tickets:<4} since={since}  {' '.join(i.ticket_guids[:5])}"
+        )
+    if not found:
+        typer.echo("no incidents")
+
+
 if __name__ == "__main__":
     app()

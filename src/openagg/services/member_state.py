@@ -20,7 +20,7 @@ from openagg.domain.causes import TRANSIENT, Cause
 from openagg.domain.policy import FailureHistory, next_background_at, status_after
 from openagg.domain.statuses import END_USER_ACTIONABLE, Status
 from openagg.runtime import Runtime
-from openagg.services import webhooks
+from openagg.services import support, webhooks
 
 _TRANSIENT_VALUES = [c.value for c in TRANSIENT]
 
@@ -172,4 +172,6 @@ async def apply_outcome(
         transactions_created=outcome.transactions_created,
         transactions_updated=outcome.transactions_updated,
     )
+    # The verdict on an engineer's fix: close or reopen the member's support ticket.
+    await support.after_attempt(session, rt, member, cause)
     return status

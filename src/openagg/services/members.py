@@ -19,7 +19,7 @@ from openagg.domain.policy import Decision, JobKind, JobRequestView, Trigger, de
 from openagg.domain.statuses import NOT_AGGREGATABLE, Status
 from openagg.engine.queue import active_job, enqueue, finish, requeue
 from openagg.runtime import Runtime
-from openagg.services import vault, webhooks
+from openagg.services import support, vault, webhooks
 from openagg.services.errors import BadRequest, Conflict, NotFound, Unprocessable
 from openagg.services.inputs import CredentialValue, MemberCreateBody, MemberUpdateFields
 from openagg.services.lookup import institution_by_code, member_by_guid, user_by_guid
@@ -146,6 +146,7 @@ async def create_member(
         if values:
             vault.seal_credentials(rt, member, values)
             await _check_duplicate(s, member)
+            member.end_user_present_at = now  # credentials come from the end user
         schedule_background(rt, member, now)
         job = None
         if is_oauth:
@@ -206,6 +207,7 @@ async def update_member(
                 job = None
             vault.seal_credentials(rt, member, values)
             await _check_duplicate(s, member)
+            member.end_user_present_at = now  # credentials come from the end user
             # The credential-failure count survives updates on purpose: only a success
             # resets it, so a run of wrong passwords ends in PREVENTED, not a bank lockout.
             vault.clear_connector_state(member)
@@ -227,6 +229,7 @@ async def delete_member(rt: Runtime, client: Client, user_guid: str, member_guid
         user = await user_by_guid(s, client, user_guid)
         member = await member_by_guid(s, user, member_guid)
         await webhooks.member_event(s, rt, member, "deleted")
+        await support.forget_members(s, rt, [member.id])
         await s.execute(delete(Member).where(Member.id == member.id))
 
 
@@ -289,6 +292,8 @@ async def request_job(
                 f"This member is {member.connection_status or 'not connectable'}: "
                 "aggregation is not possible."
             )
+        # A foreground request means the end user is there (support tickets' evidence).
+        member.end_user_present_at = now
         started = decision == Decision.START
         if started:
             if callback is not None:
@@ -323,6 +328,7 @@ async def resume(
         if missing:
             raise BadRequest(f"Missing answer(s) for challenge guid(s): {', '.join(missing)}.")
         vault.seal_answers(rt, member, job, given)
+        member.end_user_present_at = now  # only the end user answers MFA
         requeue(job, now=now)
         job.attempts = 0  # each MFA round gets its own budget against lost workers
         set_status(member, Status.RESUMED, now)

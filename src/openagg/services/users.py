@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openagg.db.models import Client, Member, User
 from openagg.domain.ids import new_guid
 from openagg.runtime import Runtime
-from openagg.services import webhooks
+from openagg.services import support, webhooks
 from openagg.services.errors import Conflict
 from openagg.services.inputs import UserFields
 from openagg.services.lookup import user_by_guid
@@ -64,8 +64,11 @@ async def delete_user(rt: Runtime, client: Client, guid: str) -> None:
     async with rt.db.write() as s:
         user = await user_by_guid(s, client, guid)
         # The cascade removes the members: tell the app about each, as a member delete does.
-        for member in await s.scalars(select(Member).where(Member.user_id == user.id)):
+        members = list(await s.scalars(select(Member).where(Member.user_id == user.id)))
+        for member in members:
             await webhooks.member_event(s, rt, member, "deleted")
+        # Support tickets outlive them for statistics, without personal data.
+        await support.forget_members(s, rt, [m.id for m in members])
         await s.execute(delete(User).where(User.id == user.id))
 
 

@@ -60,6 +60,7 @@ class EventType(StrEnum):
     HISTORY = "HISTORY"
     IDENTIFICATION = "IDENTIFICATION"
     MEMBER = "MEMBER"
+    SUPPORT_TICKET = "SUPPORT_TICKET"  # OpenAgg extension: a ticket's status changed
     VERIFICATION = "VERIFICATION"
 
 
