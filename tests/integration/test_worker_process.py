@@ -1,4 +1,4 @@
-"""The standalone worker process stops cleanly on SIGTERM and SIGINT."""
+"""The standalone worker process stops cleanly and promptly on SIGTERM and SIGINT."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ def test_worker_stops_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
         "OPENAGG_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/openagg.db",
         "OPENAGG_DATA_DIR": str(tmp_path),
         "PATH": "/usr/bin:/bin",
+        # Idle waits this long must not delay the stop.
+        "OPENAGG_POLL_INTERVAL_SECONDS": "60",
+        "OPENAGG_SCHEDULER_INTERVAL_SECONDS": "60",
+        "OPENAGG_WEBHOOK_POLL_INTERVAL_SECONDS": "60",
     }
     proc = subprocess.Popen(
         [str(VENV_BIN / "openagg"), "worker"],
@@ -30,4 +34,4 @@ def test_worker_stops_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
         time.sleep(0.1)
     time.sleep(1.5)
     proc.send_signal(sig)
-    assert proc.wait(timeout=15) == 0
+    assert proc.wait(timeout=10) == 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import functools
 import logging
@@ -69,9 +68,17 @@ class Worker:
         self.rt.job_enqueued.set()  # a slot is free: look for more work at once
 
     async def _wait_for_work(self, stop: asyncio.Event) -> None:
+        """Until a job is enqueued, the poll interval passes, or a stop is asked for
+        (a long poll interval must not delay shutdown)."""
         event = self.rt.job_enqueued
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), self.rt.settings.poll_interval_seconds)
+        waits = [asyncio.create_task(event.wait()), asyncio.create_task(stop.wait())]
+        await asyncio.wait(
+            waits,
+            timeout=self.rt.settings.poll_interval_seconds,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        for task in waits:
+            task.cancel()
         event.clear()
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
@@ -102,7 +109,9 @@ class Worker:
                     update(Job)
                     .where(Job.id.in_(left), Job.worker_id == self.id, Job.state == "running")
                     .values(
-                        state="queued", worker_id=None, lease_until=None,
+                        state="queued",
+                        worker_id=None,
+                        lease_until=None,
                         attempts=Job.attempts - 1,  # a clean stop is not a failed attempt
                     )
                     .execution_options(synchronize_session=False)
