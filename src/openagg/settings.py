@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     # The long-tail view: institutions with at most this many distinct end users.
     support_long_tail_max_users: int = 25
 
+    # Browser logins: the engineer console and the developer portal.
+    web_session_ttl_seconds: int = 12 * 3600
+    # Failed logins allowed per address (and per account) in a window before 429.
+    web_login_max_failures: int = 10
+    web_login_failure_window_seconds: int = 900
+
     def ensure_data_dir(self) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return self.data_dir

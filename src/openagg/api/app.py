@@ -16,7 +16,17 @@ from starlette.exceptions import HTTPException
 
 from openagg.api.http import error
 from openagg.api.request_ids import RequestIds
-from openagg.api.routes import data, institutions, members, ops, support, users, widget
+from openagg.api.routes import (
+    console,
+    data,
+    institutions,
+    members,
+    ops,
+    portal,
+    support,
+    users,
+    widget,
+)
 from openagg.api.routes import webhooks as webhook_routes
 from openagg.runtime import Runtime
 from openagg.services.errors import ServiceError
@@ -53,7 +63,8 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
     app.state.runtime = rt
     app.state.auth_cache = {}
     app.add_middleware(RequestIds)
-    for module in (users, institutions, members, data, ops, widget, webhook_routes, support):
+    routes = (users, institutions, members, data, ops, widget, webhook_routes, support)
+    for module in (*routes, console, portal):
         app.include_router(module.router)
 
     @app.exception_handler(ServiceError)

@@ -470,6 +470,27 @@ class Operator(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
+class WebSession(Base):
+    """A browser login to the engineer console (an operator) or the developer portal
+    (a client). The cookie's token is a secret: only its SHA-256 hash is stored."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # "operator" or "client"
+    operator_id: Mapped[int | None] = mapped_column(
+        ForeignKey("operators.id", ondelete="CASCADE"), index=True
+    )
+    client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Sent back in a header on every change, so another site cannot post with the cookie.
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class SupportTicket(Base):
     """A request for an aggregation engineer about one member.
 

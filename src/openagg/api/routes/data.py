@@ -210,6 +210,8 @@ def _transaction_json(row: Any, user: User, includes: frozenset[str]) -> dict[st
         member_guid=row.member_guid_,
         includes=includes,
     )
+
+
 HOLDING_ROWS = (
     select(Holding, Account.guid, Member.guid)
     .join(Account, Account.id == Holding.account_id)

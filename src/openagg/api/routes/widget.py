@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import html
 import json
-from importlib import resources
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import Field, StrictStr
@@ -21,6 +19,7 @@ from sqlalchemy import select
 
 from openagg.api import wire
 from openagg.api.http import current_client, mx, no_content, parse_body, runtime
+from openagg.api.pages import PAGE_HEADERS, read_asset, script_json, static_asset
 from openagg.api.routes.members import background_disabled
 from openagg.db.models import Client, Institution, Member, User
 from openagg.domain.statuses import Status
@@ -33,16 +32,10 @@ from openagg.services.users import create_user
 
 router = APIRouter()
 
-# The page's own files; nothing else is served from the package.
-_ASSETS = {"widget.js": "text/javascript", "widget.css": "text/css", "demo.js": "text/javascript"}
-_PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    # Embeddable anywhere (it is meant for iframes), but runs only its own files.
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
-    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'",
-}
+_ASSETS = {"widget.js", "widget.css", "demo.js"}
+_PACKAGE = "openagg.widget"
+# Embeddable anywhere (it is meant for iframes), but runs only its own files.
+_PAGE_HEADERS = PAGE_HEADERS
 # The demo host page embeds the widget, served from this same origin.
 _DEMO_HEADERS = {
     **_PAGE_HEADERS,
@@ -51,16 +44,11 @@ _DEMO_HEADERS = {
 
 
 def _asset(name: str) -> str:
-    return resources.files("openagg.widget").joinpath(name).read_text(encoding="utf-8")
+    return read_asset(_PACKAGE, name)
 
 
 def _base_url(rt: Runtime, request: Request) -> str:
     return rt.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
-
-
-def _script_json(data: Any) -> str:
-    """JSON safe to place inside a <script> element."""
-    return orjson.dumps(data).decode().replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 # --- MX: widget URLs -----------------------------------------------------------------
@@ -117,12 +105,7 @@ def _link_error_page(status_code: int, message: str) -> HTMLResponse:
 
 @router.get("/connect/static/{name}")
 async def widget_asset(name: str) -> Response:
-    media_type = _ASSETS.get(name)
-    if media_type is None:
-        raise NotFound()
-    return Response(
-        _asset(name), media_type=media_type, headers={"Cache-Control": "public, max-age=300"}
-    )
+    return static_asset(_PACKAGE, name, _ASSETS)
 
 
 @router.get("/connect/{url_token}")
@@ -143,7 +126,7 @@ async def widget_page(url_token: str, request: Request) -> Response:
     page = (
         _asset("index.html")
         .replace("{{COLOR_SCHEME}}", html.escape(ctx.options["color_scheme"]))
-        .replace("{{BOOT}}", _script_json(boot))
+        .replace("{{BOOT}}", script_json(boot))
     )
     return HTMLResponse(page, headers=_PAGE_HEADERS)
 

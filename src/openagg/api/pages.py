@@ -1,0 +1,122 @@
+"""What the platform's own web pages share: their files, strict headers, and the
+cookie sessions of the engineer console and the developer portal.
+
+Pages are plain HTML, JS modules and CSS shipped in a package (no CDN, no build
+step); the strict CSP lets them run only their own files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.responses import HTMLResponse, Response
+
+from openagg.api.http import runtime
+from openagg.services import web_sessions
+from openagg.services.errors import Forbidden, NotFound
+
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'",
+}
+# Pages behind a login must not be framed by another site (clickjacking).
+PRIVATE_PAGE_HEADERS = {
+    **PAGE_HEADERS,
+    "Content-Security-Policy": PAGE_HEADERS["Content-Security-Policy"] + "; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+}
+_MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+CSRF_HEADER = "x-csrf-token"
+
+
+def read_asset(package: str, name: str) -> str:
+    return resources.files(package).joinpath(name).read_text(encoding="utf-8")
+
+
+def static_asset(package: str, name: str, allowed: set[str]) -> Response:
+    """One of a page's own files, by name; anything not listed is a 404."""
+    if name not in allowed:
+        raise NotFound()
+    media_type = _MEDIA_TYPES.get(name[name.rfind(".") :], "application/octet-stream")
+    return Response(
+        read_asset(package, name),
+        media_type=media_type,
+        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def html_page(text: str, headers: dict[str, str] = PRIVATE_PAGE_HEADERS) -> HTMLResponse:
+    return HTMLResponse(text, headers=headers)
+
+
+def script_json(data: Any) -> str:
+    """JSON safe to place inside a <script> element."""
+    return orjson.dumps(data).decode().replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def json_response(body: Any, status_code: int = 200) -> Response:
+    return Response(
+        orjson.dumps(body),
+        status_code=status_code,
+        media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def login_throttle(request: Request) -> web_sessions.LoginThrottle:
+    state = request.app.state
+    if not hasattr(state, "login_throttle"):
+        settings = runtime(request).settings
+        state.login_throttle = web_sessions.LoginThrottle(
+            settings.web_login_max_failures, settings.web_login_failure_window_seconds
+        )
+    throttle: web_sessions.LoginThrottle = state.login_throttle
+    return throttle
+
+
+def set_session_cookie(
+    response: Response, request: Request, cookie: str, path: str, token: str
+) -> None:
+    rt = runtime(request)
+    secure = request.url.scheme == "https" or rt.settings.public_url.startswith("https:")
+    response.set_cookie(
+        cookie,
+        token,
+        max_age=rt.settings.web_session_ttl_seconds,
+        path=path,
+        httponly=True,
+        secure=secure,
+        samesite="strict",
+    )
+
+
+def clear_session_cookie(response: Response, cookie: str, path: str) -> None:
+    response.delete_cookie(cookie, path=path, httponly=True, samesite="strict")
+
+
+def session_guard(
+    kind: web_sessions.Kind, cookie: str
+) -> Callable[[Request], Awaitable[web_sessions.LoggedIn]]:
+    """A dependency: the logged-in session; changes also need the CSRF header."""
+
+    async def logged_in(request: Request) -> web_sessions.LoggedIn:
+        found = await web_sessions.find_session(runtime(request), kind, request.cookies.get(cookie))
+        if (
+            request.method not in ("GET", "HEAD")
+            and request.headers.get(CSRF_HEADER) != found.session.csrf_token
+        ):
+            raise Forbidden("This change is missing its CSRF token; reload the page.")
+        return found
+
+    return logged_in

@@ -1,0 +1,7 @@
+"""The developer portal: web pages for clients (not built yet)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
