@@ -389,9 +389,7 @@ def members_show(member_guid: str, database_url: str | None = DbOption) -> None:
         if job.deferred_until is not None:
             typer.echo(f"  deferred until {job.deferred_until}: {job.deferred_reason}")
     for a in view.attempts:
-        typer.echo(
-            f"  attempt {a.finished_at} {a.trigger} {a.kind} {a.cause} -> {a.status_after}"
-        )
+        typer.echo(f"  attempt {a.finished_at} {a.trigger} {a.kind} {a.cause} -> {a.status_after}")
 
 
 # --- webhooks --------------------------------------------------------------------
@@ -556,6 +554,12 @@ def _ticket_line(view: Any, now: Any) -> str:
     )
 
 
+def _ticket_change(database_url: str | None, email: str, change: Callable[..., Any]) -> None:
+    """Run one engineer action on a ticket and print where the ticket went."""
+    view = _as_operator(_settings(database_url), email, change)
+    typer.echo(f"{view.ticket.guid} {view.ticket.status}")
+
+
 @operators_app.command("create")
 def operators_create(
     name: str = typer.Option(..., help="The engineer's name."),
@@ -636,8 +640,7 @@ def tickets_take(
     """Start working on a ticket (IN_PROCESS)."""
     from openagg.services.support import take
 
-    view = _as_operator(_settings(database_url), operator, lambda rt, o: take(rt, o, guid))
-    typer.echo(f"{view.ticket.guid} {view.ticket.status}")
+    _ticket_change(database_url, operator, lambda rt, o: take(rt, o, guid))
 
 
 @tickets_app.command("request-info")
@@ -662,12 +665,9 @@ def tickets_request_info(
             _fail(f"prompt type must be TEXT, TOKEN or OPTIONS, not {kind}")
         choices = tuple(o.strip() for o in options.split(",") if o.strip())
         prompts.append(Prompt(label.strip(), kind, choices))  # type: ignore[arg-type]
-    view = _as_operator(
-        _settings(database_url),
-        operator,
-        lambda rt, o: request_login_info(rt, o, guid, prompts, note),
+    _ticket_change(
+        database_url, operator, lambda rt, o: request_login_info(rt, o, guid, prompts, note)
     )
-    typer.echo(f"{view.ticket.guid} {view.ticket.status}")
 
 
 @tickets_app.command("read-info")
@@ -694,10 +694,7 @@ def tickets_escalate(
     """Hand a ticket up (ESCALATED); it keeps its place in the queue."""
     from openagg.services.support import escalate_internally
 
-    view = _as_operator(
-        _settings(database_url), operator, lambda rt, o: escalate_internally(rt, o, guid, note)
-    )
-    typer.echo(f"{view.ticket.guid} {view.ticket.status}")
+    _ticket_change(database_url, operator, lambda rt, o: escalate_internally(rt, o, guid, note))
 
 
 @tickets_app.command("invalid")
@@ -710,10 +707,7 @@ def tickets_invalid(
     """Mark a ticket INVALID (not an aggregation problem)."""
     from openagg.services.support import mark_invalid
 
-    view = _as_operator(
-        _settings(database_url), operator, lambda rt, o: mark_invalid(rt, o, guid, note)
-    )
-    typer.echo(f"{view.ticket.guid} {view.ticket.status}")
+    _ticket_change(database_url, operator, lambda rt, o: mark_invalid(rt, o, guid, note))
 
 
 @tickets_app.command("resolve")
