@@ -14,6 +14,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
+from openagg.api import wire
 from openagg.db.models import Client
 from openagg.runtime import Runtime
 from openagg.services.clients import authenticate
@@ -29,6 +30,11 @@ class NotAcceptable(ServiceError):
 
 def mx(body: dict[str, Any], status_code: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status_code, media_type=MX_MEDIA_TYPE)
+
+
+def mx_page(name: str, items: list[Any], page: int, per_page: int, total: int) -> Response:
+    """A list in MX's envelope: ``{name: [...], "pagination": {...}}``."""
+    return mx({name: items, "pagination": wire.pagination(page, per_page, total)})
 
 
 def no_content() -> Response:

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from openagg.api import wire
-from openagg.api.http import current_client, mx, paging, query_bool, query_list, runtime
+from openagg.api.http import current_client, mx, mx_page, paging, query_bool, query_list, runtime
 from openagg.db.models import Client, Institution
 from openagg.services.errors import NotFound
 from openagg.services.lookup import institution_by_code
@@ -48,11 +48,8 @@ async def _list(request: Request, *, favorites: bool) -> Response:
     if favorites:
         matched = [i for i in matched if i.profile.get("is_favorite", True)]
     chunk = matched[(page - 1) * per_page : page * per_page]
-    return mx(
-        {
-            "institutions": [wire.institution(i) for i in chunk],
-            "pagination": wire.pagination(page, per_page, len(matched)),
-        }
+    return mx_page(
+        "institutions", [wire.institution(i) for i in chunk], page, per_page, len(matched)
     )
 
 
@@ -92,9 +89,4 @@ async def list_credentials(
 def credentials_page(request: Request, creds: list[dict[str, Any]]) -> Response:
     page, per_page = paging(request, 1000)
     chunk = creds[(page - 1) * per_page : page * per_page]
-    return mx(
-        {
-            "credentials": [wire.credential(c) for c in chunk],
-            "pagination": wire.pagination(page, per_page, len(creds)),
-        }
-    )
+    return mx_page("credentials", [wire.credential(c) for c in chunk], page, per_page, len(creds))

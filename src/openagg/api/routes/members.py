@@ -13,6 +13,7 @@ from openagg.api.http import (
     callback_payload,
     current_client,
     mx,
+    mx_page,
     no_content,
     paging,
     parse_body,
@@ -99,7 +100,7 @@ async def list_members(
         member_body(request, client, m, user, insts[m.institution_id], jobs.get(m.id))["member"]
         for m in rows
     ]
-    return mx({"members": items, "pagination": wire.pagination(page, per_page, total)})
+    return mx_page("members", items, page, per_page, total)
 
 
 @router.post(BASE)
@@ -157,11 +158,8 @@ async def list_challenges(
         return no_content()
     page, per_page = paging(request, 1000)
     chunk = r.member.challenges[(page - 1) * per_page : page * per_page]
-    return mx(
-        {
-            "challenges": [wire.challenge(c) for c in chunk],
-            "pagination": wire.pagination(page, per_page, len(r.member.challenges)),
-        }
+    return mx_page(
+        "challenges", [wire.challenge(c) for c in chunk], page, per_page, len(r.member.challenges)
     )
 
 

@@ -14,6 +14,7 @@ from openagg.api import wire
 from openagg.api.http import (
     current_client,
     mx,
+    mx_page,
     paging,
     parse_body,
     query_date,
@@ -44,12 +45,7 @@ def _one(view: TicketView) -> Response:
 
 
 def _many(views: list[TicketView], page: int, per_page: int, total: int) -> Response:
-    return mx(
-        {
-            "support_tickets": [v.wire() for v in views],
-            "pagination": wire.pagination(page, per_page, total),
-        }
-    )
+    return mx_page("support_tickets", [v.wire() for v in views], page, per_page, total)
 
 
 @router.post("/users/{user_guid}/members/{member_guid}/support_tickets")
@@ -112,11 +108,12 @@ async def ticket_history(
     events, total = await support.ticket_history(
         runtime(request), client, user_guid, ticket_guid, page=page, per_page=per_page
     )
-    return mx(
-        {
-            "support_ticket_events": [wire.support_ticket_event(e) for e in events],
-            "pagination": wire.pagination(page, per_page, total),
-        }
+    return mx_page(
+        "support_ticket_events",
+        [wire.support_ticket_event(e) for e in events],
+        page,
+        per_page,
+        total,
     )
 
 

@@ -6,7 +6,16 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from openagg.api import wire
-from openagg.api.http import current_client, mx, no_content, paging, parse_body, query_bool, runtime
+from openagg.api.http import (
+    current_client,
+    mx,
+    mx_page,
+    no_content,
+    paging,
+    parse_body,
+    query_bool,
+    runtime,
+)
 from openagg.db.models import Client
 from openagg.services import users
 from openagg.services.inputs import UserBody
@@ -28,12 +37,7 @@ async def list_users(request: Request, client: Client = Depends(current_client))
         email=q.get("email"),
         is_disabled=query_bool(request, "is_disabled"),
     )
-    return mx(
-        {
-            "users": [wire.user(u) for u in rows],
-            "pagination": wire.pagination(page, per_page, total),
-        }
-    )
+    return mx_page("users", [wire.user(u) for u in rows], page, per_page, total)
 
 
 @router.post("/users")

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from openagg.api import wire
-from openagg.api.http import current_client, mx, no_content, paging, parse_body, runtime
+from openagg.api.http import current_client, mx, mx_page, no_content, paging, parse_body, runtime
 from openagg.db.models import Client
 from openagg.services import webhooks
 from openagg.services.webhooks import DeliveryView, WebhookEndpointBody
@@ -34,11 +34,8 @@ async def list_endpoints(request: Request, client: Client = Depends(current_clie
     rows, total = await webhooks.list_endpoints(
         runtime(request), client, page=page, per_page=per_page
     )
-    return mx(
-        {
-            "webhook_endpoints": [wire.webhook_endpoint(e) for e in rows],
-            "pagination": wire.pagination(page, per_page, total),
-        }
+    return mx_page(
+        "webhook_endpoints", [wire.webhook_endpoint(e) for e in rows], page, per_page, total
     )
 
 
@@ -81,12 +78,7 @@ async def list_deliveries(request: Request, client: Client = Depends(current_cli
         event_type=q.get("event_type") or None,
         endpoint_guid=q.get("webhook_endpoint_guid") or None,
     )
-    return mx(
-        {
-            "webhook_deliveries": [_delivery(v) for v in rows],
-            "pagination": wire.pagination(page, per_page, total),
-        }
-    )
+    return mx_page("webhook_deliveries", [_delivery(v) for v in rows], page, per_page, total)
 
 
 @router.get("/webhook_deliveries/{guid}")
