@@ -69,6 +69,8 @@ def settings_for(tmp_path: Path, **overrides: object) -> Settings:
         "delayed_after_seconds": 3600,
         "background_jitter_seconds": 0,
         "lease_seconds": 30,
+        # Test receivers listen on 127.0.0.1.
+        "webhook_allow_private_addresses": True,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -177,6 +179,7 @@ def openagg_env(tmp: Path, **overrides: str) -> dict[str, str]:
         OPENAGG_DATA_DIR=str(tmp / "data"),
         OPENAGG_POLL_INTERVAL_SECONDS="0.1",
         OPENAGG_SCHEDULER_INTERVAL_SECONDS="1",
+        OPENAGG_WEBHOOK_ALLOW_PRIVATE_ADDRESSES="true",  # test receivers are on 127.0.0.1
     )
     env.update(overrides)
     return env

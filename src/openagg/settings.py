@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     webhook_poll_interval_seconds: float = 1.0
     webhook_retry_base_seconds: float = 30  # doubles each attempt, with jitter
     webhook_retry_max_seconds: float = 3 * 3600
+    # Receivers on private, loopback or link-local addresses are refused (SSRF) unless
+    # this is set, e.g. when every client is your own app on your own network.
+    webhook_allow_private_addresses: bool = False
     webhook_max_attempts: int = 13  # the first try and 12 retries, as at MX
     webhook_max_age_seconds: int = 24 * 3600  # then the delivery is marked failed
 

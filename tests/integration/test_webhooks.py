@@ -26,6 +26,7 @@ from openagg.engine.deliverer import Deliverer
 from openagg.engine.scheduler import tick
 from openagg.services import admin, webhooks
 from openagg.services.clients import create_client
+from openagg.services.webhooks import address_allowed
 from openagg.settings import Settings
 from tests.conftest import Platform, free_port, make_platform, settings_for
 from tests.integration.api_helpers import (
@@ -716,3 +717,88 @@ async def test_bad_update_and_list_input(platform: Platform, receiver: Receiver)
         assert r.status_code == 400, (params, r.text)
     r = await p.http.get("/webhook_deliveries", params={"status": "delivered"})
     assert r.status_code == 200 and r.json()["pagination"]["total_entries"] == 0
+
+
+# --------------------------------------------------------------------- SSRF guard
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("93.184.216.34", True),
+        ("2606:4700:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.9", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),  # cloud metadata
+        ("100.64.0.1", False),  # carrier-grade NAT
+        ("0.0.0.0", False),
+        ("::1", False),
+        ("fe80::1%eth0", False),
+        ("fd00::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("224.0.0.1", False),
+        ("not-an-ip", False),
+    ],
+)
+def test_only_public_addresses_receive_webhooks(address: str, allowed: bool) -> None:
+    assert address_allowed(address) is allowed
+
+
+@pytest.fixture
+def guarded_settings(tmp_path: Path) -> Settings:
+    return migrated(tmp_path, webhook_allow_private_addresses=False)
+
+
+@pytest.fixture
+async def guarded(guarded_settings: Settings) -> AsyncIterator[Platform]:
+    async for p in platform_with(guarded_settings):
+        yield p
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://api.localhost/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "http://[::1]/hook",
+        "http://10.0.0.5/hook",
+    ],
+)
+async def test_private_receivers_are_refused_with_the_setting_to_change(
+    guarded: Platform, url: str
+) -> None:
+    r = await guarded.http.post("/webhook_endpoints", json={"webhook_endpoint": {"url": url}})
+    assert r.status_code == 400, r.text
+    message = r.json()["error"]["message"]
+    assert "private or local address" in message
+    assert "OPENAGG_WEBHOOK_ALLOW_PRIVATE_ADDRESSES" in message
+    r = await guarded.http.post(
+        "/webhook_endpoints", json={"webhook_endpoint": {"url": "https://hooks.example.com/x"}}
+    )
+    guid = r.json()["webhook_endpoint"]["guid"]
+    r = await guarded.http.put(
+        f"/webhook_endpoints/{guid}", json={"webhook_endpoint": {"url": url}}
+    )
+    assert r.status_code == 400, r.text
+
+
+async def test_a_name_that_resolves_to_a_private_address_is_not_posted_to(
+    guarded: Platform, receiver: Receiver
+) -> None:
+    """2130706433 is 127.0.0.1 written as one number: not an IP literal to Python, so it
+    passes as a name, and the resolver then turns it into loopback."""
+    p = guarded
+    url = receiver.url.replace("127.0.0.1", "2130706433")
+    await add_endpoint(p, url, event_types=["MEMBER"])
+    user = await new_user(p.http)
+    r = await create_member(p.http, user, "x", skip_aggregation=True)
+    assert r.status_code in (200, 202)
+    await deliver_all(p)
+    assert receiver.received == []
+    (pending,) = (await p.http.get("/webhook_deliveries")).json()["webhook_deliveries"]
+    assert pending["status"] == "PENDING" and pending["attempts_count"] == 1
+    assert "resolves to a private address" in pending["last_error"]

@@ -36,7 +36,16 @@ from openagg import metrics
 from openagg.db.engine import Database
 from openagg.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from openagg.runtime import Runtime
-from openagg.services.webhooks import DELIVERED, FAILED, PENDING, open_secret, retry_delay, sign
+from openagg.services.webhooks import (
+    DELIVERED,
+    FAILED,
+    PENDING,
+    PRIVATE_ADDRESS_HINT,
+    address_allowed,
+    open_secret,
+    retry_delay,
+    sign,
+)
 
 log = logging.getLogger("openagg.webhooks")
 
@@ -213,7 +222,9 @@ class Deliverer:
             headers["x-callback-payload"] = event.callback_payload
         started = time.monotonic()
         status_code: int | None = None
-        error: str | None = None
+        error: str | None = await self._refused_address(endpoint.url)
+        if error is not None:
+            return Outcome(None, error, 0)
         try:
             async with asyncio.timeout(self.timeout):  # a whole POST, not each read
                 response = await self.http.post(endpoint.url, content=body, headers=headers)
@@ -226,6 +237,26 @@ class Deliverer:
             # The type and message only: never the request, whose headers hold a signature.
             error = f"{type(exc).__name__}: {exc}"[:500]
         return Outcome(status_code, error, int((time.monotonic() - started) * 1000))
+
+    async def _refused_address(self, url: str) -> str | None:
+        """Why this URL may not be posted to: its host resolves to a private address.
+
+        Checked on every delivery, because a name can change what it points at; a name
+        that re-resolves between this check and the POST is not caught (DNS rebinding).
+        """
+        if self.rt.settings.webhook_allow_private_addresses:
+            return None
+        parsed = httpx.URL(url)
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80)
+            )
+        except OSError as exc:
+            return f"cannot resolve {parsed.host}: {exc.strerror or exc}"[:500]
+        for *_, sockaddr in infos:
+            if not address_allowed(str(sockaddr[0])):
+                return f"{parsed.host} resolves to a private address; {PRIVATE_ADDRESS_HINT}"
+        return None
 
     async def _record(self, delivery_id: int, outcome: Outcome) -> None:
         s_ = self.rt.settings

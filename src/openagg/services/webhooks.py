@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
 import random
 import secrets
 from collections.abc import Awaitable, Callable
@@ -311,7 +312,33 @@ class WebhookEndpointBody(Strict):
     webhook_endpoint: WebhookEndpointFields
 
 
-def _check_url(url: str) -> str:
+PRIVATE_ADDRESS_HINT = (
+    "set OPENAGG_WEBHOOK_ALLOW_PRIVATE_ADDRESSES=true to deliver inside your own network"
+)
+
+
+def address_allowed(address: str) -> bool:
+    """Whether a receiver's IP address is public. Private, loopback, link-local (cloud
+    metadata) and reserved addresses are the platform's own network: a client's webhook
+    must not reach them (SSRF)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _name_or_public(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return address_allowed(host)
+
+
+def _check_url(rt: Runtime, url: str) -> str:
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError):
@@ -320,6 +347,14 @@ def _check_url(url: str) -> str:
         raise BadRequest("The webhook url must be an absolute http:// or https:// URL.")
     if len(url) > 2048:
         raise BadRequest("The webhook url may be at most 2048 characters.")
+    if not rt.settings.webhook_allow_private_addresses:
+        host = parsed.host.lower().rstrip(".")
+        # Names are checked again where they resolve, at every delivery.
+        if host == "localhost" or host.endswith(".localhost") or not _name_or_public(host):
+            raise BadRequest(
+                f"The webhook url points at a private or local address ({host}); "
+                f"{PRIVATE_ADDRESS_HINT}."
+            )
     return url
 
 
@@ -342,7 +377,7 @@ async def create_endpoint(
 ) -> NewEndpoint:
     if fields.url is None:
         raise BadRequest("Invalid request body: missing field 'webhook_endpoint.url'.")
-    url = _check_url(fields.url)
+    url = _check_url(rt, fields.url)
     secret = _check_secret(fields.secret) if fields.secret is not None else new_secret()
     now = rt.now()
     endpoint = WebhookEndpoint(
@@ -403,7 +438,7 @@ async def update_endpoint(
         if "url" in given:
             if fields.url is None:
                 raise BadRequest("'webhook_endpoint.url' can't be null.")
-            endpoint.url = _check_url(fields.url)
+            endpoint.url = _check_url(rt, fields.url)
         if "secret" in given:
             if fields.secret is None:
                 raise BadRequest("'webhook_endpoint.secret' can't be null.")
