@@ -74,7 +74,15 @@ class KeyRing:
 
     def fingerprint(self, value: str) -> str:
         """Keyed hash for equality checks (duplicate members) without storing the value."""
-        key = hashlib.sha256(b"fingerprint" + self._keys[self._active_kid]).digest()
+        return self._fingerprint(self._active_kid, value)
+
+    def fingerprints(self, value: str) -> list[str]:
+        """The value's fingerprint under every key, the active one first: values stored
+        before a key rotation still match."""
+        return [self._fingerprint(kid, value) for kid in self._keys]
+
+    def _fingerprint(self, kid: str, value: str) -> str:
+        key = hashlib.sha256(b"fingerprint" + self._keys[kid]).digest()
         return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
 

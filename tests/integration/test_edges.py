@@ -3,8 +3,11 @@ duplicates on update, filtered member lists."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from openagg.crypto import KeyRing, parse_keys
 from openagg.services import admin
 from openagg.services.errors import BadRequest
 from tests.conftest import Platform
@@ -65,3 +68,14 @@ async def test_member_list_filters_before_paging(platform: Platform) -> None:
     body = r.json()
     assert body["pagination"]["total_entries"] == 4 and len(body["members"]) == 4
     assert all(m["use_cases"] == ["PFM"] for m in body["members"])
+
+
+async def test_duplicates_are_found_across_a_key_rotation(platform: Platform) -> None:
+    user = await new_user(platform.http)
+    await create_member(platform.http, user, "first", skip_aggregation=True, expect=200)
+    # Rotate: a new key seals (and fingerprints) from now on; the old one still reads.
+    old = parse_keys((platform.rt.settings.data_dir / "encryption.key").read_text().strip())
+    platform.rt.keys = KeyRing([("k2", os.urandom(32)), *old])
+    r = await create_member(platform.http, user, "first", skip_aggregation=True)
+    assert r.status_code == 409, r.text
+    await create_member(platform.http, user, "second", skip_aggregation=True, expect=200)

@@ -77,12 +77,12 @@ async def _check_partner_id(s: AsyncSession, user: User, external_id: str, guid:
         raise Conflict(f"A member with id '{external_id}' already exists for this user.")
 
 
-async def _check_duplicate(s: AsyncSession, member: Member) -> None:
+async def _check_duplicate(s: AsyncSession, member: Member, fingerprints: list[str]) -> None:
     """409 when the user already has a member at this institution with these credentials."""
     q = select(Member.guid).where(
         Member.user_id == member.user_id,
         Member.institution_id == member.institution_id,
-        Member.credentials_fingerprint == member.credentials_fingerprint,
+        Member.credentials_fingerprint.in_(fingerprints),
     )
     if member.id is not None:
         q = q.where(Member.id != member.id)
@@ -144,8 +144,8 @@ async def create_member(
             updated_at=now,
         )
         if values:
-            vault.seal_credentials(rt, member, values)
-            await _check_duplicate(s, member)
+            fingerprints = vault.seal_credentials(rt, member, values)
+            await _check_duplicate(s, member, fingerprints)
             member.end_user_present_at = now  # credentials come from the end user
         schedule_background(rt, member, now)
         job = None
@@ -205,8 +205,8 @@ async def update_member(
                 finish(job, state="cancelled", now=now, error="credentials updated")
                 await s.flush()
                 job = None
-            vault.seal_credentials(rt, member, values)
-            await _check_duplicate(s, member)
+            fingerprints = vault.seal_credentials(rt, member, values)
+            await _check_duplicate(s, member, fingerprints)
             member.end_user_present_at = now  # credentials come from the end user
             # The credential-failure count survives updates on purpose: only a success
             # resets it, so a run of wrong passwords ends in PREVENTED, not a bank lockout.

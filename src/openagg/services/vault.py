@@ -14,12 +14,13 @@ def _ctx(member: Member, purpose: str) -> str:
     return f"{member.guid}:{purpose}"
 
 
-def seal_credentials(rt: Runtime, member: Member, values: dict[str, str]) -> None:
-    """``values`` maps credential guid to value."""
+def seal_credentials(rt: Runtime, member: Member, values: dict[str, str]) -> list[str]:
+    """``values`` maps credential guid to value. Returns their fingerprints under every
+    key (the stored one first), to find duplicates stored before a key rotation."""
     member.credentials_enc = rt.keys.seal_json(values, _ctx(member, "credentials"))
-    member.credentials_fingerprint = rt.keys.fingerprint(
-        "|".join(f"{k}={values[k]}" for k in sorted(values))
-    )
+    fingerprints = rt.keys.fingerprints("|".join(f"{k}={values[k]}" for k in sorted(values)))
+    member.credentials_fingerprint = fingerprints[0]
+    return fingerprints
 
 
 def open_credentials(rt: Runtime, member: Member) -> dict[str, str]:
