@@ -106,17 +106,34 @@ def serve(
     asyncio.run(main())
 
 
+async def _demo_secret(
+    path: Path, create: Callable[[], Awaitable[dict[str, str]]]
+) -> dict[str, str]:
+    """Credentials made on the first demo start and kept (mode 0600) for the next."""
+    if path.exists():
+        creds: dict[str, str] = json.loads(path.read_text())
+        return creds
+    creds = await create()
+    path.write_text(json.dumps(creds))
+    path.chmod(0o600)
+    return creds
+
+
 async def _print_demo(rt: Runtime, host: str, port: int) -> None:
     from openagg.services.clients import create_client
+    from openagg.services.operators import create_operator
+
+    async def new_client() -> dict[str, str]:
+        new = await create_client(rt, "Demo client")
+        return {"client_id": new.client.client_id, "api_key": new.api_key}
+
+    async def new_operator() -> dict[str, str]:
+        new = await create_operator(rt, "Demo engineer", "engineer@demo.openagg.dev")
+        return {"email": new.operator.email, "password": new.password}
 
     path: Path = rt.settings.data_dir / "demo-client.json"
-    if path.exists():
-        creds = json.loads(path.read_text())
-    else:
-        new = await create_client(rt, "Demo client")
-        creds = {"client_id": new.client.client_id, "api_key": new.api_key}
-        path.write_text(json.dumps(creds))
-        path.chmod(0o600)
+    creds = await _demo_secret(path, new_client)
+    engineer = await _demo_secret(rt.settings.data_dir / "demo-operator.json", new_operator)
     base = f"http://{host}:{port}"
     typer.echo(
         f"""
@@ -125,6 +142,9 @@ Demo client (kept in {path}):
   api_key:   {creds["api_key"]}
 
 Connect widget demo (open in a browser): {base}/demo
+Developer portal (support tickets; log in with the client_id and api_key above): {base}/portal
+Engineer console: {base}/console
+  email: {engineer["email"]}  password: {engineer["password"]}
 
 Try it:
   curl -s -u {creds["client_id"]}:{creds["api_key"]} {base}/institutions/mxbank
