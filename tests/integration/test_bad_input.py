@@ -181,3 +181,13 @@ async def test_auth_and_tenancy(platform: Platform) -> None:
     assert (await anon.delete(f"/users/{user}")).status_code == 404
     assert (await platform.http.get(f"/users/{user}")).status_code == 200
     await anon.aclose()
+
+
+async def test_only_the_mx_api_asks_for_basic_credentials(platform: Platform) -> None:
+    """A browser answers a Basic challenge with its own password dialog: the web pages'
+    APIs (widget, console, portal) must not send one."""
+    http = platform.http
+    r = await http.get("/users", headers={"Authorization": ""})
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic")
+    r = await http.get("/connect/api/institutions", headers={"Authorization": ""})
+    assert r.status_code == 401 and "www-authenticate" not in r.headers

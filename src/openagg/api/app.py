@@ -32,6 +32,7 @@ from openagg.runtime import Runtime
 from openagg.services.errors import ServiceError
 
 log = logging.getLogger("openagg.api")
+_WEB_PAGES = ("/console", "/portal", "/connect")
 
 
 def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None = None) -> FastAPI:
@@ -68,8 +69,11 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
         app.include_router(module.router)
 
     @app.exception_handler(ServiceError)
-    async def service_error(_r: Request, exc: ServiceError) -> Response:
-        headers = {"WWW-Authenticate": 'Basic realm="OpenAgg"'} if exc.status_code == 401 else None
+    async def service_error(request: Request, exc: ServiceError) -> Response:
+        # The Basic challenge is for API clients; on the web pages' own APIs a browser
+        # would answer it with its password dialog.
+        basic = exc.status_code == 401 and not request.url.path.startswith(_WEB_PAGES)
+        headers = {"WWW-Authenticate": 'Basic realm="OpenAgg"'} if basic else None
         return error(exc.status_code, exc.message, headers)
 
     @app.exception_handler(HTTPException)
