@@ -418,9 +418,7 @@ class WebhookDelivery(Base):
     event_id: Mapped[int] = mapped_column(
         ForeignKey("webhook_events.id", ondelete="CASCADE"), index=True
     )
-    endpoint_id: Mapped[int] = mapped_column(
-        ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
-    )
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
     # Deliveries with the same key go out one at a time, oldest first (the member's guid).
     ordering_key: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(12))
