@@ -393,3 +393,25 @@ class DemoWidget(Widget):
             }))"""
         )
         return got
+
+
+# --- the platform's command line, against a live server's database ------------------------
+
+
+def run_cli(server: LiveServer, *args: str, **env: str) -> str:
+    """``openagg <args>`` with the server's database and data dir; its standard output."""
+    done = subprocess.run(
+        [str(VENV_BIN / "openagg"), *args],
+        env={**server.env, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def new_operator(server: LiveServer, email: str) -> str:
+    """An aggregation engineer (``openagg operators create``); returns their email."""
+    run_cli(server, "operators", "create", "--name", "Eve Engineer", "--email", email)
+    return email

@@ -438,6 +438,13 @@ async def test_resolving_closes_on_success_and_reopens_on_failure(
     result = await support.resolve(p.rt, engineer, a["guid"])
     assert result.tickets == [a["guid"]] and result.jobs_started == 1
     assert [v.ticket.guid for v in await support.queue(p.rt)] == [b["guid"]]
+    # Until the member's aggregation gives its verdict, nobody can act on the ticket.
+    with pytest.raises(Unprocessable, match="being verified"):
+        await support.take(p.rt, engineer, a["guid"])
+    with pytest.raises(Unprocessable, match="being verified"):
+        await support.resolve(p.rt, engineer, a["guid"])
+    with pytest.raises(Unprocessable, match="being verified"):
+        await support.request_login_info(p.rt, engineer, a["guid"], [support.Prompt("Code")])
     await p.drain()
     reopened = await ticket(p, a_user, a["guid"])
     assert reopened["status"] == "REOPENED" and reopened["queue_position"] == 1

@@ -812,6 +812,15 @@ def _require_open(ticket: SupportTicket, action: str) -> None:
         raise Unprocessable(f"{ticket.guid} is {ticket.status}: it cannot be {action}.")
 
 
+def _require_no_verdict_pending(ticket: SupportTicket, action: str) -> None:
+    """After a resolve, the member's next aggregation decides; acting before muddles it."""
+    if ticket.verifying_since is not None:
+        raise Unprocessable(
+            f"{ticket.guid} is being verified after a fix: it cannot be {action} until its "
+            "member's aggregation closes or reopens it."
+        )
+
+
 async def queue(rt: Runtime, *, limit: int = 100) -> list[TicketView]:
     """The engineers' queue, oldest first (tickets waiting on the end user excluded)."""
     async with rt.db.read() as s:
@@ -840,6 +849,7 @@ async def take(rt: Runtime, operator: Operator, guid: str) -> TicketView:
     async with rt.db.write() as s:
         ticket = await _ticket_for_operator(s, guid)
         _require_open(ticket, "taken")
+        _require_no_verdict_pending(ticket, "taken")
         if ticket.status == TicketStatus.ADDITIONAL_LOGIN_INFO_REQUIRED:
             raise Unprocessable(f"{guid} waits for the end user's additional login info.")
         ticket.operator_id = operator.id
@@ -877,6 +887,7 @@ async def request_login_info(
     async with rt.db.write() as s:
         ticket = await _ticket_for_operator(s, guid)
         _require_open(ticket, "asked for more login info")
+        _require_no_verdict_pending(ticket, "asked for more login info")
         ticket.aai_prompts = stored
         ticket.aai_answers_enc = None
         ticket.operator_id = operator.id
@@ -953,6 +964,7 @@ async def resolve(
     async with rt.db.write() as s:
         ticket = await _ticket_for_operator(s, guid)
         _require_open(ticket, "resolved")
+        _require_no_verdict_pending(ticket, "resolved again")
         if ticket.member_id is None:
             raise Unprocessable(f"{guid} has no member any more.")
         member_ids = {ticket.member_id}
@@ -1094,3 +1106,91 @@ async def forget_members(s: AsyncSession, rt: Runtime, member_ids: Sequence[int]
         .execution_options(synchronize_session=False)
     )
     await refresh_queue(s, rt)
+
+
+# ==================================================================================
+# Developer portal: a client's own tickets, read-only (appended for the portal,
+# api/routes/portal.py). The filters of ``list_client_tickets`` plus the end user
+# and the member, newest first by default; and one ticket by its guid alone.
+# ==================================================================================
+
+
+@dataclass
+class ClientTicket:
+    """One ticket as its client sees it in the portal."""
+
+    view: TicketView
+    events: list[SupportTicketEvent]  # the history, oldest first
+    events_total: int
+    member: Member | None  # its current state; None once deleted
+    member_is_being_aggregated: bool
+
+
+async def find_client_tickets(
+    rt: Runtime,
+    client: Client,
+    *,
+    statuses: Sequence[str] = (),
+    institution_code: str | None = None,
+    channel: str | None = None,
+    from_date: dt.date | None = None,
+    to_date: dt.date | None = None,
+    user_guid: str | None = None,
+    member_guid: str | None = None,
+    newest_first: bool = True,
+    page: int,
+    per_page: int,
+) -> tuple[list[TicketView], int]:
+    """The client's tickets with every filter at once. An unknown user or member guid
+    filters everything out (it is a search, not a lookup)."""
+    q = _views_query().where(
+        SupportTicket.client_id == client.id, SupportTicket.anonymized_at.is_(None)
+    )
+    if statuses:
+        q = q.where(SupportTicket.status.in_(_status_filter(statuses)))
+    if institution_code:
+        q = q.where(Institution.code == institution_code.strip())
+    if channel:
+        if channel.upper() not in {c.value for c in Channel}:
+            raise BadRequest("Query parameter 'channel' must be DIRECT or INDIRECT.")
+        q = q.where(SupportTicket.channel == channel.upper())
+    if from_date and to_date and from_date > to_date:
+        raise BadRequest("from_date must not be after to_date.")
+    if from_date:
+        q = q.where(SupportTicket.created_at >= _midnight(from_date))
+    if to_date:
+        q = q.where(SupportTicket.created_at < _midnight(to_date + dt.timedelta(days=1)))
+    if user_guid:
+        q = q.where(User.guid == user_guid.strip())
+    if member_guid:
+        q = q.where(Member.guid == member_guid.strip())
+    order = (
+        (SupportTicket.created_at.desc(), SupportTicket.id.desc())
+        if newest_first
+        else (SupportTicket.created_at, SupportTicket.id)
+    )
+    async with rt.db.read() as s:
+        total = await s.scalar(select(func.count()).select_from(q.subquery()))
+        rows = await s.execute(q.order_by(*order).offset((page - 1) * per_page).limit(per_page))
+        return [TicketView(t, u, m, c) for t, u, m, c in rows], total or 0
+
+
+async def read_client_ticket(
+    rt: Runtime, client: Client, ticket_guid: str, *, max_events: int = 1000
+) -> ClientTicket:
+    """A ticket of this client by its guid (another client's is not found), its
+    history, and its member's current state."""
+    async with rt.db.read() as s:
+        ticket = await s.scalar(
+            select(SupportTicket).where(
+                SupportTicket.guid == ticket_guid,
+                SupportTicket.client_id == client.id,
+                SupportTicket.anonymized_at.is_(None),
+            )
+        )
+        if ticket is None:
+            raise NotFound()
+        events, total = await _history(s, ticket, page=1, per_page=max_events)
+        member = await s.get(Member, ticket.member_id) if ticket.member_id else None
+        running = member is not None and await active_job(s, member.id) is not None
+        return ClientTicket(await _view(s, ticket), events, total, member, running)

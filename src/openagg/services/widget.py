@@ -22,9 +22,17 @@ from openagg.crypto import hash_api_key as hash_token
 from openagg.db.models import Account, Client, Institution, Member, User, WidgetSession
 from openagg.domain.ids import new_guid
 from openagg.domain.policy import JobKind
+from openagg.domain.statuses import Status
+from openagg.domain.tickets import OPEN, Channel
 from openagg.runtime import Runtime
-from openagg.services import members
-from openagg.services.errors import BadRequest, NotFound, ServiceError, Unauthorized
+from openagg.services import members, support
+from openagg.services.errors import (
+    BadRequest,
+    NotFound,
+    ServiceError,
+    Unauthorized,
+    Unprocessable,
+)
 from openagg.services.inputs import (
     CredentialValue,
     MemberCreateBody,
@@ -447,3 +455,129 @@ async def accounts(
 
 async def delete_member(ctx: WidgetContext, member_guid: str) -> None:
     await members.delete_member(ctx.rt, ctx.client, ctx.user.guid, member_guid)
+
+
+# --- support: "Report a problem" and the engineer's questions (docs/widget.md) ----------
+
+# Open tickets, what the widget shows instead of a bare error.
+OPEN_TICKET_STATUSES = tuple(sorted(s.value for s in OPEN))
+
+PROBLEMS: dict[str, str] = {
+    "not_connecting": "The connection keeps failing",
+    "wrong_data": "Accounts, balances or transactions look wrong",
+    "other": "Something else is wrong",
+}
+
+# Why a report is refused, in the end user's words (the API's messages are for
+# developers). The widget offers the report only where an engineer is needed; these
+# cover a member whose status changed in between.
+_REPORT_REFUSALS: dict[Status, str] = {
+    Status.DENIED: "{bank} didn't accept your username or password. You can fix this "
+    "yourself: update your credentials.",
+    Status.PREVENTED: "{bank} didn't accept your username or password. You can fix this "
+    "yourself: update your credentials.",
+    Status.IMPAIRED: "{bank} needs more sign-in information. You can fix this yourself: "
+    "update your credentials.",
+    Status.CHALLENGED: "{bank} is waiting for your answer to a security question. "
+    "Answer it to continue.",
+    Status.REJECTED: "Your answer to {bank}'s security question wasn't accepted. "
+    "Try connecting again.",
+    Status.EXPIRED: "{bank}'s security question timed out. Try connecting again.",
+    Status.IMPEDED: "{bank} needs you to finish a step on its website. Sign in there, "
+    "then try connecting again.",
+    Status.LOCKED: "Your {bank} account is locked. Contact {bank} to unlock it, then "
+    "update your credentials here.",
+    Status.CLOSED: "This connection to {bank} is closed, so there is nothing to fix.",
+    Status.DISABLED: "Updates for this connection to {bank} are paused by the app.",
+    Status.DISCONTINUED: "Connections to {bank} are no longer supported.",
+    Status.PENDING: "You haven't finished signing in at {bank} yet.",
+    Status.IMPORTED: "This connection to {bank} needs your credentials first.",
+    Status.RECONNECTED: "Connect to {bank} once while you are here first.",
+    Status.CONNECTED: "Your connection to {bank} is working now, so there is nothing to report.",
+}
+_IN_PROGRESS = frozenset({Status.CREATED, Status.UPDATED, Status.RESUMED, Status.DELAYED})
+_STILL_CONNECTING = "We're still connecting to {bank}. Wait until it finishes, then report it."
+_NOT_NOW = "We couldn't send your report right now. Please try again later."
+
+
+@dataclass
+class Report:
+    ticket: support.TicketView
+    joined: bool  # the member had an open ticket: this report was added to it
+
+
+async def open_ticket(ctx: WidgetContext, member_guid: str) -> support.TicketView | None:
+    """The member's open ticket (at most one), or None. Another user's member is 404."""
+    views, _ = await support.list_user_tickets(
+        ctx.rt,
+        ctx.client,
+        ctx.user.guid,
+        member_guid=member_guid,
+        statuses=OPEN_TICKET_STATUSES,
+        page=1,
+        per_page=10,
+    )
+    return views[-1] if views else None
+
+
+async def report_problem(
+    ctx: WidgetContext,
+    member_guid: str,
+    problem: str,
+    details: str | None,
+    origin: support.Origin,
+) -> Report:
+    """The end user asks an engineer for help: a DIRECT ticket, or a report added to
+    the member's open one. The support rules decide; a refusal comes back in plain
+    words."""
+    description = f"{PROBLEMS[problem]} (reported in the Connect widget)."
+    if details and details.strip():
+        description += "\n\n" + details.strip()
+    fields = support.TicketCreateFields(channel=Channel.DIRECT, description=description)
+    try:
+        result = await support.escalate(
+            ctx.rt, ctx.client, ctx.user.guid, member_guid, fields, origin
+        )
+    except Unprocessable as exc:
+        raise Unprocessable(await _plain_refusal(ctx, member_guid)) from exc
+    await mark_present(ctx, member_guid)
+    return Report(result.view, result.joined)
+
+
+async def _plain_refusal(ctx: WidgetContext, member_guid: str) -> str:
+    loaded = await members.load_member(ctx.rt, ctx.client, ctx.user.guid, member_guid)
+    bank = loaded.institution.name
+    status = Status(loaded.member.connection_status) if loaded.member.connection_status else None
+    if status in _REPORT_REFUSALS:
+        return _REPORT_REFUSALS[status].format(bank=bank)
+    if loaded.job is not None or status is None or status in _IN_PROGRESS:
+        return _STILL_CONNECTING.format(bank=bank)
+    return _NOT_NOW
+
+
+async def answer_login_info(
+    ctx: WidgetContext,
+    member_guid: str,
+    ticket_guid: str,
+    answers: list[CredentialValue],
+    origin: support.Origin,
+) -> support.TicketView:
+    """The end user's answers to the engineer's questions (sealed by the support
+    service, readable once by the engineer)."""
+    ticket = await open_ticket(ctx, member_guid)
+    if ticket is None or ticket.ticket.guid != ticket_guid:
+        raise NotFound("This report is closed now: there is nothing to answer.")
+    try:
+        view = await support.submit_login_info(
+            ctx.rt, ctx.client, ctx.user.guid, ticket_guid, answers, origin
+        )
+    except Unprocessable:
+        raise Unprocessable(
+            "These questions were already answered or withdrawn. Nothing more is needed."
+        ) from None
+    except BadRequest:
+        raise BadRequest(
+            "Please answer every question (pick one of the choices where there are choices)."
+        ) from None
+    await mark_present(ctx, member_guid)
+    return view

@@ -13,6 +13,9 @@ const live = document.getElementById("oa-live");
 
 // Statuses in MX's order: the position is the numeric id events carry.
 const NEEDS_CREDENTIALS = new Set(["DENIED", "PREVENTED", "IMPAIRED", "IMPORTED"]);
+// Statuses only an aggregation engineer can fix: their screens offer "Report a problem".
+const NEEDS_ENGINEER = new Set(["FAILED", "DEGRADED", "DISCONNECTED"]);
+const LOGIN_INFO_REQUIRED = "ADDITIONAL_LOGIN_INFO_REQUIRED";
 
 // --- events to the host ----------------------------------------------------------------
 
@@ -45,6 +48,15 @@ function send(type, metadata) {
 
 function sendConnect(event, extra = {}) {
   send(`mx/connect/${event}`, {
+    user_guid: boot.user_guid,
+    session_guid: boot.session_guid,
+    ...extra,
+  });
+}
+
+// OpenAgg's own events (support tickets), in their own namespace: MX has none of these.
+function sendOpenAgg(event, extra = {}) {
+  send(`openagg/connect/${event}`, {
     user_guid: boot.user_guid,
     session_guid: boot.session_guid,
     ...extra,
@@ -496,8 +508,13 @@ function errorHelp(member) {
     case "FAILED":
     case "DEGRADED":
     case "DISCONNECTED":
-      return [`We couldn't connect to ${bank}`,
-        [h("p", {}, "This is usually temporary. Please try again later."), retry()]];
+      return [`We couldn't connect to ${bank}`, [
+        h("p", {}, status === "FAILED"
+          ? "This is usually temporary. Please try again later."
+          : `Connecting to ${bank} has failed several times. Try again, or report the `
+            + "problem and our engineers will fix it."),
+        retry(),
+        button("Report a problem", () => showReport(member), "secondary")]];
     case "CLOSED":
     case "DISABLED":
     case "DISCONTINUED":
@@ -507,7 +524,17 @@ function errorHelp(member) {
   }
 }
 
-function showLoginError(member) {
+// An error screen first looks for the member's open support ticket: its status and
+// estimate replace a bare error where an engineer is on it, and the engineer's
+// questions come first wherever they are waiting.
+async function showLoginError(member, { checkTicket = true } = {}) {
+  if (checkTicket) {
+    const ticket = await openTicket(member);
+    if (ticket && (NEEDS_ENGINEER.has(member.connection_status)
+      || ticket.status === LOGIN_INFO_REQUIRED)) {
+      return showTicket(member, ticket, "open");
+    }
+  }
   const [title, actions] = errorHelp(member);
   show("loginError", title,
     h("p", { class: "oa-alert", role: "alert" }, member.connection_status_message),
@@ -558,6 +585,235 @@ function handleFatal(error, otherwise) {
   otherwise();
 }
 
+// --- support: "Report a problem" -------------------------------------------------------------
+//
+// OpenAgg's support tickets (docs/support.md): the end user asks an engineer for help
+// with a connection only an engineer can fix, then sees the ticket's status, place in
+// line and estimate whenever they come back, and answers the engineer's questions.
+
+async function openTicket(member) {
+  try {
+    return (await api("GET", `/members/${member.guid}/support_tickets/open`)).support_ticket;
+  } catch {
+    return null; // the error screen still helps without it
+  }
+}
+
+const TICKET_WORDS = {
+  NEW: "Reported. It's waiting for an engineer.",
+  IN_PROCESS: "An engineer is working on it.",
+  ADDITIONAL_LOGIN_INFO_REQUIRED: "An engineer needs a little more information from you.",
+  ADDITIONAL_LOGIN_INFO_SUBMITTED: "We have your answers. An engineer is working on it.",
+  ESCALATED: "A specialist is looking into it, with your bank if needed.",
+  REOPENED: "Still being worked on: the first fix didn't hold, so it kept its place in line.",
+  CLOSED: "Fixed.",
+  INVALID: "Closed: our engineers found nothing to fix on our side.",
+};
+
+function ticketWords(ticket) {
+  const open = ticket.status !== "CLOSED" && ticket.status !== "INVALID";
+  if (open && ticket.queue_position === null && ticket.status !== LOGIN_INFO_REQUIRED) {
+    return "An engineer made a fix. We're checking it by connecting again.";
+  }
+  return TICKET_WORDS[ticket.status] || ticket.status;
+}
+
+function longDate(iso) {
+  const date = new Date(iso);
+  try {
+    return new Intl.DateTimeFormat(undefined, {
+      weekday: "long", month: "long", day: "numeric", hour: "numeric", minute: "2-digit",
+    }).format(date);
+  } catch {
+    return date.toString();
+  }
+}
+
+function ticketFacts(ticket) {
+  const facts = [["Status", ticketWords(ticket)]];
+  if (ticket.queue_position !== null) {
+    facts.push(["Your place in line", ticket.queue_position === 1
+      ? "Next" : `${ticket.queue_position}`]);
+  }
+  if (ticket.estimated_resolution_at && ticket.status !== "CLOSED"
+    && ticket.status !== "INVALID") {
+    const late = new Date(ticket.estimated_resolution_at).getTime() < Date.now();
+    facts.push([late ? "We expected to fix it by" : "Expected to be fixed by",
+      h("time", { datetime: ticket.estimated_resolution_at },
+        longDate(ticket.estimated_resolution_at)),
+      late ? " It's taking longer than we thought; it's still being worked on." : null]);
+  }
+  if (ticket.report_count > 1) facts.push(["Reports", `${ticket.report_count}`]);
+  facts.push(["Reference", h("span", { class: "oa-ref" }, ticket.guid)]);
+  return h("dl", { class: "oa-ticket" }, facts.flatMap(([term, ...value]) => [
+    h("dt", {}, term), h("dd", { "data-fact": term }, ...value)]));
+}
+
+const TITLES = {
+  new: "We've reported the problem",
+  joined: "We added your report to the open one",
+  answered: "Thanks, we sent your answers",
+};
+
+function showTicket(member, ticket, how) {
+  if (ticket.status === LOGIN_INFO_REQUIRED && how === "open") {
+    return showLoginInfo(member, ticket);
+  }
+  const bank = member.institution.name;
+  const working = member.connection_status === "CONNECTED";
+  const intro = {
+    new: `Our engineers fix problems in the order they're reported. You don't need to do `
+      + `anything else: your ${bank} connection will start working again on its own.`,
+    joined: "This connection already had an open report. We added what you told us to it; "
+      + "it keeps its place in line.",
+    answered: "The engineer fixing your connection can read them now.",
+  }[how] || `You reported a problem with your ${bank} connection. Here is where it stands.`;
+  show("supportTicket", TITLES[how] || `Your report about ${bank}`,
+    h("p", {}, intro),
+    ticketFacts(ticket),
+    h("div", { class: "oa-actions" },
+      ticket.status === LOGIN_INFO_REQUIRED
+        ? button("Answer the engineer's questions", () => showLoginInfo(member, ticket))
+        : null,
+      working
+        ? button("See your accounts", () => showConnected(member, false), "secondary")
+        : button("Try connecting again now", async () => {
+          try {
+            follow((await api("POST", `/members/${member.guid}/retry`)).member);
+          } catch (error) {
+            handleFatal(error, () => showProblem(error.message));
+          }
+        }, "secondary"),
+      button("Tell us more", () => showReport(member, ticket), "secondary"),
+      backToSearchButton(),
+      button("Remove this connection", () => confirmDelete(member), "link")));
+}
+
+const PROBLEM_CHOICES = [
+  ["not_connecting", "It keeps failing to connect"],
+  ["wrong_data", "My accounts, balances or transactions look wrong"],
+  ["other", "Something else"],
+];
+
+function showReport(member, ticket = null) {
+  const bank = member.institution.name;
+  const errorSlot = h("div");
+  const details = h("textarea", {
+    id: "oa-report-details",
+    name: "details",
+    rows: "4",
+    maxlength: "3000",
+    "aria-describedby": "oa-report-details-hint",
+  });
+  const submit = h("button", { type: "submit", class: "oa-button oa-primary" }, "Send report");
+  const form = h("form", { class: "oa-form", novalidate: true },
+    errorSlot,
+    h("fieldset", { class: "oa-field oa-options" },
+      h("legend", {}, "What went wrong?"),
+      PROBLEM_CHOICES.map(([value, label], i) => h("label", { class: "oa-option" },
+        h("input", { type: "radio", name: "problem", value, checked: i === 0 }),
+        h("span", {}, label)))),
+    h("div", { class: "oa-field" },
+      h("label", { for: "oa-report-details" }, "Details (optional)"),
+      h("p", { class: "oa-hint", id: "oa-report-details-hint" },
+        "What you see and since when. Never include your password."),
+      details),
+    submit);
+  // Back to where things stand now: the status may have changed meanwhile.
+  const back = async () => {
+    if (ticket) return showTicket(member, ticket, "open-status");
+    try {
+      return follow((await api("GET", `/members/${member.guid}`)).member);
+    } catch (error) {
+      return handleFatal(error, () => showLoginError(member, { checkTicket: false }));
+    }
+  };
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const problem = form.querySelector('input[name="problem"]:checked')?.value;
+    if (!problem) {
+      errorSlot.replaceChildren(alertBox("Please choose what went wrong."));
+      form.querySelector('input[name="problem"]').focus();
+      return;
+    }
+    submit.disabled = true;
+    submit.textContent = "Sending…";
+    try {
+      const body = { problem };
+      if (details.value.trim()) body.details = details.value.trim();
+      const result = await api("POST", `/members/${member.guid}/support_tickets`, body);
+      const sent = result.support_ticket;
+      sendOpenAgg("problemReported", {
+        member_guid: member.guid,
+        support_ticket_guid: sent.guid,
+        status: sent.status,
+        joined: result.joined,
+      });
+      showTicket(member, sent, result.joined ? "joined" : "new");
+    } catch (error) {
+      handleFatal(error, () => {
+        errorSlot.replaceChildren(alertBox(error.message));
+        submit.disabled = false;
+        submit.textContent = "Send report";
+        errorSlot.querySelector(".oa-alert")?.setAttribute("tabindex", "-1");
+        errorSlot.querySelector(".oa-alert")?.focus();
+      });
+    }
+  });
+  show("reportProblem", ticket ? "Tell us more about the problem" : `Report a problem with ${bank}`,
+    h("p", { class: "oa-hint" }, ticket
+      ? "We'll add this to your open report."
+      : "An engineer will look into it. You can come back here to see how it's going."),
+    form,
+    h("div", { class: "oa-actions" }, button("Cancel", back, "secondary")));
+}
+
+function showLoginInfo(member, ticket) {
+  const bank = member.institution.name;
+  const prompts = ticket.additional_login_info || [];
+  const errorSlot = h("div");
+  const submit = h("button", { type: "submit", class: "oa-button oa-primary" }, "Send answers");
+  const form = h("form", { class: "oa-form", novalidate: true },
+    errorSlot, prompts.map(challengeField), submit);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const answers = [];
+    for (const prompt of prompts) {
+      const chosen = form.querySelector(`[name="${prompt.guid}"]:checked`)
+        || form.querySelector(`input[type="text"][name="${prompt.guid}"]`);
+      if (!chosen || !chosen.value.trim()) {
+        errorSlot.replaceChildren(alertBox("Please answer every question."));
+        form.querySelector(`[name="${prompt.guid}"]`).focus();
+        return;
+      }
+      answers.push({ guid: prompt.guid, value: chosen.value });
+    }
+    submit.disabled = true;
+    try {
+      const path = `/members/${member.guid}/support_tickets/${ticket.guid}/additional_login_info`;
+      const updated = (await api("PUT", path, { answers })).support_ticket;
+      sendOpenAgg("loginInfoSubmitted", {
+        member_guid: member.guid,
+        support_ticket_guid: ticket.guid,
+      });
+      showTicket(member, updated, "answered");
+    } catch (error) {
+      handleFatal(error, () => {
+        errorSlot.replaceChildren(alertBox(error.message));
+        submit.disabled = false;
+      });
+    }
+  });
+  show("loginInfo", `Our engineer needs a bit more from you`,
+    h("p", {}, `To fix your ${bank} connection, the engineer working on it asks:`),
+    form,
+    h("p", { class: "oa-hint" },
+      "Your answers are encrypted. Only that engineer can read them, once, and they are "
+      + "deleted when your report is closed."),
+    h("div", { class: "oa-actions" },
+      button("Answer later", () => showTicket(member, ticket, "later"), "secondary")));
+}
+
 // --- start ----------------------------------------------------------------------------
 
 function initialStep(member) {
@@ -586,6 +842,8 @@ async function start() {
     }
     if (initial === "connected" && !member.is_being_aggregated) {
       statusUpdate(member);
+      const ticket = await openTicket(member);
+      if (ticket?.status === LOGIN_INFO_REQUIRED) return showLoginInfo(member, ticket);
       return showConnected(member, false);
     }
     return follow(member);

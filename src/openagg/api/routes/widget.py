@@ -10,27 +10,58 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import Field, StrictStr
 from sqlalchemy import select
 
 from openagg.api import wire
-from openagg.api.http import current_client, mx, no_content, parse_body, runtime
-from openagg.api.pages import PAGE_HEADERS, read_asset, script_json, static_asset
+from openagg.api.http import current_client, error, mx, no_content, parse_body, runtime
+from openagg.api.pages import (
+    PAGE_HEADERS,
+    client_address,
+    read_asset,
+    script_json,
+    static_asset,
+)
 from openagg.api.routes.members import background_disabled
 from openagg.db.models import Client, Institution, Member, User
 from openagg.domain.statuses import Status
 from openagg.runtime import Runtime
 from openagg.services import widget
-from openagg.services.errors import NotFound, Unauthorized
+from openagg.services.errors import NotFound, ServiceError, Unauthorized
 from openagg.services.inputs import CredentialValue, Strict, UserFields
 from openagg.services.members import MemberResult
+from openagg.services.support import Origin
 from openagg.services.users import create_user
 
-router = APIRouter()
+API = "/connect/api"
+
+
+class _WidgetRoute(APIRoute):
+    """The widget API's errors without ``WWW-Authenticate: Basic`` (the MX API's 401
+    carries it), which would make the browser pop up its own login box in the widget
+    when a session ends."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if not self.path.startswith(API + "/"):
+            return handler
+
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ServiceError as exc:
+                return error(exc.status_code, exc.message)
+
+        return run
+
+
+router = APIRouter(route_class=_WidgetRoute)
 
 _ASSETS = {"widget.js", "widget.css", "demo.js"}
 _PACKAGE = "openagg.widget"
@@ -181,9 +212,6 @@ def _result_view(ctx: widget.WidgetContext, r: MemberResult) -> dict[str, Any]:
     return _member_view(ctx, r.member, r.institution, r.job is not None)
 
 
-API = "/connect/api"
-
-
 @router.get(API + "/institutions")
 async def api_institutions(
     request: Request, ctx: widget.WidgetContext = Depends(widget_session)
@@ -268,6 +296,59 @@ async def api_delete_member(
 ) -> Response:
     await widget.delete_member(ctx, member_guid)
     return no_content()
+
+
+# --- "Report a problem" (OpenAgg's support tickets, docs/support.md) ---------------------
+
+
+class ProblemReport(Strict):
+    problem: Literal["not_connecting", "wrong_data", "other"]
+    details: StrictStr | None = Field(default=None, max_length=3000)
+
+
+class LoginInfoAnswers(Strict):
+    answers: list[CredentialValue] = Field(min_length=1, max_length=20)
+
+
+def _origin(request: Request) -> Origin:
+    return Origin.current(client_address(request))
+
+
+@router.get(API + "/members/{member_guid}/support_tickets/open")
+async def api_open_ticket(
+    member_guid: str, ctx: widget.WidgetContext = Depends(widget_session)
+) -> Response:
+    view = await widget.open_ticket(ctx, member_guid)
+    return JSONResponse({"support_ticket": view.wire() if view else None})
+
+
+@router.post(API + "/members/{member_guid}/support_tickets")
+async def api_report_problem(
+    member_guid: str, request: Request, ctx: widget.WidgetContext = Depends(widget_session)
+) -> Response:
+    body = await parse_body(request, ProblemReport)
+    report = await widget.report_problem(
+        ctx, member_guid, body.problem, body.details, _origin(request)
+    )
+    # 200 when the report was added to the member's open ticket, 201 for a new one.
+    return JSONResponse(
+        {"support_ticket": report.ticket.wire(), "joined": report.joined},
+        status_code=200 if report.joined else 201,
+    )
+
+
+@router.put(API + "/members/{member_guid}/support_tickets/{ticket_guid}/additional_login_info")
+async def api_answer_login_info(
+    member_guid: str,
+    ticket_guid: str,
+    request: Request,
+    ctx: widget.WidgetContext = Depends(widget_session),
+) -> Response:
+    body = await parse_body(request, LoginInfoAnswers)
+    view = await widget.answer_login_info(
+        ctx, member_guid, ticket_guid, body.answers, _origin(request)
+    )
+    return JSONResponse({"support_ticket": view.wire()})
 
 
 # --- the demo host page ------------------------------------------------------------------
