@@ -141,6 +141,22 @@ def institution(api: httpx.Client, code: str) -> dict[str, Any]:
     return {**body, "guid": INSTITUTION_GUIDS[code]}
 
 
+def assert_no_stray_words(frame: Any, where: str) -> None:
+    """A null or undefined handed to the DOM shows up as that word on the page."""
+    stray = frame.evaluate(
+        """() => {
+            const walk = document.createTreeWalker(document.querySelector("main"), 4);
+            const bad = [];
+            while (walk.nextNode()) {
+                const text = walk.currentNode.textContent.trim();
+                if (text === "null" || text === "undefined") bad.push(text);
+            }
+            return bad;
+        }"""
+    )
+    assert stray == [], f"stray {stray} on {where}"
+
+
 @dataclass
 class Widget:
     """The widget embedded in the host page, with the events it has sent."""
@@ -176,6 +192,7 @@ class Widget:
             .json_value()
         )
         self.last_view = int(view)
+        assert_no_stray_words(self.content(), f"the {name} screen")
         self.count += 1
         self.page.screenshot(path=str(self.shots / f"{self.count:02d}-{name}.png"))
         return self.frame.locator("main")

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.conftest import artifacts_dir, new_user
+from tests.browser.conftest import artifacts_dir, assert_no_stray_words, new_user
 from tests.conftest import VENV_BIN, LiveServer
 from tests.support import credentials_for
 
@@ -98,6 +98,7 @@ class Console:
 
     def view(self, name: str, timeout: float = 10_000) -> Any:
         self.page.wait_for_selector(f'main[data-view="{name}"][aria-busy="false"]', timeout=timeout)
+        assert_no_stray_words(self.page, f"the {name} view")
         return self.page.locator("main")
 
     def status(self, status: str, timeout: float = 20_000) -> None:

@@ -15,7 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.conftest import artifacts_dir, new_operator, new_user, run_cli
+from tests.browser.conftest import (
+    artifacts_dir,
+    assert_no_stray_words,
+    new_operator,
+    new_user,
+    run_cli,
+)
 from tests.conftest import LiveServer
 
 FAILING = {"mxbank": ("mxuser", "SERVER_ERROR"), "sandbox_bank": ("user_good", "error_failed")}
@@ -43,6 +49,7 @@ class Portal:
         ).json_value()
         self.last = int(render)
         self.shot(name)
+        assert_no_stray_words(self.page, f"the {name} view")
         return self.page.locator("main")
 
     def reload(self) -> None:

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
 
+from openagg.api import pages
 from openagg.api.http import error
 from openagg.api.request_ids import RequestIds
 from openagg.api.routes import (
@@ -65,7 +66,7 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
     app.state.auth_cache = {}
     app.add_middleware(RequestIds)
     routes = (users, institutions, members, data, ops, widget, webhook_routes, support)
-    for module in (*routes, console, portal):
+    for module in (*routes, console, portal, pages):
         app.include_router(module.router)
 
     @app.exception_handler(ServiceError)

@@ -12,7 +12,7 @@ from importlib import resources
 from typing import Any
 
 import orjson
-from fastapi import Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from openagg.api.http import runtime
@@ -34,6 +34,10 @@ PRIVATE_PAGE_HEADERS = {
 }
 _MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 CSRF_HEADER = "x-csrf-token"
+_SHARED = "openagg.assets"
+_SHARED_ASSETS = {"dom.js", "theme.css"}
+
+router = APIRouter()
 
 
 def read_asset(package: str, name: str) -> str:
@@ -50,6 +54,12 @@ def static_asset(package: str, name: str, allowed: set[str]) -> Response:
         media_type=media_type,
         headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
     )
+
+
+@router.get("/assets/{name}")
+async def shared_asset(name: str) -> Response:
+    """What the widget, the console and the portal share (``openagg/assets``)."""
+    return static_asset(_SHARED, name, _SHARED_ASSETS)
 
 
 def html_page(text: str, headers: dict[str, str] = PRIVATE_PAGE_HEADERS) -> HTMLResponse:

@@ -2,6 +2,8 @@
 // <figure> with the drawing (role="img" with a summary as its label) and a table of
 // the same numbers for people who do not read the picture.
 
+import { h } from "/assets/dom.js";
+
 const NS = "http://www.w3.org/2000/svg";
 
 function svg(tag, attrs = {}, ...children) {
@@ -16,19 +18,6 @@ function svg(tag, attrs = {}, ...children) {
   return el;
 }
 
-function html(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") el.className = value;
-    else el.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return el;
-}
 
 /** A round number at or above `value` for the top of an axis (1, 2 or 5 times 10^n). */
 export function niceMax(value) {
@@ -73,26 +62,26 @@ export function percent(fraction) {
 
 /** The numbers behind a chart, as a table (inside a disclosure to keep the page short). */
 export function numbersTable(id, caption, headers, rows) {
-  return html(
+  return h(
     "details",
     { class: "numbers" },
-    html("summary", {}, `${caption}: the numbers`),
-    html(
+    h("summary", {}, `${caption}: the numbers`),
+    h(
       "div",
       { class: "table-wrap" },
-      html(
+      h(
         "table",
         { id },
-        html("caption", { class: "visually-hidden" }, caption),
-        html("thead", {}, html("tr", {}, headers.map((t) => html("th", { scope: "col" }, t)))),
-        html(
+        h("caption", { class: "visually-hidden" }, caption),
+        h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))),
+        h(
           "tbody",
           {},
           rows.map((cells) =>
-            html(
+            h(
               "tr",
               {},
-              cells.map((c, i) => (i === 0 ? html("th", { scope: "row" }, c) : html("td", {}, c))),
+              cells.map((c, i) => (i === 0 ? h("th", { scope: "row" }, c) : h("td", {}, c))),
             ),
           ),
         ),
@@ -102,11 +91,11 @@ export function numbersTable(id, caption, headers, rows) {
 }
 
 export function figure(id, title, summary, drawing, table, ...extra) {
-  return html(
+  return h(
     "figure",
     { class: "chart-card", id, "aria-labelledby": `${id}-title` },
-    html("h2", { id: `${id}-title` }, title),
-    html("p", { class: "summary" }, summary),
+    h("h2", { id: `${id}-title` }, title),
+    h("p", { class: "summary" }, summary),
     drawing,
     ...extra,
     table,

@@ -3,6 +3,7 @@
 // token in X-CSRF-Token on every change. Views: #/queue, #/tickets/<guid>,
 // #/incidents, #/long-tail, #/charts.
 
+import { fill, h, requestJson } from "/assets/dom.js";
 import {
   barChart,
   duration,
@@ -30,60 +31,23 @@ let pollTimer = null;
 
 // --- the console API -------------------------------------------------------------------
 
-class ApiError extends Error {
-  constructor(message, status, handled = false) {
-    super(message);
-    this.status = status;
-    this.handled = handled; // already shown (the login form after a 401)
-  }
-}
-
 async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (method !== "GET" && session) headers["X-CSRF-Token"] = session.csrf_token;
-  let response;
+  const headers = method !== "GET" && session ? { "X-CSRF-Token": session.csrf_token } : {};
   try {
-    response = await fetch(API + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "same-origin",
-      cache: "no-store",
-    });
-  } catch {
-    throw new ApiError("The server could not be reached. Check the connection and try again.", 0);
-  }
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const message = data?.error?.message || `The request failed (${response.status}).`;
-    if (response.status === 401 && session && path !== "/login") {
+    return await requestJson(method, API + path, body, headers);
+  } catch (e) {
+    if (e.status === 401 && session && path !== "/login") {
       // The session ended (expired, logged out elsewhere, operator disabled).
       session = null;
-      showLogin(message);
-      throw new ApiError(message, 401, true);
+      showLogin(e.message);
+      e.handled = true;
     }
-    throw new ApiError(message, response.status);
+    throw e;
   }
-  return data;
 }
 
 // --- DOM helpers -----------------------------------------------------------------------
 
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
-    else if (key === "class") el.className = value;
-    else el.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return el;
-}
 
 function announce(text) {
   live.textContent = "";
@@ -100,7 +64,7 @@ function render(view, title, ...content) {
   delete main.dataset.status;
   main.setAttribute("aria-busy", "false");
   const heading = h("h1", { tabindex: "-1", id: "view-title" }, title);
-  main.replaceChildren(heading, ...content.filter((c) => c !== null && c !== undefined));
+  fill(main, heading, content);
   document.title = `${title} · OpenAgg console`;
   for (const link of nav.querySelectorAll("a")) {
     if (link.dataset.nav === view) link.setAttribute("aria-current", "page");

@@ -4,6 +4,7 @@
 // work: #/tickets?status=NEW&page=2, #/tickets/TKT-…, #/pending. <main> carries
 // data-view (login, tickets, pending, ticket, error) and data-ready once filled in.
 
+import { fill, h } from "/assets/dom.js";
 import { ApiError, api, setCsrfToken } from "./api.js";
 import * as words from "./words.js";
 
@@ -21,20 +22,6 @@ let renderCount = 0;
 
 // --- DOM helpers ---------------------------------------------------------------------
 
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
-    else if (key === "class") el.className = value;
-    else el.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat(Infinity)) {
-    if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return el;
-}
 
 const alertBox = (message) => h("p", { class: "op-alert", role: "alert" }, message);
 const time = (iso) => (iso ? h("time", { datetime: iso }, words.when(iso)) : "–");
@@ -48,7 +35,7 @@ function render(view, title, ...content) {
   delete main.dataset.ready;
   main.setAttribute("aria-busy", "true");
   const heading = h("h1", { tabindex: "-1", id: "op-title" }, title);
-  main.replaceChildren(heading, ...content);
+  fill(main, heading, content);
   heading.focus();
   live.textContent = title;
   document.title = `${title} · OpenAgg developer portal`;
@@ -431,7 +418,7 @@ async function showTicket(guid) {
   if (!current(token)) return;
   const t = data.support_ticket;
   const waiting = t.status === "ADDITIONAL_LOGIN_INFO_REQUIRED";
-  body.replaceChildren(
+  fill(body,
     h("section", { class: "op-overview", "aria-label": "Status" },
       h("div", { class: "op-stat" }, h("span", { class: "op-stat-label" }, "Status"),
         statusBadge(t), h("span", { class: "op-hint" }, words.statusLong(t))),

@@ -1,9 +1,12 @@
-// OpenAgg Connect widget. One ES module, no dependencies, no build step.
+// OpenAgg Connect widget. ES modules (this one and the pages' shared /assets/dom.js),
+// no dependencies, no build step.
 //
 // It drives the platform through the widget API (/connect/api, authenticated by the
 // session token the page was served with) and tells the host app what happens with
 // MX's version-4 postMessage events ({mx: true, type, metadata}), or, in a mobile
 // WebView, with navigations to <scheme>://<namespace>/<event>?metadata=<JSON>.
+
+import { fill, h, requestJson } from "/assets/dom.js";
 
 const boot = JSON.parse(document.getElementById("oa-boot").textContent);
 const opts = boot.options;
@@ -65,53 +68,14 @@ function sendOpenAgg(event, extra = {}) {
 
 // --- the widget API ---------------------------------------------------------------------
 
-class ApiError extends Error {
-  constructor(message, status) {
-    super(message);
-    this.status = status;
-  }
-}
-
-async function api(method, path, body) {
-  let response;
-  try {
-    response = await fetch(API + path, {
-      method,
-      headers: {
-        Authorization: `Bearer ${boot.session_token}`,
-        Accept: "application/json",
-        ...(body ? { "Content-Type": "application/json" } : {}),
-      },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-  } catch {
-    throw new ApiError("We couldn't reach the server. Check your connection and try again.", 0);
-  }
-  if (response.status === 204) return null;
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const message = data?.error?.message || `The request failed (${response.status}).`;
-    throw new ApiError(message, response.status);
-  }
-  return data;
+function api(method, path, body) {
+  return requestJson(method, API + path, body, {
+    Authorization: `Bearer ${boot.session_token}`,
+  });
 }
 
 // --- DOM helpers --------------------------------------------------------------------------
 
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
-    else if (key === "class") el.className = value;
-    else el.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return el;
-}
 
 let step = null;
 let views = 0;
@@ -123,7 +87,7 @@ function show(next, title, ...content) {
   root.dataset.view = String(++views); // tells two visits of one screen apart
   root.removeAttribute("aria-busy");
   const heading = h("h1", { tabindex: "-1", id: "oa-title" }, title);
-  root.replaceChildren(heading, ...content);
+  fill(root, heading, content);
   heading.focus();
   live.textContent = title;
   if (previous !== null && previous !== next) sendConnect("stepChange", { previous, current: next });

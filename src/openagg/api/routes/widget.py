@@ -122,7 +122,8 @@ async def request_connect_widget_url(
 _ERROR_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title><link rel="stylesheet" href="/connect/static/widget.css"></head>
+<title>{title}</title><link rel="stylesheet" href="/assets/theme.css">
+<link rel="stylesheet" href="/connect/static/widget.css"></head>
 <body><main class="oa-widget" data-screen="linkError">
 <h1 tabindex="-1">{title}</h1><p role="alert">{message}</p>
 <p>Please close this window and start again from the app.</p></main></body></html>"""

@@ -1,0 +1,1 @@
+"""Files the platform's pages share (widget, console, portal), served at /assets/."""
