@@ -608,6 +608,9 @@ async def test_client_wide_list_filters(platform: Platform, bank: BreakableConne
     day = p.clock.now.date().isoformat()
     assert await guids(f"from_date={day}") == [t2["guid"]]
     assert await guids(f"to_date={day}&from_date=2026-01-01") == [t1["guid"], t2["guid"]]
+    assert await guids(f"user_guid={u2}") == [t2["guid"]]
+    assert await guids(f"member_guid={m1}") == [t1["guid"]]
+    assert await guids("member_guid=MBR-nobody") == []
     for bad in (
         "channel=FAX",
         "status=DONE",

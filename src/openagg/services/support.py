@@ -205,10 +205,13 @@ async def _page(
     q: Select[Any],
     page: int,
     per_page: int,
+    *,
+    newest_first: bool = False,
 ) -> tuple[list[TicketView], int]:
     total = await s.scalar(select(func.count()).select_from(q.subquery()))
+    order = (SupportTicket.created_at, SupportTicket.id)
     rows = await s.execute(
-        q.order_by(SupportTicket.created_at, SupportTicket.id)
+        q.order_by(*(c.desc() for c in order) if newest_first else order)
         .offset((page - 1) * per_page)
         .limit(per_page)
     )
@@ -665,18 +668,22 @@ async def list_client_tickets(
     channel: str | None = None,
     from_date: dt.date | None = None,
     to_date: dt.date | None = None,
+    user_guid: str | None = None,
+    member_guid: str | None = None,
+    newest_first: bool = False,
     page: int,
     per_page: int,
 ) -> tuple[list[TicketView], int]:
-    """Every ticket of the client (a CRM's view); tickets of deleted members are gone
-    from it (their personal data is, and they belong to nobody any more)."""
+    """Every ticket of the client (a CRM's view, the portal's list); tickets of deleted
+    members are gone from it (their personal data is, and they belong to nobody any
+    more). An unknown user or member guid filters everything out: it is a search."""
     q = _views_query().where(
         SupportTicket.client_id == client.id, SupportTicket.anonymized_at.is_(None)
     )
     if statuses:
         q = q.where(SupportTicket.status.in_(_status_filter(statuses)))
     if institution_code:
-        q = q.where(Institution.code == institution_code)
+        q = q.where(Institution.code == institution_code.strip())
     if channel:
         if channel.upper() not in {c.value for c in Channel}:
             raise BadRequest("Query parameter 'channel' must be DIRECT or INDIRECT.")
@@ -687,8 +694,12 @@ async def list_client_tickets(
         q = q.where(SupportTicket.created_at >= _midnight(from_date))
     if to_date:
         q = q.where(SupportTicket.created_at < _midnight(to_date + dt.timedelta(days=1)))
+    if user_guid:
+        q = q.where(User.guid == user_guid.strip())
+    if member_guid:
+        q = q.where(Member.guid == member_guid.strip())
     async with rt.db.read() as s:
-        return await _page(s, q, page, per_page)
+        return await _page(s, q, page, per_page, newest_first=newest_first)
 
 
 def _midnight(day: dt.date) -> dt.datetime:
@@ -1108,11 +1119,7 @@ async def forget_members(s: AsyncSession, rt: Runtime, member_ids: Sequence[int]
     await refresh_queue(s, rt)
 
 
-# ==================================================================================
-# Developer portal: a client's own tickets, read-only (appended for the portal,
-# api/routes/portal.py). The filters of ``list_client_tickets`` plus the end user
-# and the member, newest first by default; and one ticket by its guid alone.
-# ==================================================================================
+# ------------------------------------------------------- the developer portal (read-only)
 
 
 @dataclass
@@ -1124,55 +1131,6 @@ class ClientTicket:
     events_total: int
     member: Member | None  # its current state; None once deleted
     member_is_being_aggregated: bool
-
-
-async def find_client_tickets(
-    rt: Runtime,
-    client: Client,
-    *,
-    statuses: Sequence[str] = (),
-    institution_code: str | None = None,
-    channel: str | None = None,
-    from_date: dt.date | None = None,
-    to_date: dt.date | None = None,
-    user_guid: str | None = None,
-    member_guid: str | None = None,
-    newest_first: bool = True,
-    page: int,
-    per_page: int,
-) -> tuple[list[TicketView], int]:
-    """The client's tickets with every filter at once. An unknown user or member guid
-    filters everything out (it is a search, not a lookup)."""
-    q = _views_query().where(
-        SupportTicket.client_id == client.id, SupportTicket.anonymized_at.is_(None)
-    )
-    if statuses:
-        q = q.where(SupportTicket.status.in_(_status_filter(statuses)))
-    if institution_code:
-        q = q.where(Institution.code == institution_code.strip())
-    if channel:
-        if channel.upper() not in {c.value for c in Channel}:
-            raise BadRequest("Query parameter 'channel' must be DIRECT or INDIRECT.")
-        q = q.where(SupportTicket.channel == channel.upper())
-    if from_date and to_date and from_date > to_date:
-        raise BadRequest("from_date must not be after to_date.")
-    if from_date:
-        q = q.where(SupportTicket.created_at >= _midnight(from_date))
-    if to_date:
-        q = q.where(SupportTicket.created_at < _midnight(to_date + dt.timedelta(days=1)))
-    if user_guid:
-        q = q.where(User.guid == user_guid.strip())
-    if member_guid:
-        q = q.where(Member.guid == member_guid.strip())
-    order = (
-        (SupportTicket.created_at.desc(), SupportTicket.id.desc())
-        if newest_first
-        else (SupportTicket.created_at, SupportTicket.id)
-    )
-    async with rt.db.read() as s:
-        total = await s.scalar(select(func.count()).select_from(q.subquery()))
-        rows = await s.execute(q.order_by(*order).offset((page - 1) * per_page).limit(per_page))
-        return [TicketView(t, u, m, c) for t, u, m, c in rows], total or 0
 
 
 async def read_client_ticket(

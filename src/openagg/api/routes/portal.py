@@ -158,7 +158,7 @@ async def tickets(request: Request, found: web_sessions.LoggedIn = Depends(logge
     order = q.get("order") or "newest"
     if order not in ("newest", "oldest"):
         raise BadRequest("Query parameter 'order' must be newest or oldest.")
-    views, total = await support.find_client_tickets(
+    views, total = await support.list_client_tickets(
         runtime(request),
         _client(found),
         statuses=query_list(request, "status"),

@@ -161,6 +161,8 @@ async def list_client_tickets(
         channel=q.get("channel") or None,
         from_date=query_date(request, "from_date"),
         to_date=query_date(request, "to_date"),
+        user_guid=q.get("user_guid") or None,
+        member_guid=q.get("member_guid") or None,
         page=page,
         per_page=per_page,
     )
