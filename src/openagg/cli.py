@@ -599,6 +599,31 @@ def operators_create(
     )
 
 
+@operators_app.command("disable")
+def operators_disable(
+    email: str,
+    enable: bool = typer.Option(False, "--enable", help="Let the operator in again."),
+    database_url: str | None = DbOption,
+) -> None:
+    """Stop an operator from logging in (their console sessions end at once)."""
+    from openagg.services.operators import set_disabled
+
+    o = _support_action(_settings(database_url), lambda rt: set_disabled(rt, email, not enable))
+    typer.echo(f"{o.email} {'disabled' if o.is_disabled else 'enabled'}")
+
+
+@operators_app.command("reset")
+def operators_reset(email: str, database_url: str | None = DbOption) -> None:
+    """A new password and API key for an operator, shown once; the old ones stop working."""
+    from openagg.services.operators import reset_credentials
+
+    new = _support_action(_settings(database_url), lambda rt: reset_credentials(rt, email))
+    typer.echo(
+        f"email:    {new.operator.email}\npassword: {new.password}\napi_key:  {new.api_key}\n"
+        "(not shown again; the operator's sessions have ended)"
+    )
+
+
 @operators_app.command("list")
 def operators_list(database_url: str | None = DbOption) -> None:
     """List operators (never their secrets)."""

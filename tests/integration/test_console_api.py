@@ -15,6 +15,7 @@ from sqlalchemy import update
 from openagg.api.app import create_app
 from openagg.db.models import Operator
 from openagg.services import incidents, operators
+from openagg.services.errors import BadRequest, NotFound
 from tests.conftest import Platform
 from tests.integration.api_helpers import create_member, new_user, status
 from tests.integration.test_support_tickets import (
@@ -223,6 +224,29 @@ async def test_a_disabled_operator_cannot_log_in_and_loses_the_session(
     assert r.status_code == 401 and "can no longer log in" in message(r)
     r = await login(console.http, expect=401)
     assert message(r) == "Wrong email or password."
+
+
+async def test_disabling_or_resetting_an_operator_ends_their_sessions(
+    platform: Platform, console: Console, engineer: Operator
+) -> None:
+    rt = platform.rt
+    await operators.set_disabled(rt, EMAIL.upper(), True)
+    r = await console.http.get("/console/api/queue")
+    assert r.status_code == 401
+    await login(console.http, expect=401)
+    await operators.set_disabled(rt, EMAIL, False)
+    await login(console.http)
+    new = await operators.reset_credentials(rt, EMAIL)
+    assert new.password != PASSWORD
+    r = await console.http.get("/console/api/queue")
+    assert r.status_code == 401
+    await login(console.http, expect=401)
+    await login(console.http, password=new.password)
+    assert await operators.authenticate_operator_key(rt, new.api_key) is not None
+    with pytest.raises(NotFound):
+        await operators.set_disabled(rt, "nobody@example.com", True)
+    with pytest.raises(BadRequest):
+        await operators.reset_credentials(rt, EMAIL, "short")
 
 
 async def test_a_session_expires(platform: Platform, console: Console) -> None:

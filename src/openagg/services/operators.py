@@ -16,10 +16,11 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from openagg.crypto import hash_api_key
-from openagg.db.models import Operator
+from openagg.db.models import Operator, WebSession
 from openagg.domain.ids import new_api_key, new_guid
 from openagg.runtime import Runtime
 from openagg.services.errors import BadRequest, Conflict, NotFound
@@ -129,6 +130,40 @@ async def authenticate_operator_key(rt: Runtime, api_key: str) -> Operator | Non
             select(Operator).where(Operator.api_key_hash == hash_api_key(api_key))
         )
     return None if operator is None or operator.is_disabled else operator
+
+
+async def set_disabled(rt: Runtime, email: str, disabled: bool) -> Operator:
+    """Disable (or enable again) an operator; disabling ends their console sessions."""
+    async with rt.db.write() as s:
+        operator = await _by_email(s, email)
+        operator.is_disabled = disabled
+        if disabled:
+            await s.execute(delete(WebSession).where(WebSession.operator_id == operator.id))
+    return operator
+
+
+async def reset_credentials(rt: Runtime, email: str, password: str | None = None) -> NewOperator:
+    """A new password and API key (shown once); the old ones and all sessions stop working."""
+    if password is None:
+        password = secrets.token_urlsafe(18)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise BadRequest(f"The password must be at least {MIN_PASSWORD_LENGTH} characters.")
+    api_key = new_api_key()
+    async with rt.db.write() as s:
+        operator = await _by_email(s, email)
+        operator.password_hash = hash_password(password)
+        operator.api_key_hash = hash_api_key(api_key)
+        await s.execute(delete(WebSession).where(WebSession.operator_id == operator.id))
+    return NewOperator(operator, password, api_key)
+
+
+async def _by_email(s: AsyncSession, email: str) -> Operator:
+    operator = await s.scalar(
+        select(Operator).where(Operator.email == email.strip().lower()).with_for_update()
+    )
+    if operator is None:
+        raise NotFound(f"No operator with email '{email}'.")
+    return operator
 
 
 async def list_operators(rt: Runtime) -> list[Operator]:
