@@ -7,6 +7,8 @@ step); the strict CSP lets them run only their own files.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
@@ -44,22 +46,32 @@ def read_asset(package: str, name: str) -> str:
     return resources.files(package).joinpath(name).read_text(encoding="utf-8")
 
 
-def static_asset(package: str, name: str, allowed: set[str]) -> Response:
-    """One of a page's own files, by name; anything not listed is a 404."""
+@functools.cache
+def _versioned_asset(package: str, name: str) -> tuple[str, str]:
+    """A file's text and its ETag (files change only with an upgrade, i.e. a restart)."""
+    text = read_asset(package, name)
+    return text, '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
+
+
+def static_asset(package: str, name: str, allowed: set[str], request: Request) -> Response:
+    """One of a page's own files, by name; anything not listed is a 404.
+
+    Browsers revalidate every time (a 304 when unchanged), so after an upgrade a page
+    never runs old JS against the new API."""
     if name not in allowed:
         raise NotFound()
+    text, etag = _versioned_asset(package, name)
+    headers = {"Cache-Control": "no-cache", "ETag": etag, "X-Content-Type-Options": "nosniff"}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
     media_type = _MEDIA_TYPES.get(name[name.rfind(".") :], "application/octet-stream")
-    return Response(
-        read_asset(package, name),
-        media_type=media_type,
-        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
-    )
+    return Response(text, media_type=media_type, headers=headers)
 
 
 @router.get("/assets/{name}")
-async def shared_asset(name: str) -> Response:
+async def shared_asset(name: str, request: Request) -> Response:
     """What the widget, the console and the portal share (``openagg/assets``)."""
-    return static_asset(_SHARED, name, _SHARED_ASSETS)
+    return static_asset(_SHARED, name, _SHARED_ASSETS, request)
 
 
 def html_page(text: str, headers: dict[str, str] = PRIVATE_PAGE_HEADERS) -> HTMLResponse:

@@ -146,8 +146,8 @@ async def console_page() -> Response:
 
 
 @router.get("/console/static/{name}")
-async def console_static(name: str) -> Response:
-    return static_asset(_PACKAGE, name, _ASSETS)
+async def console_static(name: str, request: Request) -> Response:
+    return static_asset(_PACKAGE, name, _ASSETS, request)
 
 
 # -------------------------------------------------------------------------------- login

@@ -97,8 +97,8 @@ async def portal_page(request: Request) -> Response:
 
 
 @router.get(PATH + "/static/{name}")
-async def portal_asset(name: str) -> Response:
-    return static_asset(_PACKAGE, name, _ASSETS)
+async def portal_asset(name: str, request: Request) -> Response:
+    return static_asset(_PACKAGE, name, _ASSETS, request)
 
 
 # --- logging in and out ---------------------------------------------------------------

@@ -136,8 +136,8 @@ def _link_error_page(status_code: int, message: str) -> HTMLResponse:
 
 
 @router.get("/connect/static/{name}")
-async def widget_asset(name: str) -> Response:
-    return static_asset(_PACKAGE, name, _ASSETS)
+async def widget_asset(name: str, request: Request) -> Response:
+    return static_asset(_PACKAGE, name, _ASSETS, request)
 
 
 @router.get("/connect/{url_token}")
