@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from tests.support import wait_healthy  # noqa: F401  (re-exported for the benchmarks)
 
@@ -236,10 +236,87 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def run_queue_seconds(pid: int) -> float | None:
+    """Seconds a process's main thread has spent ready to run but waiting for a
+    core (/proc/<pid>/schedstat): time lost to a machine with too few cores."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU time of the whole machine so far, all cores, from /proc/stat;
+    the difference of two readings tells how busy the cores were in between."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def tail(path: Path, lines: int = 20) -> str:
     if not path.exists():
         return ""
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+# --- PostgreSQL ---------------------------------------------------------------------
+
+# PostgreSQL's own processes that work for every client (WAL flushes, checkpoints).
+SERVER_HELPERS = ("walwriter", "checkpointer", "background writer")
+
+
+@contextlib.contextmanager
+def pg_bench_database(prefix: str, keep: bool = False) -> Iterator[str]:
+    """A database of its own on ``OPENAGG_TEST_PG`` (default: the local server),
+    ``<prefix>_<pid>``, dropped afterwards unless ``keep``; yields its SQLAlchemy URL."""
+    from tests.pg_support import admin, pg_url
+
+    name = f"{prefix}_{os.getpid()}"
+    admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin(f"CREATE DATABASE {name}")
+    try:
+        yield pg_url(name)
+    finally:
+        if keep:
+            print(f"(kept database {name}; drop it with: dropdb {name})")
+        else:
+            admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# The server's processes working for this database (but not the asking connection).
+_SERVER_PIDS = (
+    "SELECT pid FROM pg_stat_activity "
+    "WHERE (datname = current_database() AND pid <> pg_backend_pid()) "
+    "OR backend_type = ANY($1::text[])"
+)
+
+
+async def postgres_cpu(database_url: str) -> dict[int, float]:
+    """CPU seconds so far of each backend of this database and of the server's
+    helpers, by pid (read from /proc: the server must run on this machine)."""
+    import asyncpg
+
+    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(_SERVER_PIDS, list(SERVER_HELPERS))
+    finally:
+        await conn.close()
+    return {r["pid"]: c for r in rows if (c := cpu_seconds(r["pid"])) is not None}
+
+
+async def postgres_cpu_in(session: AsyncSession) -> dict[int, float]:
+    """``postgres_cpu`` asked over a session's own connection (left out)."""
+    pids = await session.scalars(
+        text(_SERVER_PIDS.replace("$1::text[]", "CAST(:helpers AS text[])")),
+        {"helpers": list(SERVER_HELPERS)},
+    )
+    return {pid: c for pid in pids if (c := cpu_seconds(pid)) is not None}
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two ``postgres_cpu`` readings (a new backend started at 0)."""
+    return sum(c - before.get(pid, 0.0) for pid, c in after.items())
 
 
 # --- numbers and output ----------------------------------------------------------

@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -73,7 +74,7 @@ async def other_runtimes(p: Platform, count: int) -> AsyncIterator[list[Runtime]
             await rt.db.dispose()
 
 
-async def members(p: Platform, count: int, **fields: object) -> list[str]:
+async def members(p: Platform, count: int, **fields: Any) -> list[str]:
     """``count`` mxbank members of one new user (different passwords: no duplicates)."""
     user = await new_user(p.http)
     guids = []
@@ -216,14 +217,23 @@ async def test_daily_cap_defers_with_a_reason_and_a_time(pg_platform: Platform) 
     assert sorted(next_day) == sorted(j.id for j in deferred)
 
 
+@pytest.mark.parametrize(
+    ("concurrency", "cap", "count"),
+    [
+        # Two slots each under a cap of 3: reaching 3 takes both processes.
+        (2, 3, 24),
+        # Eight slots each, so each process claims for freed slots two at a time.
+        (8, 5, 40),
+    ],
+)
 async def test_concurrency_cap_holds_across_worker_processes(
-    pg_platform: Platform, tmp_path: Path
+    pg_platform: Platform, tmp_path: Path, concurrency: int, cap: int, count: int
 ) -> None:
     p = pg_platform
     p.rt.clock = utcnow  # real worker processes use the real clock
     settings = p.rt.settings
     institution = await mxbank_id(p.rt)
-    cli = [str(VENV_BIN / "openagg"), "institutions", "caps", "mxbank", "--max-concurrent", "3"]
+    cli = [str(VENV_BIN / "openagg"), "institutions", "caps", "mxbank"]
     env = {
         "PATH": "/usr/bin:/bin",
         "OPENAGG_DATABASE_URL": settings.database_url,
@@ -233,14 +243,19 @@ async def test_concurrency_cap_holds_across_worker_processes(
         "OPENAGG_POLL_INTERVAL_SECONDS": "0.2",
     }
     assert (
-        "max_concurrent=3 (own)"
-        in subprocess.run(cli, env=env, capture_output=True, text=True, check=True).stdout
+        f"max_concurrent={cap} (own)"
+        in subprocess.run(
+            [*cli, "--max-concurrent", str(cap)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     )
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     workers = [
         subprocess.Popen(
-            # Two slots each under a cap of 3: reaching 3 takes both processes.
-            [str(VENV_BIN / "openagg"), "worker", "--concurrency", "2"],
+            [str(VENV_BIN / "openagg"), "worker", "--concurrency", str(concurrency)],
             env=env,
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
@@ -251,7 +266,7 @@ async def test_concurrency_cap_holds_across_worker_processes(
     try:
         for log in logs:
             wait_listening(log)
-        guids = await members(p, 24)
+        guids = await members(p, count)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             async with p.rt.db.read() as s:
@@ -270,9 +285,11 @@ async def test_concurrency_cap_holds_across_worker_processes(
     finally:
         stop_processes(workers)
     jobs = await jobs_of(p.rt, guids)
-    assert [j.state for j in jobs] == ["succeeded"] * 24
-    assert most == 3  # reached, never passed
-    assert len({j.worker_id for j in jobs}) == 2  # both processes took part
+    assert [j.state for j in jobs] == ["succeeded"] * count
+    assert [j.attempts for j in jobs] == [1] * count
+    assert most == cap  # reached, never passed
+    if concurrency * 2 > cap > concurrency:
+        assert len({j.worker_id for j in jobs}) == 2  # both processes took part
 
 
 # --- schedulers -----------------------------------------------------------------------

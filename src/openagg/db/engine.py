@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -57,6 +57,20 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
     return engine
 
 
+def _drop_closed_connections(engine: AsyncEngine) -> None:
+    """Never hand out a pooled PostgreSQL connection the server has closed (a restart,
+    a terminated backend): asyncpg sees the socket close while the connection idles,
+    so this costs no round trip, unlike ``pool_pre_ping`` (BEGIN, ping, ROLLBACK on
+    every checkout). A connection lost without the socket closing still fails its
+    first statement, and SQLAlchemy then drops the whole pool's older connections."""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        driver = record.driver_connection
+        if driver is None or driver.is_closed():
+            raise exc.DisconnectionError("the server closed this connection")
+
+
 class Database:
     """The single source of truth. ``write()`` and ``read()`` give a session inside
     one transaction that commits on success and rolls back on error."""
@@ -68,9 +82,8 @@ class Database:
             self.engine = _sqlite_engine(url, immediate=True, pool_size=4)
             self.read_engine = _sqlite_engine(url, immediate=False, pool_size=pool_size)
         else:
-            self.engine = create_async_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-            )
+            self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+            _drop_closed_connections(self.engine)
             self.read_engine = self.engine
         self._writer = async_sessionmaker(self.engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)

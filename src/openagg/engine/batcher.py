@@ -6,6 +6,10 @@ write lock per job; batching shares them. Each piece of work still runs its own
 ownership re-check inside the shared transaction, so a worker that lost a job
 cannot write it. If one piece fails, the batch is rolled back and every piece is
 run again alone, so one bad job never loses the others' results.
+
+On PostgreSQL two batches commit at once (each on its own connection): a batch's
+pieces run one after another, each a round trip, so a single batch in flight
+would leave the worker waiting on the network most of the time.
 """
 
 from __future__ import annotations
@@ -30,25 +34,30 @@ MAX_BATCH = 50
 
 
 class WriteBatcher:
-    def __init__(self, db: Database, max_batch: int = MAX_BATCH):
+    def __init__(self, db: Database, max_batch: int = MAX_BATCH, flushers: int | None = None):
         self.db = db
         self.max_batch = max_batch
+        # Batches in flight at once. SQLite has one writer at a time: a second batch
+        # would only queue for its lock.
+        self.flushers = flushers or (1 if db.sqlite else 2)
         self._queue: list[tuple[Work, asyncio.Future[Any]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run ``work(session)`` in a write transaction shared with other callers;
         returns its result once that transaction has committed."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append((work, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
+        if len(self._flushing) < self.flushers:
+            flusher = asyncio.create_task(self._flush())
+            self._flushing.add(flusher)
+            flusher.add_done_callback(self._flushing.discard)
         # The flusher owns the work from here: a cancelled caller must not cancel
         # a transaction that also carries other jobs' results.
         return await asyncio.shield(future)
 
     async def _flush(self) -> None:
-        # Work that arrives while a batch commits waits for the next batch.
+        # Work that arrives while every flusher is committing waits for the next batch.
         batch: list[tuple[Work, asyncio.Future[Any]]] = []
         try:
             while self._queue:

@@ -13,12 +13,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openagg.db.engine import Database
-from openagg.db.models import Attempt, Institution, InstitutionLimit, Job, Member
+from openagg.db.models import Attempt, Institution, InstitutionLimit, Job, Member, UTCDateTime
 from openagg.domain.ids import new_guid
 from openagg.domain.policy import JobKind, Trigger
 from openagg.engine import caps
@@ -95,11 +95,12 @@ async def enqueue_unless_active(
     if not jobs:
         return 0
     insert = sqlite.insert if db.sqlite else postgresql.insert
-    result = await session.execute(
-        insert(Job)
-        .values(jobs)
-        .on_conflict_do_nothing(index_elements=["active_member_id"])
-        .returning(Job.id)
+    # Executemany form: one cached statement, sent in pages of many rows; a
+    # ``.values(list)`` statement would be compiled afresh with one bind per cell.
+    connection = await session.connection()
+    result = await connection.execute(
+        insert(Job).on_conflict_do_nothing(index_elements=["active_member_id"]).returning(Job.id),
+        jobs,
     )
     return len(result.all())
 
@@ -133,6 +134,10 @@ async def claim(
         return []
     defaults = default_caps() if defaults is None else defaults
     async with db.write() as session:
+        if not db.sqlite and not defaults.any:
+            claimed = await _claim_uncapped(session, worker_id, limit, now, lease)
+            if claimed is not None:
+                return claimed
         limits = {
             row.institution_id: effective_caps(row.max_concurrent, row.max_per_day, defaults)
             for row in await session.scalars(select(InstitutionLimit))
@@ -142,6 +147,54 @@ async def claim(
         return await _claim_within_caps(
             session, db, limits, defaults, worker_id=worker_id, limit=limit, now=now, lease=lease
         )
+
+
+# PostgreSQL without global caps: one round trip takes the due jobs (foreground
+# first), starts them and stamps their members' aggregated_at (MX: when the last job
+# started; a resumed MFA job is not a new one). If any institution has a cap of its
+# own, it takes nothing and answers a single NULL row: the caller then claims the
+# capped way. Foreground-first order and SKIP LOCKED are those of ``_due``.
+_CLAIM_UNCAPPED = text(
+    """
+    WITH capped AS (
+        SELECT 1 FROM institution_limits
+        WHERE max_concurrent > 0 OR max_per_day > 0
+        LIMIT 1
+    ), due AS (
+        SELECT jobs.id, members.institution_id
+        FROM jobs LEFT JOIN members ON members.id = jobs.member_id
+        WHERE jobs.state = 'queued' AND jobs.run_after <= :now
+          AND NOT EXISTS (SELECT 1 FROM capped)
+        ORDER BY jobs.priority, jobs.id
+        LIMIT :limit
+        FOR UPDATE OF jobs SKIP LOCKED
+    ), started AS (
+        UPDATE jobs SET state = 'running', worker_id = :worker_id,
+            lease_until = :lease_until, started_at = :now,
+            attempts = jobs.attempts + 1, institution_id = due.institution_id
+        FROM due WHERE jobs.id = due.id
+        RETURNING jobs.id, jobs.member_id, jobs.answers_enc IS NULL AS starting
+    ), stamped AS (
+        UPDATE members SET aggregated_at = :now
+        FROM started WHERE members.id = started.member_id AND started.starting
+    )
+    SELECT id FROM started
+    UNION ALL
+    SELECT NULL FROM capped
+    """
+).bindparams(bindparam("now", type_=UTCDateTime), bindparam("lease_until", type_=UTCDateTime))
+
+
+async def _claim_uncapped(
+    session: AsyncSession, worker_id: str, limit: int, now: dt.datetime, lease: dt.timedelta
+) -> list[int] | None:
+    """The claimed ids; None when some institution has a cap of its own."""
+    rows = await session.execute(
+        _CLAIM_UNCAPPED,
+        {"now": now, "lease_until": now + lease, "worker_id": worker_id, "limit": limit},
+    )
+    ids = [job_id for (job_id,) in rows]
+    return None if None in ids else ids
 
 
 def _due(db: Database, limit: int, now: dt.datetime) -> Select[Any]:

@@ -12,24 +12,23 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, bindparam, delete, func, select, update
 
-from openagg.db.models import Client, Institution, Job, Member, Transaction, User
+from openagg.db.models import Client, Job, Member, Transaction, User
 from openagg.domain.causes import Cause
-from openagg.domain.policy import JobKind, Trigger, background_eligible
+from openagg.domain.policy import JobKind, Trigger, background_eligible, next_background_at
+from openagg.domain.statuses import Status
 from openagg.engine.queue import enqueue_unless_active, finish, new_job_values, requeue
 from openagg.runtime import Runtime
 from openagg.services import vault
-from openagg.services.member_state import (
-    Outcome,
-    apply_outcome,
-    current_status,
-    schedule_background,
-)
+from openagg.services.member_state import Outcome, apply_outcome
 
 log = logging.getLogger("openagg.scheduler")
 
 BATCH = 1000
+# At most this many batches per tick, so the tick's other steps are never held up
+# for long by a huge backlog; the next tick carries on.
+MAX_BATCHES = 100
 # pg_try_advisory_xact_lock key: one scheduler at a time purges stale pending rows.
 PURGE_LOCK = 0x6F61_7075  # "oapu"
 
@@ -113,43 +112,96 @@ async def expire_challenges(rt: Runtime) -> int:
 
 
 async def enqueue_background(rt: Runtime) -> int:
-    """Enqueue members whose background run is due; push the others' dates out."""
+    """Enqueue members whose background run is due; push the others' dates out.
+
+    Works through the due members in batches of ``BATCH``, each in a transaction of
+    its own (short locks; a crash loses one batch at most), until none is left or
+    ``MAX_BATCHES`` are done: the next tick goes on from there."""
     now = rt.now()
-    async with rt.db.write() as s:
-        rows = await s.execute(
-            select(Member, User.is_disabled, Client.background_aggregation_enabled)
-            .join(User, User.id == Member.user_id)
-            .join(Client, Client.id == Member.client_id)
-            .join(Institution, Institution.id == Member.institution_id)
-            .outerjoin(Job, Job.active_member_id == Member.id)
-            .where(Member.next_background_at <= now, Job.id.is_(None))
-            .order_by(Member.next_background_at)
-            .limit(BATCH)
-            # Another scheduler's pass (or a request) holding the member: skip it. Under
-            # the lock PostgreSQL re-checks next_background_at, which a pass always
-            # pushes out, so a member is never enqueued by two passes.
-            .with_for_update(of=Member, skip_locked=True)
+    total = 0
+    for _ in range(MAX_BATCHES):
+        seen, enqueued = await _enqueue_background_batch(rt, now)
+        total += enqueued
+        if enqueued:
+            rt.job_enqueued.set()  # this process's worker may start on them already
+        if seen < BATCH:
+            break
+    return total
+
+
+async def _enqueue_background_batch(rt: Runtime, now: dt.datetime) -> tuple[int, int]:
+    """One batch of due members, oldest first: returns (members looked at, enqueued).
+
+    Only the columns the rules need are read, and each write is one statement sent
+    for the whole batch: no member objects are loaded or flushed."""
+    settings = rt.settings
+    interval = dt.timedelta(seconds=settings.background_interval_seconds)
+    jitter = dt.timedelta(seconds=settings.background_jitter_seconds)
+    # The batch is chosen (and locked) from members alone, so only its own members
+    # are joined to their users and clients, not every due member before the sort.
+    # The member columns come from the locked rows: current, not the snapshot's.
+    due = (
+        select(
+            Member.id,
+            Member.client_id,
+            Member.guid,
+            Member.connection_status,
+            Member.background_aggregation_is_disabled,
+            Member.user_id,
         )
-        jobs = []
-        for member, user_disabled, client_enabled in rows:
+        .outerjoin(Job, Job.active_member_id == Member.id)
+        .where(Member.next_background_at <= now, Job.id.is_(None))
+        .order_by(Member.next_background_at)
+        .limit(BATCH)
+        # Another scheduler's pass (or a request) holding the member: skip it. Under
+        # the lock PostgreSQL re-checks next_background_at, which a pass always
+        # pushes out, so a member is never enqueued by two passes.
+        .with_for_update(of=Member, skip_locked=True)
+        .subquery("due")
+    )
+    async with rt.db.write() as s:
+        rows = (
+            await s.execute(
+                select(
+                    due.c.id,
+                    due.c.client_id,
+                    due.c.guid,
+                    due.c.connection_status,
+                    due.c.background_aggregation_is_disabled,
+                    User.is_disabled,
+                    Client.background_aggregation_enabled,
+                )
+                .join(User, User.id == due.c.user_id)
+                .join(Client, Client.id == due.c.client_id)
+            )
+        ).all()
+        if not rows:
+            return 0, 0
+        jobs = [
+            new_job_values(client_id, member_id, JobKind.AGGREGATE, Trigger.BACKGROUND, now)
+            for member_id, client_id, _, status, disabled, user_disabled, client_enabled in rows
             if background_eligible(
-                current_status(member),
-                member_disabled=member.background_aggregation_is_disabled,
+                Status(status) if status else None,
+                member_disabled=disabled,
                 client_enabled=client_enabled,
                 user_disabled=user_disabled,
-            ):
-                jobs.append(
-                    new_job_values(
-                        member.client_id, member.id, JobKind.AGGREGATE, Trigger.BACKGROUND, now
-                    )
-                )
-            # Not eligible now: look again one interval later rather than every tick.
-            schedule_background(rt, member, now)
+            )
+        ]
+        # Not eligible now: look again one interval later rather than every tick. The
+        # date is the one member_state.schedule_background gives.
+        connection = await s.connection()
+        await connection.execute(
+            update(Member)
+            .where(Member.id == bindparam("member_id"))
+            .values(next_background_at=bindparam("next_at")),
+            [
+                {"member_id": row[0], "next_at": next_background_at(now, row[2], interval, jitter)}
+                for row in rows
+            ],
+        )
         # A request may have given a member a job since the read: that one wins.
         count = await enqueue_unless_active(s, rt.db, jobs)
-    if count:
-        rt.job_enqueued.set()
-    return count
+    return len(rows), count
 
 
 async def purge_stale_pending(rt: Runtime) -> None:

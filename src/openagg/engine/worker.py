@@ -24,6 +24,13 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+# A worker claims when a quarter of its slots are free, or this long after the first
+# slot freed, whichever comes first: one claim transaction then starts many jobs
+# instead of one per finished job, and a long job still leaves no slot idle for long.
+CLAIM_FRACTION = 4
+CLAIM_DELAY_SECONDS = 0.01
+
+
 class Worker:
     def __init__(self, rt: Runtime, concurrency: int | None = None):
         self.rt = rt
@@ -31,27 +38,37 @@ class Worker:
         self.id = new_worker_id()
         self.runner = Runner(rt, self.id)
         self.running: dict[int, asyncio.Task[None]] = {}
+        self.claim_batch = max(1, self.concurrency // CLAIM_FRACTION)
+        self.claim_delay = CLAIM_DELAY_SECONDS
+        # Set when enough slots are free (or have been for long enough) to claim.
+        self._slots_free = asyncio.Event()
+        self._claim_timer: asyncio.TimerHandle | None = None
 
     @property
     def lease(self) -> dt.timedelta:
         return dt.timedelta(seconds=self.rt.settings.lease_seconds)
 
+    @property
+    def free(self) -> int:
+        return self.concurrency - len(self.running)
+
     async def run(self, stop: asyncio.Event) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(stop))
         try:
             while not stop.is_set():
-                started = await self.claim_and_start()
-                if not started:
-                    await self._wait_for_work(stop)
+                await self.claim_and_start()
+                await self._wait_for_claim(stop)
         finally:
             heartbeat.cancel()
             await self._release(grace=5.0)
+            self._cancel_claim_timer()
 
     async def claim_and_start(self) -> int:
-        free = self.concurrency - len(self.running)
+        self._slots_free.clear()
+        self._cancel_claim_timer()
         try:
             ids = await claim(
-                self.rt.db, worker_id=self.id, limit=free, now=self.rt.now(), lease=self.lease
+                self.rt.db, worker_id=self.id, limit=self.free, now=self.rt.now(), lease=self.lease
             )
         except Exception:
             log.exception("claiming jobs failed; retrying")
@@ -65,21 +82,40 @@ class Worker:
 
     def _done(self, job_id: int, _task: asyncio.Task[None]) -> None:
         self.running.pop(job_id, None)
-        self.rt.job_enqueued.set()  # a slot is free: look for more work at once
+        # A free slot may take a job held back (a cap, a full batch) or one that came
+        # while all slots were busy; claim for it soon, together with the next ones.
+        if self.free >= self.claim_batch:
+            self._slots_free.set()
+        elif self._claim_timer is None and not self._slots_free.is_set():
+            self._claim_timer = asyncio.get_running_loop().call_later(
+                self.claim_delay, self._slots_free.set
+            )
 
-    async def _wait_for_work(self, stop: asyncio.Event) -> None:
-        """Until a job is enqueued, the poll interval passes, or a stop is asked for
-        (a long poll interval must not delay shutdown)."""
-        event = self.rt.job_enqueued
-        waits = [asyncio.create_task(event.wait()), asyncio.create_task(stop.wait())]
-        await asyncio.wait(
-            waits,
-            timeout=self.rt.settings.poll_interval_seconds,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-        for task in waits:
-            task.cancel()
-        event.clear()
+    def _cancel_claim_timer(self) -> None:
+        if self._claim_timer is not None:
+            self._claim_timer.cancel()
+            self._claim_timer = None
+
+    async def _wait_for_claim(self, stop: asyncio.Event) -> None:
+        """Until it is time to claim again: slots freed (``_done``), a job was
+        enqueued while a slot is free, the poll interval passed, or a stop is asked
+        for (a long poll interval must not delay shutdown). A job enqueued while
+        every slot is busy is claimed with the freed slots."""
+        enqueued = self.rt.job_enqueued
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.rt.settings.poll_interval_seconds
+        while not (stop.is_set() or self._slots_free.is_set()):
+            timeout = deadline - loop.time()
+            if timeout <= 0 or (enqueued.is_set() and self.free > 0):
+                break
+            events = [self._slots_free, stop] + ([enqueued] if self.free > 0 else [])
+            waits = [asyncio.create_task(event.wait()) for event in events]
+            try:
+                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in waits:
+                    task.cancel()
+        enqueued.clear()
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         every = self.rt.settings.lease_seconds / 3
