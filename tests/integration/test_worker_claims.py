@@ -238,6 +238,23 @@ async def test_a_job_held_back_by_a_cap_starts_when_the_slot_frees(platform: Pla
     await all_done_once(p, guids)
 
 
+async def test_the_workers_default_cap_comes_from_its_runtime(platform: Platform) -> None:
+    """OPENAGG_INSTITUTION_MAX_CONCURRENT as this runtime has it, not the process's."""
+    p = platform
+    bank = gated(p)
+    p.rt.settings.institution_max_concurrent = 1
+    worker = Worker(p.rt, concurrency=4)
+    guids = await members(p, 3)
+    async with working(worker) as peak:
+        await until(lambda: _running(p, 1))
+        await asyncio.sleep(0.2)
+        assert count(await states(p), "queued") == 2
+        bank.open(*guids)
+        await until(lambda: _none_active(p), timeout=10)
+    assert peak[0] == 1
+    await all_done_once(p, guids)
+
+
 # --- claim ------------------------------------------------------------------------------
 
 

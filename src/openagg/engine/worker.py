@@ -13,7 +13,7 @@ import uuid
 from sqlalchemy import update
 
 from openagg.db.models import Job
-from openagg.engine.queue import claim, renew_leases
+from openagg.engine.queue import claim, default_caps, renew_leases
 from openagg.engine.runner import Runner
 from openagg.runtime import Runtime
 
@@ -68,7 +68,12 @@ class Worker:
         self._cancel_claim_timer()
         try:
             ids = await claim(
-                self.rt.db, worker_id=self.id, limit=self.free, now=self.rt.now(), lease=self.lease
+                self.rt.db,
+                worker_id=self.id,
+                limit=self.free,
+                now=self.rt.now(),
+                lease=self.lease,
+                defaults=default_caps(self.rt.settings),  # this runtime's, not the process's
             )
         except Exception:
             log.exception("claiming jobs failed; retrying")
