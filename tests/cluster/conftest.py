@@ -62,6 +62,18 @@ class Cluster:
         self.workers.append(worker)
         return worker
 
+    def wait_workers_ready(self, timeout: float = 60) -> None:
+        """Until every worker has migrated and listens for jobs (a worker still in its
+        start-up migration does not retry it)."""
+        deadline = time.monotonic() + timeout
+        for n in range(len(self.workers)):
+            log = self.tmp / f"worker-{n}.log"
+            while not (log.exists() and "listening for new jobs" in log.read_text()):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"worker-{n} is not ready\n{self.logs()}")
+                assert self.workers[n].poll() is None, f"worker-{n} exited\n{self.logs()}"
+                time.sleep(0.1)
+
     def client(self, api: int = 0) -> httpx.Client:
         return httpx.Client(
             base_url=self.apis[api], auth=(self.client_id, self.api_key), timeout=30

@@ -31,6 +31,7 @@ def test_restart_postgres_during_a_run(private_postgres: PrivatePostgres, tmp_pa
         cluster.start_api()
         cluster.start_worker(concurrency=10)
         cluster.start_worker(concurrency=10)
+        cluster.wait_workers_ready()
         create_members(cluster, MEMBERS)
         cluster.wait_until("SELECT least(count(*), 1) FROM jobs WHERE state = 'running'", 1, 30)
 
