@@ -18,30 +18,16 @@ from openagg.services import incidents, operators
 from openagg.services.errors import BadRequest, NotFound
 from tests.conftest import Platform
 from tests.integration.api_helpers import create_member, new_user, status
+from tests.integration.conftest import ENGINEER_EMAIL, ENGINEER_PASSWORD, BreakableConnector
 from tests.integration.test_support_tickets import (
-    BreakableConnector,
     direct,
     escalate,
     failing,
     ticket,
 )
 
-PASSWORD = "correct horse battery staple"
-EMAIL = "eve@openagg.test"
+PASSWORD, EMAIL = ENGINEER_PASSWORD, ENGINEER_EMAIL
 HOUR, DAY = 3600, 86400
-
-
-@pytest.fixture
-def bank(platform: Platform) -> BreakableConnector:
-    connector = BreakableConnector(platform.rt.connectors["sandbox"])
-    platform.rt.connectors["sandbox"] = connector
-    return connector
-
-
-@pytest.fixture
-async def engineer(platform: Platform) -> Operator:
-    new = await operators.create_operator(platform.rt, "Eve Engineer", EMAIL, PASSWORD)
-    return new.operator
 
 
 @pytest.fixture

@@ -15,14 +15,14 @@ from sqlalchemy import select
 
 from openagg.api.app import create_app
 from openagg.db.models import Client, Operator
-from openagg.services import operators, support
+from openagg.services import support
 from openagg.services.clients import create_client
 from openagg.services.support import Prompt
 from tests.conftest import Platform
 from tests.integration.api_helpers import create_member, new_user, status
+from tests.integration.conftest import BreakableConnector
 from tests.integration.test_support_tickets import (
     AGENT,
-    BreakableConnector,
     connected,
     direct,
     escalate,
@@ -33,20 +33,6 @@ from tests.integration.test_widget_urls import bearer, open_session
 
 PORTAL = "/portal/api"
 JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture
-def broken_bank(platform: Platform) -> BreakableConnector:
-    connector = BreakableConnector(platform.rt.connectors["sandbox"])
-    platform.rt.connectors["sandbox"] = connector
-    return connector
-
-
-@pytest.fixture
-async def eve(platform: Platform) -> Operator:
-    return (
-        await operators.create_operator(platform.rt, "Eve Engineer", "eve@openagg.test")
-    ).operator
 
 
 @pytest.fixture
@@ -229,14 +215,14 @@ async def test_logins_are_throttled_after_repeated_failures(
 async def test_a_client_sees_only_its_own_tickets(
     platform: Platform,
     browser: httpx.AsyncClient,
-    broken_bank: BreakableConnector,
+    bank: BreakableConnector,
     client_key: tuple[Client, str],
 ) -> None:
     p = platform
     client, key = client_key
     mine_api = api_for(p, client, key)
     async with mine_api:
-        broken_bank.broken.add("mxbank")
+        bank.broken.add("mxbank")
         user = await new_user(mine_api)
         r = await create_member(mine_api, user, "pass", expect=202)
         await p.drain()
@@ -246,7 +232,7 @@ async def test_a_client_sees_only_its_own_tickets(
         )
         assert r.status_code == 201, r.text
         mine = r.json()["support_ticket"]
-    other_user, other_member = await failing(p, broken_bank)  # the default test client
+    other_user, other_member = await failing(p, bank)  # the default test client
     theirs = await escalate(p, other_user, other_member, direct("Theirs"))
 
     await log_in(browser, client, key)
@@ -262,19 +248,19 @@ async def test_a_client_sees_only_its_own_tickets(
 async def test_filters_order_and_pages(
     platform: Platform,
     browser: httpx.AsyncClient,
-    broken_bank: BreakableConnector,
-    eve: Operator,
+    bank: BreakableConnector,
+    engineer: Operator,
 ) -> None:
     p = platform
-    u1, m1 = await failing(p, broken_bank)
+    u1, m1 = await failing(p, bank)
     t1 = await escalate(p, u1, m1, direct())
     p.clock.advance(days=2)
-    u2, m2 = await failing(p, broken_bank, "sandbox_bank")
+    u2, m2 = await failing(p, bank, "sandbox_bank")
     t2 = await escalate(p, u2, m2, indirect())
     p.clock.advance(minutes=5)
-    u3, m3 = await failing(p, broken_bank)
+    u3, m3 = await failing(p, bank)
     t3 = await escalate(p, u3, m3, direct())
-    await support.take(p.rt, eve, t3["guid"])
+    await support.take(p.rt, engineer, t3["guid"])
     await log_in(browser, *await _default_client(p))
 
     newest = [t3["guid"], t2["guid"], t1["guid"]]
@@ -310,7 +296,7 @@ async def test_filters_order_and_pages(
     # Pages of at least 10 (MX's floor), newest first across pages.
     for _ in range(9):
         p.clock.advance(minutes=1)
-        user, member = await failing(p, broken_bank)
+        user, member = await failing(p, bank)
         await escalate(p, user, member, direct())
     first = await tickets(browser, "records_per_page=10")
     second = await tickets(browser, "records_per_page=10&page=2")
@@ -337,13 +323,13 @@ async def _default_client(p: Platform) -> tuple[Client, str]:
 
 
 async def test_a_ticket_shows_what_the_end_user_sees_and_its_history(
-    platform: Platform, browser: httpx.AsyncClient, broken_bank: BreakableConnector, eve: Operator
+    platform: Platform, browser: httpx.AsyncClient, bank: BreakableConnector, engineer: Operator
 ) -> None:
     p = platform
     await log_in(browser, *await _default_client(p))
-    first_user, first_member = await failing(p, broken_bank)
+    first_user, first_member = await failing(p, bank)
     await escalate(p, first_user, first_member, direct())
-    user, member = await failing(p, broken_bank)
+    user, member = await failing(p, bank)
     t = await escalate(p, user, member, direct("Nothing syncs"), headers={"X-Request-Id": "rq-1"})
     await escalate(p, user, member, indirect("Called us too"), expect=200)
 
@@ -364,7 +350,7 @@ async def test_a_ticket_shows_what_the_end_user_sees_and_its_history(
     assert body["member"]["is_being_aggregated"] is False
 
     # The member's current state, not the one it had when reported.
-    broken_bank.broken.clear()
+    bank.broken.clear()
     r = await p.http.post(f"/users/{user}/members/{member}/aggregate")
     assert r.status_code == 202
     now = (await browser.get(f"{PORTAL}/tickets/{t['guid']}")).json()
@@ -377,17 +363,17 @@ async def test_a_ticket_shows_what_the_end_user_sees_and_its_history(
 
 
 async def test_pending_login_info_lists_questions_never_answers(
-    platform: Platform, browser: httpx.AsyncClient, broken_bank: BreakableConnector, eve: Operator
+    platform: Platform, browser: httpx.AsyncClient, bank: BreakableConnector, engineer: Operator
 ) -> None:
     p = platform
     await log_in(browser, *await _default_client(p))
-    user, member = await failing(p, broken_bank)
+    user, member = await failing(p, bank)
     t = await escalate(p, user, member, direct())
-    other_user, other_member = await failing(p, broken_bank)
+    other_user, other_member = await failing(p, bank)
     await escalate(p, other_user, other_member, direct())
     await support.request_login_info(
         p.rt,
-        eve,
+        engineer,
         t["guid"],
         [Prompt("Security word"), Prompt("Send the code by", "OPTIONS", ("SMS", "Email"))],
     )
@@ -424,7 +410,8 @@ async def test_pending_login_info_lists_questions_never_answers(
     assert detail_r.json()["support_ticket"]["additional_login_info"] is None
     assert [e["action"] for e in detail_r.json()["history"]][-1] == "info_submitted"
     # The engineer reads the answers once; still nothing of them in the portal.
-    assert (await support.read_login_info(p.rt, eve, t["guid"]))["Security word"] == "platypus-4471"
+    answers = await support.read_login_info(p.rt, engineer, t["guid"])
+    assert answers["Security word"] == "platypus-4471"
     assert "platypus-4471" not in (await browser.get(f"{PORTAL}/tickets/{t['guid']}")).text
 
 
@@ -436,10 +423,10 @@ def report(problem: str = "not_connecting", details: str | None = None) -> dict[
 
 
 async def test_the_widget_reports_a_problem_and_joins_the_open_ticket(
-    platform: Platform, broken_bank: BreakableConnector
+    platform: Platform, bank: BreakableConnector
 ) -> None:
     p = platform
-    user, member = await failing(p, broken_bank)
+    user, member = await failing(p, bank)
     boot = await open_session(p, user, current_member_guid=member)
     h = {**bearer(boot), "X-Request-Id": "widget-rq-1"}
     base = f"/connect/api/members/{member}/support_tickets"
@@ -510,10 +497,10 @@ async def test_the_widget_refuses_a_working_connection_in_plain_words(
 
 
 async def test_the_widget_reaches_only_its_users_members(
-    platform: Platform, broken_bank: BreakableConnector
+    platform: Platform, bank: BreakableConnector
 ) -> None:
     p = platform
-    user, member = await failing(p, broken_bank)
+    user, member = await failing(p, bank)
     t = await escalate(p, user, member, direct())
     stranger = await new_user(p.http)
     boot = await open_session(p, stranger)
@@ -537,17 +524,17 @@ async def test_the_widget_reaches_only_its_users_members(
 
 
 async def test_the_widget_answers_the_engineers_questions(
-    platform: Platform, broken_bank: BreakableConnector, eve: Operator
+    platform: Platform, bank: BreakableConnector, engineer: Operator
 ) -> None:
     p = platform
-    user, member = await failing(p, broken_bank)
+    user, member = await failing(p, bank)
     boot = await open_session(p, user, current_member_guid=member)
     h = bearer(boot)
     base = f"/connect/api/members/{member}/support_tickets"
     t = (await p.http.post(base, json=report(), headers=h)).json()["support_ticket"]
     await support.request_login_info(
         p.rt,
-        eve,
+        engineer,
         t["guid"],
         [Prompt("One-time code", "TOKEN"), Prompt("Bank", "OPTIONS", ("A", "B"))],
     )
@@ -577,7 +564,7 @@ async def test_the_widget_answers_the_engineers_questions(
     assert "552211" not in r.text
     r = await p.http.put(url, json=good, headers=h)
     assert r.status_code == 422 and "already answered" in r.json()["error"]["message"]
-    assert await support.read_login_info(p.rt, eve, t["guid"]) == {
+    assert await support.read_login_info(p.rt, engineer, t["guid"]) == {
         "One-time code": "552211",
         "Bank": "B",
     }

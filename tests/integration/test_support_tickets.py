@@ -14,44 +14,14 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from openagg.cli import app
-from openagg.connectors.base import Connector, ConnectorContext, ConnectorError, LoginResult
 from openagg.db.models import Operator, SupportTicket, SupportTicketEvent, WebhookEvent
-from openagg.domain.causes import Cause
 from openagg.services import incidents, operators, support
 from openagg.services.errors import Conflict, Unprocessable
 from openagg.services.support import Prompt
 from openagg.settings import Settings
 from tests.conftest import Platform
 from tests.integration.api_helpers import create_member, new_user, status
-
-
-class BreakableConnector:
-    """The sandbox, except for institutions an engineer has not fixed yet."""
-
-    def __init__(self, inner: Connector) -> None:
-        self.inner = inner
-        self.broken: set[str] = set()
-
-    async def login(self, ctx: ConnectorContext, credentials: dict[str, str]) -> LoginResult:
-        if ctx.institution_code in self.broken:
-            raise ConnectorError(Cause.DATA_ERROR, "The bank changed its login page.")
-        return await self.inner.login(ctx, credentials)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
-@pytest.fixture
-def bank(platform: Platform) -> BreakableConnector:
-    connector = BreakableConnector(platform.rt.connectors["sandbox"])
-    platform.rt.connectors["sandbox"] = connector
-    return connector
-
-
-@pytest.fixture
-async def engineer(platform: Platform) -> Operator:
-    new = await operators.create_operator(platform.rt, "Eve Engineer", "eve@openagg.test")
-    return new.operator
+from tests.integration.conftest import BreakableConnector
 
 
 async def connected(p: Platform, password: str = "pass", code: str = "mxbank") -> tuple[str, str]:
