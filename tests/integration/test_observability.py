@@ -41,11 +41,14 @@ async def test_metrics_follow_jobs_attempts_and_webhooks(platform: Platform) -> 
     assert ("openagg_jobs", (("kind", "aggregate"), ("state", "queued"))) not in after
     # The process histogram counted both runs (it is process-wide: compare to before).
     assert after[ok_key] - before.get(ok_key, 0) == 1
-    assert sum(
-        v - before.get(k, 0)
-        for k, v in after.items()
-        if k[0] == "openagg_job_duration_seconds_count" and dict(k[1])["kind"] == "aggregate"
-    ) == 2
+    assert (
+        sum(
+            v - before.get(k, 0)
+            for k, v in after.items()
+            if k[0] == "openagg_job_duration_seconds_count" and dict(k[1])["kind"] == "aggregate"
+        )
+        == 2
+    )
     # One of the two mxbank attempts succeeded.
     assert after[("openagg_institution_attempts_recent", (("institution", "mxbank"),))] == 2
     assert after[("openagg_institution_success_ratio", (("institution", "mxbank"),))] == 0.5
