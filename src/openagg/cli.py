@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,11 +40,32 @@ def _settings(database_url: str | None = None, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def _prepare(settings: Settings) -> None:
+# serve and worker wait this long for the database at start-up (it may come up after them).
+STARTUP_WAIT_SECONDS = 60.0
+
+
+def _prepare(settings: Settings, wait_seconds: float = 0) -> None:
+    """Migrate; a long-running process (``serve``, ``worker``) waits up to
+    ``wait_seconds`` for a database that is not up yet instead of exiting."""
+    from sqlalchemy.exc import DBAPIError
+
     from openagg.db.migrate import upgrade
 
     settings.ensure_data_dir()
-    upgrade(settings.database_url)
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.5
+    while True:
+        try:
+            upgrade(settings.database_url)
+            return
+        except (DBAPIError, OSError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            logging.getLogger("openagg").warning(
+                "database unavailable (%s); retrying in %.0f s", type(exc).__name__, delay
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 5)
 
 
 def _with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[T]]) -> T:
@@ -86,7 +109,7 @@ def serve(
     # --demo also serves the widget demo host page (/demo).
     settings = _settings(database_url, widget_demo=True if demo else None)
     logs.configure(settings.log_format)
-    _prepare(settings)
+    _prepare(settings, wait_seconds=STARTUP_WAIT_SECONDS)
 
     async def main() -> None:
         rt = build_runtime(settings)
@@ -175,7 +198,7 @@ def worker(
 
     settings = _settings(database_url)
     logs.configure(settings.log_format)
-    _prepare(settings)
+    _prepare(settings, wait_seconds=STARTUP_WAIT_SECONDS)
     if metrics_port is not None:
         from prometheus_client import start_http_server
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from tests.cluster.conftest import (
     make_cluster,
     only_on_postgres,
 )
+from tests.conftest import VENV_BIN, openagg_env
 
 pytestmark = only_on_postgres
 MEMBERS = 40
@@ -51,3 +53,28 @@ def test_restart_postgres_during_a_run(private_postgres: PrivatePostgres, tmp_pa
         assert all(w.poll() is None for w in cluster.workers), cluster.logs()
     finally:
         cluster.stop()
+
+
+def test_a_worker_started_before_the_database_waits_for_it(
+    private_postgres: PrivatePostgres, tmp_path: Path
+) -> None:
+    private_postgres.stop()
+    env = openagg_env(tmp_path, OPENAGG_DATABASE_URL=private_postgres.url)
+    log = tmp_path / "worker.log"
+    with log.open("ab") as out:
+        worker = subprocess.Popen(
+            [str(VENV_BIN / "openagg"), "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        time.sleep(3)
+        assert worker.poll() is None, log.read_text()
+        assert "database unavailable" in log.read_text()
+        private_postgres.start()
+        deadline = time.monotonic() + 60
+        while "listening for new jobs" not in log.read_text():
+            assert worker.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+    finally:
+        worker.terminate()
+        worker.wait(10)
