@@ -1,10 +1,12 @@
-"""Aggregation throughput: one worker draining a big queue of mxbank aggregations.
+"""Aggregation throughput: workers draining a big queue of mxbank aggregations.
 
-Set-up: a fresh SQLite platform with ``--members`` mxbank members (created as with
+Set-up: a fresh platform with ``--members`` mxbank members (created as with
 ``skip_aggregation``, so no job runs), then one foreground aggregate job per member.
-A real ``openagg worker --concurrency N`` subprocess (or, with ``--in-process``, a
-``Worker`` in this process) drains them while the sandbox sleeps ``--latency-ms``
-on every bank call.
+Real ``openagg worker`` subprocesses (``--workers``, 1 by default, sharing
+``--concurrency`` jobs in flight), or with ``--in-process`` a ``Worker`` in this
+process, drain them while the sandbox sleeps ``--latency-ms`` on every bank call.
+The database is SQLite in a temp directory, or with ``--database-url`` a database
+the benchmark creates on that PostgreSQL server and drops afterwards.
 
 Baseline, measured in the same run: one aggregation alone, through a connector
 wrapper that counts bank calls. Ideal rate = concurrency / (calls x latency): the
@@ -13,21 +15,28 @@ rate if the engine cost nothing. Target: measured / ideal >= 0.9.
     python -m bench.aggregation_throughput                       # issue sizes
     python -m bench.aggregation_throughput --members 1000        # quick
     python -m bench.aggregation_throughput --members 500 --in-process --profile
+    python -m bench.aggregation_throughput --workers 2 \
+        --database-url postgresql+asyncpg://postgres@127.0.0.1:5432   # issue 3
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import datetime as dt
+import os
 import pstats
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from bench._common import (
     MXBANK_LOGIN,
@@ -36,10 +45,13 @@ from bench._common import (
     bulk_members,
     bulk_users,
     cpu_seconds,
+    cpu_used,
     done,
     enqueue_aggregations,
     header,
     institution,
+    machine_cpu,
+    postgres_cpu,
     ratio,
     show,
     spawn,
@@ -105,9 +117,14 @@ class Result:
     members: int
     concurrency: int
     baseline: Baseline
+    backend: str = "sqlite"
+    workers: int = 1
     drain_s: float = 0.0
     worker_cpu_s: float | None = None
     loop_cpu_s: float | None = None  # the event loop's thread alone (in-process runs)
+    server_cpu_s: float | None = None  # PostgreSQL's backends and helpers
+    busy_cores: float | None = None  # the whole machine, while draining
+    load: tuple[float, ...] = ()
     states: dict[str, int] = field(default_factory=dict)
     statuses: dict[str | None, int] = field(default_factory=dict)
     transactions: int = 0
@@ -225,45 +242,67 @@ async def drain_subprocess(
     concurrency: int,
     member_ids: list[int],
     timeout: float,
+    result: Result,
     py_spy: str | None = None,
-) -> float | None:
-    """Run ``openagg worker`` until the queue is empty; returns its CPU seconds.
+) -> None:
+    """Run ``result.workers`` ``openagg worker`` processes, sharing ``concurrency``,
+    until the queue is empty; fills in the CPU they (and PostgreSQL) used.
 
-    With ``py_spy`` (an output path), ``py-spy record`` samples the worker meanwhile
-    (``.txt``: collapsed stacks, else a flame graph SVG)."""
+    With ``py_spy`` (an output path), ``py-spy record`` samples the first worker
+    meanwhile (``.txt``: collapsed stacks, else a flame graph SVG)."""
     env = subprocess_env(
         tmp,
+        OPENAGG_DATABASE_URL=settings.database_url,
         OPENAGG_SANDBOX_LATENCY_MS=str(settings.sandbox_latency_ms),
         OPENAGG_BACKGROUND_JITTER_SECONDS="0",
     )
-    log = tmp / "worker.log"
+    n = result.workers
+    shares = [concurrency // n + (1 if i < concurrency % n else 0) for i in range(n)]
+    pg = not settings.database_url.startswith("sqlite")
     rt = build_runtime(settings)
-    process = spawn([OPENAGG, "worker", "--concurrency", str(concurrency)], env, log)
+    server_before = await postgres_cpu(settings.database_url) if pg else {}
+    machine_before = machine_cpu()
+    processes = [
+        spawn([OPENAGG, "worker", "--concurrency", str(share)], env, tmp / f"worker-{i}.log")
+        for i, share in enumerate(shares)
+    ]
     spy = None
     if py_spy:
         fmt = "raw" if py_spy.endswith(".txt") else "flamegraph"
         spy = spawn(
-            ["py-spy", "record", "--pid", str(process.pid), "-o", py_spy, "--format", fmt],
+            ["py-spy", "record", "--pid", str(processes[0].pid), "-o", py_spy, "--format", fmt],
             env,
             tmp / "py-spy.log",
         )
-    cpu: float | None = None
     try:
         first = await _first_job(rt, member_ids)
         await wait_drained(
-            rt, first, len(member_ids), timeout, alive=lambda: process.poll() is None
+            rt,
+            first,
+            len(member_ids),
+            timeout,
+            alive=lambda: all(p.poll() is None for p in processes),
         )
-        cpu = cpu_seconds(process.pid)
+        cpus = [cpu_seconds(p.pid) for p in processes]
+        result.worker_cpu_s = None if None in cpus else sum(c or 0.0 for c in cpus)
+        busy, total = (
+            after - before for after, before in zip(machine_cpu(), machine_before, strict=True)
+        )
+        result.busy_cores = busy / total * (os.cpu_count() or 1) if total else None
+        result.load = os.getloadavg()
+        if pg:
+            result.server_cpu_s = cpu_used(server_before, await postgres_cpu(settings.database_url))
     except Exception:
-        print(tail(log))
+        for i in range(n):
+            print(tail(tmp / f"worker-{i}.log"))
         raise
     finally:
         if spy is not None:
             stop(spy, timeout=60)
             print(f"     py-spy profile written to {py_spy}")
-        stop(process)
+        for process in processes:
+            stop(process)
         await rt.db.dispose()
-    return cpu
 
 
 async def drain_in_process(
@@ -355,6 +394,37 @@ async def collect(settings: Settings, result: Result, member_ids: list[int]) -> 
         await rt.db.dispose()
 
 
+@contextlib.contextmanager
+def pg_database(server_url: str | None, keep: bool) -> Iterator[str | None]:
+    """A database of this run's own on the PostgreSQL server of ``server_url`` (its
+    database part is ignored), dropped afterwards; None when no server is given."""
+    if not server_url:
+        yield None
+        return
+    url = make_url(server_url)
+    name = f"openagg_bench_agg_{os.getpid()}"
+    admin_dsn = url.set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False
+    )
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    asyncio.run(admin(f"CREATE DATABASE {name}"))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        if keep:
+            print(f"(kept database {name})")
+        else:
+            asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
 def run(
     members: int = 10_000,
     concurrency: int = 200,
@@ -364,26 +434,35 @@ def run(
     profile: bool = False,
     py_spy: str | None = None,
     keep: bool = False,
+    database_url: str | None = None,
+    workers: int = 1,
 ) -> Result:
+    where = "PostgreSQL" if database_url else "SQLite"
     header(
         f"aggregation throughput: {members:,} mxbank members, concurrency {concurrency}, "
-        f"{latency_ms} ms per bank call"
+        f"{latency_ms} ms per bank call, {where}, {workers} worker process(es)"
     )
-    with temp_dir("aggregation", keep) as tmp:
-        settings = bench_settings(tmp, sandbox_latency_ms=latency_ms)
+    with temp_dir("aggregation", keep) as tmp, pg_database(database_url, keep) as url:
+        overrides: dict[str, Any] = {"sandbox_latency_ms": latency_ms}
+        if url:
+            overrides["database_url"] = url
+        settings = bench_settings(tmp, **overrides)
         baseline, member_ids = asyncio.run(setup(settings, members))
-        result = Result(members, concurrency, baseline)
+        result = Result(members, concurrency, baseline, backend=where, workers=workers)
         ideal_s = members / result.ideal
         timeout = max(300.0, 30 * ideal_s)
-        where = "in this process" if in_process or profile else "`openagg worker` subprocess"
-        t = step(f"draining with a worker {where} (ideal {ideal_s:.0f}s)\n")
-        if in_process or profile:
+        in_here = in_process or profile
+        if in_here:
+            result.workers = 1
+        what = "in this process" if in_here else f"{result.workers} `openagg worker` process(es)"
+        t = step(f"draining with {what} (ideal {ideal_s:.0f}s)\n")
+        if in_here:
             result.worker_cpu_s, result.loop_cpu_s = asyncio.run(
                 drain_in_process(settings, concurrency, member_ids, timeout, profile)
             )
         else:
-            result.worker_cpu_s = asyncio.run(
-                drain_subprocess(settings, tmp, concurrency, member_ids, timeout, py_spy)
+            asyncio.run(
+                drain_subprocess(settings, tmp, concurrency, member_ids, timeout, result, py_spy)
             )
         done(t)
         t = step("verifying members and transactions")
@@ -403,6 +482,7 @@ def report(r: Result) -> None:
             f"{b.ideal_latency_s * 1000:.0f} ms ideal, {b.wall_s * 1000:.0f} ms measured alone "
             f"({b.cpu_s * 1000:.0f} ms CPU)",
         ),
+        ("database, workers", f"{r.backend}, {r.workers} process(es)"),
         ("drain time", f"{r.drain_s:.1f} s (first claim to last finish)"),
         ("aggregations/s", f"{r.rate:.1f}"),
         ("ideal aggregations/s", f"{r.ideal:.1f}  (= {r.concurrency} / {b.ideal_latency_s:.2f} s)"),
@@ -414,8 +494,21 @@ def report(r: Result) -> None:
                 "worker CPU",
                 f"{r.worker_cpu_s:.1f} s = {r.worker_cpu_s / r.members * 1000:.1f} ms per "
                 f"aggregation, {r.worker_cpu_s / r.drain_s:.0%} of one core "
-                f"(CPU-bound ceiling ~{r.members / r.worker_cpu_s:.0f}/s)",
+                f"(CPU-bound ceiling ~{r.members * r.workers / r.worker_cpu_s:.0f}/s)",
             )
+        )
+    if r.server_cpu_s is not None:
+        rows.append(
+            (
+                "PostgreSQL CPU",
+                f"{r.server_cpu_s / r.members * 1000:.1f} ms per aggregation "
+                f"({r.server_cpu_s / r.drain_s:.0%} of one core)",
+            )
+        )
+    if r.busy_cores is not None:
+        load = ", ".join(f"{x:.1f}" for x in r.load)
+        rows.append(
+            ("machine", f"{r.busy_cores:.2f} of {os.cpu_count()} cores busy; load average {load}")
         )
     if r.loop_cpu_s is not None:
         rows.append(
@@ -451,7 +544,14 @@ def main(argv: list[str] | None = None) -> None:
         metavar="OUT",
         help="sample the worker subprocess with py-spy (on PATH) into OUT (.svg or .txt)",
     )
-    p.add_argument("--keep", action="store_true", help="keep the temp directory")
+    p.add_argument("--keep", action="store_true", help="keep the temp directory (and database)")
+    p.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="a PostgreSQL server (postgresql+asyncpg://user@host:port) to run on, in a "
+        "database of the run's own, instead of SQLite",
+    )
+    p.add_argument("--workers", type=int, default=1, help="worker processes sharing --concurrency")
     a = p.parse_args(argv)
     run(
         a.members,
@@ -461,6 +561,8 @@ def main(argv: list[str] | None = None) -> None:
         profile=a.profile,
         py_spy=a.py_spy,
         keep=a.keep,
+        database_url=a.database_url,
+        workers=a.workers,
     )
 
 

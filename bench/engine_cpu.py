@@ -8,7 +8,8 @@ updated, 30 new transactions). Process CPU time (``time.process_time``, which co
 aiosqlite's threads too) is reported per aggregation.
 
 Baseline, in the same run: the same worker loop claiming the same number of jobs
-and finishing each with a no-op (one write transaction): the queue's own floor.
+and finishing each with a no-op write, group-committed like the real ones: the
+queue's own floor.
 
     python -m bench.engine_cpu                      # 500 aggregations
     python -m bench.engine_cpu --aggregations 100   # quick
@@ -28,6 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench._common import (
     MXBANK_LOGIN,
@@ -198,14 +200,17 @@ async def measure(rt: Runtime, n: int, concurrency: int, profile: bool) -> tuple
     users = await bulk_users(rt, client, n)
     members = await bulk_members(rt, client, users, inst, MXBANK_LOGIN)
 
-    # Baseline: the same loop, each job finished by a no-op.
+    # Baseline: the same loop, each job finished by a no-op write that shares its
+    # transaction with the others finishing meanwhile (the runner's group commit).
     idle = Worker(rt, concurrency)
 
     async def noop(job_id: int) -> None:
-        async with rt.db.write() as s:
+        async def write(s: AsyncSession) -> None:
             job = await s.get(Job, job_id)
             assert job is not None
             finish(job, state="succeeded", now=rt.now())
+
+        await idle.runner.batcher.run(write)
 
     idle.runner.run = noop  # type: ignore[method-assign]
     await enqueue_aggregations(rt, client.id, members)

@@ -5,7 +5,9 @@ inserts) spread over ``--users`` users x 1 member x 2 accounts, dated within the
 last 100 days (inside MX's default 120-day window). A real ``openagg serve
 --no-worker`` subprocess serves it; this process loads
 ``GET /users/{guid}/transactions?records_per_page=100`` over random users with
-``--in-flight`` concurrent httpx requests for ``--seconds``.
+``--in-flight`` keep-alive connections for ``--seconds``, through a minimal
+HTTP/1.1 client (``--client httpx`` to compare: httpx spends ~4 ms of CPU per
+~125 KB response and stalls with many in flight, so it measures itself).
 
 Baseline, in the same run: ``bench.bare_app`` (FastAPI + uvicorn, same response
 class) serving a response captured from the OpenAgg server, from memory, loaded
@@ -258,6 +260,54 @@ def build(settings: Settings, tmp: Path, users: int, transactions: int) -> Datas
 # --- load ---------------------------------------------------------------------------
 
 
+class _Connection:
+    """A minimal HTTP/1.1 keep-alive client for the load: one request at a time,
+    the body read by its Content-Length. A full client (httpx) spends ~4 ms of CPU
+    reading each ~125 KB response and, with 32 of them in flight, stalls for
+    hundreds of ms: it would measure itself, not the servers."""
+
+    def __init__(self, host: str, port: int, headers: dict[str, str]):
+        self.host, self.port = host, port
+        self.head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": host, **headers}.items())
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(
+                self.host, self.port, limit=1 << 20
+            )
+        assert self.reader is not None
+        self.writer.write(f"GET {path} HTTP/1.1\r\n{self.head}\r\n".encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length = next(
+            int(v)
+            for k, _, v in (line.partition(":") for line in lines[1:])
+            if k.strip().lower() == "content-length"
+        )
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class _Httpx:
+    """The same load through httpx (``--client httpx``), to compare."""
+
+    def __init__(self, client: httpx.AsyncClient):
+        self.client = client
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        r = await self.client.get(path)
+        return r.status_code, await r.aread()
+
+    def close(self) -> None:
+        pass
+
+
 async def _load(
     name: str,
     base_url: str,
@@ -267,42 +317,55 @@ async def _load(
     seconds: float,
     warmup: float,
     pid: int,
+    expect_bytes: int,
+    client: str = "raw",
 ) -> Load:
-    limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
+    """``in_flight`` connections, each sending the next request as soon as the last
+    answer is read, over random users. A 200 whose body is not about the size of
+    the captured one counts as an error too."""
+    url = httpx.URL(base_url)
+    host, port = url.host, url.port or 80
     rng = random.Random(7)
     latencies: list[float] = []
     errors = 0
-    async with httpx.AsyncClient(
-        base_url=base_url, headers=headers, limits=limits, timeout=60
-    ) as client:
+    shared = httpx.AsyncClient(
+        base_url=base_url,
+        headers=headers,
+        timeout=60,
+        limits=httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight),
+    )
+    connections: list[_Connection | _Httpx] = [
+        _Connection(host, port, headers) if client == "raw" else _Httpx(shared)
+        for _ in range(in_flight)
+    ]
 
-        async def one() -> bool:
-            nonlocal errors
+    async def loop(conn: _Connection | _Httpx, until: float) -> None:
+        nonlocal errors
+        while time.perf_counter() < until:
             path = PATH.format(guid=rng.choice(user_guids))
             t0 = time.perf_counter()
-            r = await client.get(path)
-            await r.aread()
+            status, body = await conn.get(path)
             latency = time.perf_counter() - t0
-            if r.status_code != 200:
+            if status != 200 or abs(len(body) - expect_bytes) > expect_bytes // 5:
                 errors += 1
-                return False
-            latencies.append(latency)
-            return True
+            else:
+                latencies.append(latency)
 
-        async def loop(until: float) -> None:
-            while time.perf_counter() < until:
-                await one()
-
+    try:
         end = time.perf_counter() + warmup
-        await asyncio.gather(*(loop(end) for _ in range(in_flight)))
+        await asyncio.gather(*(loop(c, end) for c in connections))
         latencies.clear()
         errors = 0
         server_cpu = cpu_seconds(pid)
         cpu, t0 = time.process_time(), time.perf_counter()
-        await asyncio.gather(*(loop(t0 + seconds) for _ in range(in_flight)))
+        await asyncio.gather(*(loop(c, t0 + seconds) for c in connections))
         elapsed = time.perf_counter() - t0
         cpu = time.process_time() - cpu
         after = cpu_seconds(pid)
+    finally:
+        for c in connections:
+            c.close()
+        await shared.aclose()
     server = after - server_cpu if after is not None and server_cpu is not None else None
     return Load(name, len(latencies), errors, elapsed, latencies, cpu, server)
 
@@ -321,10 +384,12 @@ def run(
     seconds: float = 10.0,
     *,
     keep: bool = False,
+    client: str = "raw",
 ) -> tuple[Load, Load]:
     header(
         f"transactions list: {transactions:,} transactions, {users:,} users, "
-        f"{in_flight} requests in flight for {seconds:.0f}s, records_per_page=100"
+        f"{in_flight} requests in flight for {seconds:.0f}s, records_per_page=100, "
+        f"{client} client"
     )
     with temp_dir("transactions", keep) as tmp:
         settings = bench_settings(tmp)
@@ -364,6 +429,8 @@ def run(
                     seconds,
                     warm,
                     bare.pid,
+                    len(raw),
+                    client,
                 )
             )
             done(t)
@@ -378,6 +445,8 @@ def run(
                     seconds,
                     warm,
                     server.pid,
+                    len(raw),
+                    client,
                 )
             )
             done(t)
@@ -412,8 +481,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--in-flight", type=int, default=32)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--keep", action="store_true", help="keep the temp directory")
+    p.add_argument(
+        "--client",
+        choices=("raw", "httpx"),
+        default="raw",
+        help="the load generator: a minimal HTTP/1.1 client (default), or httpx",
+    )
     a = p.parse_args(argv)
-    run(a.transactions, a.users, a.in_flight, a.seconds, keep=a.keep)
+    run(a.transactions, a.users, a.in_flight, a.seconds, keep=a.keep, client=a.client)
 
 
 if __name__ == "__main__":

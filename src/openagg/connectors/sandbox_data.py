@@ -15,7 +15,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import random
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -436,6 +436,7 @@ class MemberProfile:
     mortgage_due_day: int
     card_due_day: int
     checking_parity: int  # checking has a card purchase on alternate days
+    checking_bill_days: frozenset[int]  # days of the month with a checking bill or fee
     accounts: tuple[AccountData, ...]
     holdings: tuple[HoldingData, ...]
 
@@ -682,6 +683,7 @@ def member_profile(member_guid: str, institution_code: str, today: dt.date) -> M
         mortgage_due_day=mtg_due_day,
         card_due_day=card_due_day,
         checking_parity=rng.randrange(2),
+        checking_bill_days=frozenset({mtg_due_day, 5, auto_due_day, card_due_day, 17, 22, 28, 9}),
         accounts=(checking, savings, card, loan, mortgage, investment),
         holdings=holdings,
     )
@@ -704,39 +706,134 @@ def member_profile(member_guid: str, institution_code: str, today: dt.date) -> M
 # Transactions
 # ---------------------------------------------------------------------------
 
+# Card purchases are drawn from ready-made pools, one per spending mix and town,
+# built once per process: a purchase then costs a table lookup, not a dozen random
+# draws and string formats. Members of one town share the pool (as neighbours
+# shop at the same stores); which purchases they make, and when, is their own.
+_POOL_SIZE = 512
 
-class _Week:
-    """The random stream for one account and one fixed calendar week.
 
-    Seeding per week (not per day) keeps generation cheap; a day's content still
-    depends only on its own week, never on ``today`` or the requested window. The
-    generator is created on first use because sparse accounts rarely need one.
-    """
+@dataclass(frozen=True)
+class _Purchase:
+    name: str  # the merchant's
+    category: str
+    top_level: str
+    mcc: int
+    original: str
+    amount: Decimal
+    at: dt.timedelta  # time of day
 
-    def __init__(self, seed: int):
-        self._seed = seed
-        self._rng: random.Random | None = None
 
-    @property
-    def rng(self) -> random.Random:
-        if self._rng is None:
-            self._rng = random.Random(self._seed)
-        return self._rng
+@lru_cache(maxsize=256)
+def _purchase_pool(mix_name: str, city: str, st: str) -> tuple[_Purchase, ...]:
+    mix, prefix = _MIXES[mix_name]
+    rng = random.Random(_seed("purchases", mix_name, city, st))
+    pool = []
+    for _ in range(_POOL_SIZE):
+        merchant = _pick(rng, mix)
+        code = f"{rng.getrandbits(44):011X}" if "{code}" in merchant.raw else ""
+        raw = merchant.raw.format(n=rng.randint(100, 9999), city=city.upper(), st=st, code=code)
+        amount = _money(rng.uniform(merchant.low, merchant.high))
+        at = dt.timedelta(hours=rng.randint(7, 21), minutes=rng.randrange(60))
+        m = merchant
+        pool.append(_Purchase(m.name, m.category, m.top_level, m.mcc, prefix + raw, amount, at))
+    return tuple(pool)
+
+
+def _mix64(value: int) -> int:
+    """SplitMix64's finaliser: 64 well-mixed bits from any integer, in a few ops."""
+    z = value & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def _unit(*parts: object) -> float:
+    """A stable number in [0, 1) from any parts (for amounts that recur monthly)."""
+    return _seed(*parts) / 2.0**64
+
+
+_NO_FLAGS: dict[str, bool] = _flags()
+_EXPENSE: dict[str, bool] = _flags(is_expense=True)
+_SEQUENCE = tuple(f"{n:02d}" for n in range(1000))
+_SIX_AM = dt.timedelta(hours=6)
+_NEXT_NINE_AM = dt.timedelta(hours=33)
 
 
 class _Day:
-    """Builds one account's transactions for one date, numbering them stably."""
+    """Builds one account's transactions, one date at a time, numbering them stably.
 
-    def __init__(self, account_id: str, day: dt.date, today: dt.date, week: _Week):
+    A date's random bits come from (account, date) alone, so its content never
+    depends on ``today`` or on the requested window. One object walks the whole
+    window, and the bits and the id prefix are made only for dates that use them.
+    """
+
+    __slots__ = (
+        "_bits",
+        "_left",
+        "_midnight",
+        "_prefix",
+        "_seed",
+        "_seq",
+        "_today",
+        "account_id",
+        "day",
+        "ordinal",
+        "out",
+    )
+
+    def __init__(self, account_id: str, today: dt.date, seed: int, out: list[TransactionData]):
         self.account_id = account_id
+        self.out = out
+        self._today = today.toordinal()
+        self._seed = seed
+        self.day = today
+        self.ordinal = self._today
+        self._seq = 0
+        self._bits = 0
+        self._left = -1
+        self._midnight: dt.datetime | None = None
+
+    def move_to(self, day: dt.date, ordinal: int) -> None:
         self.day = day
-        self.today = today
-        self.out: list[TransactionData] = []
-        self._week = week
+        self.ordinal = ordinal
+        self._seq = 0
+        self._left = -1  # no bits drawn yet for this date
+        self._midnight = None
 
     @property
-    def rng(self) -> random.Random:
-        return self._week.rng
+    def pending(self) -> bool:
+        return self._today - self.ordinal < PENDING_DAYS
+
+    def bits(self, n: int) -> int:
+        """The next ``n`` (<= 64) random bits of this date's stream."""
+        if n > self._left:
+            if self._left < 0:
+                self._bits = _mix64(self._seed + self.ordinal * _GOLDEN)
+            else:
+                self._bits = _mix64(self._bits ^ _GOLDEN)
+            self._left = 64
+        value = self._bits & ((1 << n) - 1)
+        self._bits >>= n
+        self._left -= n
+        return value
+
+    def chance(self, p: float) -> bool:
+        return self.bits(10) < p * 1024
+
+    @property
+    def midnight(self) -> dt.datetime:
+        if self._midnight is None:
+            d = self.day
+            self._midnight = dt.datetime(d.year, d.month, d.day, tzinfo=_UTC)
+        return self._midnight
+
+    def _next_id(self) -> str:
+        if not self._seq:
+            d = self.day
+            self._prefix = f"{self.account_id}-{d.year:04d}{d.month:02d}{d.day:02d}-"
+        self._seq += 1
+        return self._prefix + _SEQUENCE[self._seq]
 
     def add(
         self,
@@ -749,72 +846,61 @@ class _Day:
         top_level: str,
         merchant: str | None = None,
         mcc: int | None = None,
-        card: bool = False,
-        flags: dict[str, bool] | None = None,
+        flags: dict[str, bool] = _NO_FLAGS,
         memo: str | None = None,
     ) -> None:
-        """Card purchases are timed during the day and post a day later (or are pending);
-        ACH items post the morning they settle."""
-        if card:
-            hour, minute = self.rng.randint(7, 21), self.rng.randrange(60)
-        else:
-            hour, minute = 6, 0
-        transacted = dt.datetime(
-            self.day.year, self.day.month, self.day.day, hour, minute, tzinfo=_UTC
-        )
-        pending = card and (self.today - self.day).days < PENDING_DAYS
-        if pending:
-            posted = None
-        elif card:
-            posted = dt.datetime.combine(self.day + dt.timedelta(days=1), dt.time(9), _UTC)
-        else:
-            posted = transacted
+        """An ACH or bank item: it posts the morning it settles."""
+        at = self.midnight + _SIX_AM
         self.out.append(
             TransactionData(
-                external_id=(
-                    f"{self.account_id}-{self.day.year:04d}{self.day.month:02d}{self.day.day:02d}"
-                    f"-{len(self.out) + 1:02d}"
-                ),
+                external_id=self._next_id(),
                 account_external_id=self.account_id,
                 amount=amount,
                 type=type,
                 date=self.day,
                 description=description,
-                status="PENDING" if pending else "POSTED",
+                status="POSTED",
                 original_description=original,
-                transacted_at=transacted,
-                posted_at=posted,
+                transacted_at=at,
+                posted_at=at,
                 category=category,
                 top_level_category=top_level,
                 merchant_name=merchant,
                 merchant_category_code=mcc,
                 memo=memo,
-                flags=flags if flags is not None else _flags(),
+                flags=dict(flags),
             )
         )
 
-    def purchase(self, merchant: _Merchant, city: str, st: str, prefix: str = "") -> None:
-        rng = self.rng
-        code = f"{rng.getrandbits(44):011X}" if "{code}" in merchant.raw else ""
-        raw = merchant.raw.format(n=rng.randint(100, 9999), city=city.upper(), st=st, code=code)
-        amount = _money(rng.uniform(merchant.low, merchant.high))
-        self.add(
-            amount=amount,
-            type="DEBIT",
-            description=merchant.name,
-            original=f"{prefix}{raw}",
-            category=merchant.category,
-            top_level=merchant.top_level,
-            merchant=merchant.name,
-            mcc=merchant.mcc,
-            card=True,
-            flags=_flags(is_expense=True),
-        )
-
-
-def _days(start: dt.date, end: dt.date) -> Iterator[dt.date]:
-    for n in range((end - start).days + 1):
-        yield start + dt.timedelta(days=n)
+    def purchases(self, pool: tuple[_Purchase, ...], count: int) -> None:
+        """``count`` card purchases from ``pool``, timed during the day; they post
+        the next morning, and stay PENDING until then (today's and yesterday's)."""
+        midnight = self.midnight
+        pending = self._today - self.ordinal < PENDING_DAYS
+        status = "PENDING" if pending else "POSTED"
+        posted = None if pending else midnight + _NEXT_NINE_AM
+        day, account_id, out = self.day, self.account_id, self.out
+        for _ in range(count):
+            p = pool[self.bits(9)]
+            out.append(
+                TransactionData(
+                    external_id=self._next_id(),
+                    account_external_id=account_id,
+                    amount=p.amount,
+                    type="DEBIT",
+                    date=day,
+                    description=p.name,
+                    status=status,
+                    original_description=p.original,
+                    transacted_at=midnight + p.at,
+                    posted_at=posted,
+                    category=p.category,
+                    top_level_category=p.top_level,
+                    merchant_name=p.name,
+                    merchant_category_code=p.mcc,
+                    flags=dict(_EXPENSE),
+                )
+            )
 
 
 def _pick(rng: random.Random, mix: tuple[tuple[tuple[_Merchant, ...], int], ...]) -> _Merchant:
@@ -823,15 +909,18 @@ def _pick(rng: random.Random, mix: tuple[tuple[tuple[_Merchant, ...], int], ...]
     return rng.choice(rng.choices(groups, weights)[0])
 
 
+_MIXES = {"card": (_CARD_MIX, ""), "checking": (_CHECKING_MIX, "POS DEBIT ")}
+
+
 def _card_payment_amount(profile: MemberProfile, day: dt.date) -> Decimal:
     """The monthly card payment; both the checking debit and the card credit use it."""
-    rng = random.Random(_seed("card-payment", profile.key, day.year, day.month))
-    return _money(rng.uniform(350, 2400))
+    return _money(350 + 2050 * _unit("card-payment", profile.key, day.year, day.month))
 
 
 def _is_payday(profile: MemberProfile, day: dt.date) -> bool:
     """Every other Friday, fixed per member."""
-    return day.weekday() == 4 and (day.toordinal() // 7) % 2 == profile.payday_parity
+    ordinal = day.toordinal()
+    return ordinal % 7 == 5 and (ordinal // 7) % 2 == profile.payday_parity  # 5: a Friday
 
 
 def _is_month_end(day: dt.date) -> bool:
@@ -851,6 +940,16 @@ def _checking_day(profile: MemberProfile, d: _Day) -> None:
             merchant=p.employer,
             flags=_flags(is_income=True, is_direct_deposit=True, is_recurring=True),
         )
+    if day.day in p.checking_bill_days:
+        _checking_bills(p, d)
+    # Debit-card spending on alternate days keeps a couple of purchases pending at any time.
+    if (d.ordinal + p.checking_parity) % 2 == 0:
+        d.purchases(_purchase_pool("checking", p.city, p.state), 2 if d.chance(0.1) else 1)
+
+
+def _checking_bills(p: MemberProfile, d: _Day) -> None:
+    """Checking's monthly items (on ``checking_bill_days`` only)."""
+    day = d.day
     if day.day == p.mortgage_due_day:
         d.add(
             amount=p.mortgage_payment,
@@ -893,8 +992,9 @@ def _checking_day(profile: MemberProfile, d: _Day) -> None:
         )
     for merchant, due in ((p.utility, 17), (p.phone_carrier, 22)):
         if day.day == due:
+            share = _unit("bill", p.key, due, day.year, day.month)
             d.add(
-                amount=_money(d.rng.uniform(merchant.low, merchant.high)),
+                amount=_money(merchant.low + (merchant.high - merchant.low) * share),
                 type="DEBIT",
                 description=merchant.name,
                 original=merchant.raw.format(code=f"{p.key[:6]}{due:04d}"),
@@ -904,7 +1004,7 @@ def _checking_day(profile: MemberProfile, d: _Day) -> None:
                 mcc=merchant.mcc,
                 flags=_flags(is_expense=True, is_bill_pay=True, is_recurring=True),
             )
-    if day.day == 28 and d.rng.random() < 0.3:
+    if day.day == 28 and d.chance(0.3):
         d.add(
             amount=Decimal("12.00"),
             type="DEBIT",
@@ -914,7 +1014,7 @@ def _checking_day(profile: MemberProfile, d: _Day) -> None:
             top_level="Fees & Charges",
             flags=_flags(is_fee=True, is_expense=True, is_recurring=True),
         )
-    if day.day == 9 and d.rng.random() < 0.08:
+    if day.day == 9 and d.chance(0.08):
         d.add(
             amount=Decimal("35.00"),
             type="DEBIT",
@@ -924,11 +1024,10 @@ def _checking_day(profile: MemberProfile, d: _Day) -> None:
             top_level="Fees & Charges",
             flags=_flags(is_fee=True, is_expense=True, is_overdraft_fee=True),
         )
-    # Debit-card spending on alternate days keeps a couple of purchases pending at any time.
-    if (day.toordinal() + p.checking_parity) % 2 == 0:
-        d.purchase(_pick(d.rng, _CHECKING_MIX), p.city, p.state, prefix="POS DEBIT ")
-        if d.rng.random() < 0.1:
-            d.purchase(_pick(d.rng, _CHECKING_MIX), p.city, p.state, prefix="POS DEBIT ")
+
+
+# How many card purchases a day brings: 0, 1 or 2, about 50/40/10 in 100.
+_CARD_COUNTS = (0,) * 64 + (1,) * 51 + (2,) * 13
 
 
 def _card_day(profile: MemberProfile, d: _Day) -> None:
@@ -955,8 +1054,9 @@ def _card_day(profile: MemberProfile, d: _Day) -> None:
             category="Credit Card Payment",
             top_level="Transfer",
         )
-    for _ in range(d.rng.choices((0, 1, 2), (50, 40, 10))[0]):
-        d.purchase(_pick(d.rng, _CARD_MIX), p.city, p.state)
+    count = _CARD_COUNTS[d.bits(7)]
+    if count:
+        d.purchases(_purchase_pool("card", p.city, p.state), count)
 
 
 def _savings_day(profile: MemberProfile, d: _Day) -> None:
@@ -1032,13 +1132,19 @@ def _investment_day(profile: MemberProfile, d: _Day) -> None:
         )
 
 
-_DAY_BUILDERS = {
-    "CHECKING": _checking_day,
-    "CREDIT_CARD": _card_day,
-    "SAVINGS": _savings_day,
-    "LOAN": lambda p, d: _loan_day(p, d, mortgage=False),
-    "MORTGAGE": lambda p, d: _loan_day(p, d, mortgage=True),
-    "INVESTMENT": _investment_day,
+# Each account type's builder, and the days of the month it can add anything on
+# (None: any day); the other days are skipped without a call.
+_DayBuilder = Callable[[MemberProfile, _Day], None]
+_DAY_BUILDERS: dict[str, tuple[_DayBuilder, Callable[[MemberProfile], set[int]] | None]] = {
+    "CHECKING": (_checking_day, None),
+    "CREDIT_CARD": (_card_day, None),
+    "SAVINGS": (_savings_day, lambda p: {5, 28, 29, 30, 31}),
+    "LOAN": (lambda p, d: _loan_day(p, d, mortgage=False), lambda p: {p.auto_due_day}),
+    "MORTGAGE": (lambda p, d: _loan_day(p, d, mortgage=True), lambda p: {p.mortgage_due_day}),
+    "INVESTMENT": (
+        _investment_day,
+        lambda p: {12 + index * 2 for index in range(len(p.holdings))},
+    ),
 }
 
 
@@ -1056,27 +1162,22 @@ def transactions_for(
     account = profile.account(account_external_id)
     if account is None:
         return []
-    build = _DAY_BUILDERS.get(account.type)
-    if build is None:
+    builder = _DAY_BUILDERS.get(account.type)
+    if builder is None:
         return []
+    build, days_of_month = builder
     start = max(from_date, today - dt.timedelta(days=HISTORY_DAYS - 1))
     end = min(to_date, today)
     if start > end:
         return []
-    base = _seed("transactions", account.external_id)
     out: list[TransactionData] = []
-    # Weeks are fixed blocks of ordinals, so every day of a week is generated from the
-    # week's first day (to consume the stream identically) and days before ``start``
-    # are dropped. Mixing the week number into the account's seed is stable and far
-    # cheaper than hashing; Random's seeding scrambles the bits.
-    for week_no in range(start.toordinal() // 7, end.toordinal() // 7 + 1):
-        week = _Week((base + week_no * _GOLDEN) & _MASK64)
-        first = dt.date.fromordinal(week_no * 7)
-        for day in _days(first, min(first + dt.timedelta(days=6), end)):
-            d = _Day(account.external_id, day, today, week)
+    d = _Day(account.external_id, today, _seed("transactions", account.external_id), out)
+    wanted = None if days_of_month is None else days_of_month(profile)
+    for ordinal in range(start.toordinal(), end.toordinal() + 1):
+        day = dt.date.fromordinal(ordinal)
+        if wanted is None or day.day in wanted:
+            d.move_to(day, ordinal)
             build(profile, d)
-            if day >= start:
-                out.extend(d.out)
     return out
 
 

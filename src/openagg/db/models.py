@@ -294,7 +294,14 @@ class Transaction(Base):
         UniqueConstraint("account_id", "external_id"),
         Index("ix_transactions_user_date", "user_id", "date", "id"),
         Index("ix_transactions_member_date", "member_id", "date", "id"),
-        Index("ix_transactions_status_date", "status", "date"),
+        # Only PENDING rows (the stale-pending purge): POSTED rows, nearly all of them,
+        # cost ingest no insert into this index.
+        Index(
+            "ix_transactions_pending_date",
+            "date",
+            postgresql_where=text("status = 'PENDING'"),
+            sqlite_where=text("status = 'PENDING'"),
+        ),
     )
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     guid: Mapped[str] = mapped_column(String(48), unique=True)

@@ -5,48 +5,85 @@ the institution's own ids. A posted transaction replaces the pending one it name
 a pending transaction that vanished from the institution's feed is removed, and
 any pending older than the failsafe age is removed too (as at MX).
 
-This is the engine's hottest path, so it works with Core statements and plain
-rows, not ORM objects: one select per table and member, then ``executemany``
-inserts and updates of only the rows that changed (an unchanged row keeps its
-``updated_at``).
+This is the engine's hottest path, so it talks to the database driver directly,
+inside the caller's transaction, without the ORM:
+
+* ``prepare`` turns a pull into rows before any transaction: every value already in
+  the form SQLAlchemy would bind and store (timestamps, dates, JSON), so the ORM
+  reads the rows back as if it had written them.
+* ``plan_pull`` is a *plan*, a generator of statements run by ``run_plan`` on the
+  session's driver connection. It reads what is stored (one select per table, none
+  for an account it just created) and writes the accounts at once (transactions need
+  their ids). The rest, inserts, updates and deletes, waits in a ``Deferred`` that
+  ``flush`` writes with one statement per table and kind (per chunk of rows), for
+  all the jobs settled in the same transaction. A row whose values did not change
+  is not written and keeps its ``updated_at``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import sqlite3
 import time
-import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Table, bindparam, delete, insert, or_, select, update
+from sqlalchemy import JSON, Table, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import instance_dict
 
 from openagg.connectors.base import AccountData, HoldingData, OwnerData, TransactionData
-from openagg.db.models import Account, AccountNumber, AccountOwner, Holding, Member, Transaction
+from openagg.db.models import AccountNumber, AccountOwner
 from openagg.domain.ids import new_guid, stable_guid
 
-ACCOUNTS: Table = Account.__table__  # type: ignore[assignment]
-HOLDINGS: Table = Holding.__table__  # type: ignore[assignment]
-TRANSACTIONS: Table = Transaction.__table__  # type: ignore[assignment]
+T = TypeVar("T")
+_UTC = dt.UTC
 
 
 def cents(amount: Decimal | None) -> int | None:
     return None if amount is None else int((amount * 100).to_integral_value())
 
 
+def _guid_text(prefix: str, value: int) -> str:
+    h = f"{value:032x}"
+    return f"{prefix}-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _uuid7(millis: int, rand: bytes) -> int:
+    value = millis << 80 | int.from_bytes(rand)
+    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
+    return value & ~(0x3 << 62) | 0x2 << 62  # RFC 4122 variant
+
+
 def time_ordered_guid(prefix: str) -> str:
     """A guid whose uuid is time-ordered (UUIDv7 layout: 48-bit milliseconds, then 74
     random bits). New rows land at the right edge of the guid's unique index instead
     of at random pages, which keeps inserts into a big table cheap."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10))
-    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
-    value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 4122 variant
-    return f"{prefix}-{uuid.UUID(int=value)}"
+    return _guid_text(prefix, _uuid7(time.time_ns() // 1_000_000, os.urandom(10)))
+
+
+# The RFC 4122 variant nibble (10xx) for a random hex digit.
+_VARIANT = {f"{n:x}": f"{8 | n & 3:x}" for n in range(16)}
+
+
+def time_ordered_guids(prefix: str, count: int) -> list[str]:
+    """``count`` guids like ``time_ordered_guid``'s, at once: one clock read, one
+    random read, and the text cut from them."""
+    if not count:
+        return []
+    millis = f"{time.time_ns() // 1_000_000:012x}"
+    head = f"{prefix}-{millis[:8]}-{millis[8:]}-7"
+    rand = os.urandom(10 * count).hex()  # 20 hex digits each; 74 bits are used
+    return [
+        f"{head}{r[:3]}-{_VARIANT[r[3]]}{r[4:7]}-{r[7:19]}"
+        for r in (rand[i : i + 20] for i in range(0, 20 * count, 20))
+    ]
 
 
 @dataclass
@@ -66,234 +103,874 @@ class AccountRef:
     member_id: int
 
 
-def _midday(d: dt.date) -> dt.datetime:
-    return dt.datetime(d.year, d.month, d.day, 12, tzinfo=dt.UTC)
+@dataclass(frozen=True)
+class Owner:
+    """The member whose data is ingested."""
+
+    client_id: int
+    user_id: int
+    member_id: int
 
 
-async def _upsert_keyed(
-    session: AsyncSession,
-    table: Table,
-    scope: ColumnElement[bool],
-    desired: Mapping[str, dict[str, Any]],
-    *,
-    new_row: Mapping[str, Any],
-    guid_prefix: str,
-    now: dt.datetime,
-    delete_missing: bool,
-) -> dict[str, int]:
-    """Make the rows in ``scope`` match ``desired`` (keyed by ``external_id``): insert
-    the new ones (with ``new_row``'s fixed columns), update only those whose values
-    changed, optionally delete those no longer there. Returns external_id -> id."""
-    columns = sorted({c for values in desired.values() for c in values})
-    stored = {
-        r.external_id: r
-        for r in await session.execute(
-            select(table.c.id, table.c.external_id, *(table.c[c] for c in columns)).where(scope)
+@dataclass
+class Pull:
+    """What one aggregation pulled. ``from_date`` is the transaction window's start,
+    None when no transactions were asked for."""
+
+    accounts: list[AccountData]
+    transactions: Mapping[str, Sequence[TransactionData]] = field(default_factory=dict)
+    holdings: Mapping[str, Sequence[HoldingData]] = field(default_factory=dict)
+    from_date: dt.date | None = None
+
+
+@dataclass
+class Ingested:
+    accounts: dict[str, AccountRef]
+    counts: IngestCounts
+
+
+# A pulled transaction ready to write: (guid if new, external_id, values in stored
+# form in _TXN_VALUES order, external_id of the pending one it replaces). Tuples,
+# not objects: a pull has hundreds.
+_TxnIn = tuple[str, str, tuple[Any, ...], str | None]
+
+
+@dataclass
+class Prepared:
+    """A pull turned into rows for one backend, before any transaction: all the
+    per-row work that does not depend on what is stored."""
+
+    accounts: dict[str, tuple[Any, ...]]
+    transactions: dict[str, list[_TxnIn]]
+    holdings: dict[str, dict[str, tuple[Any, ...]]]
+    from_date: dt.date | None
+
+
+def prepare(b: Backend, pull: Pull) -> Prepared:
+    guids = time_ordered_guids("TRN", sum(len(t) for t in pull.transactions.values()))
+    transactions: dict[str, list[_TxnIn]] = {}
+    at = 0
+    for key, txns in pull.transactions.items():
+        transactions[key] = _txn_rows(b, txns, guids, at)
+        at += len(txns)
+    return Prepared(
+        accounts={a.external_id: _account_values(a) for a in pull.accounts},
+        transactions=transactions,
+        holdings={
+            key: {h.external_id: _holding_values(h) for h in holdings}
+            for key, holdings in pull.holdings.items()
+        },
+        from_date=pull.from_date,
+    )
+
+
+# --- the two backends ----------------------------------------------------------------
+
+
+def _sqlite_timestamp(value: dt.datetime | None) -> str | None:
+    """SQLAlchemy's SQLite DATETIME storage format, in UTC (as ``UTCDateTime`` binds)."""
+    if value is None:
+        return None
+    if value.tzinfo is not _UTC:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(_UTC)
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031  (fastest formatting)
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
+
+
+def _pg_timestamp(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("naive datetime")
+    return value
+
+
+def _sqlite_date(value: dt.date) -> str:
+    return value.isoformat()
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _json_text(value: Any) -> Any:
+    return value if value is None else json.loads(value)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How values and statements look on one database. Values are what SQLAlchemy
+    would bind for the column type: SQLite keeps timestamps and dates as text and
+    JSON as text; asyncpg takes Python objects (JSON still as text, per the codec
+    SQLAlchemy installs on each connection, which also decodes JSON on the way out)."""
+
+    name: str
+    timestamp: Callable[[dt.datetime | None], Any]
+    date: Callable[[dt.date], Any]
+    stored_json: Callable[[Any], Any]  # a fetched JSON column -> Python value
+    # The same conversions for values that repeat over many rows (remembered).
+    cached_timestamp: Callable[[dt.datetime | None], Any]
+    cached_date: Callable[[dt.date], Any]
+
+    @property
+    def sqlite(self) -> bool:
+        return self.name == "sqlite"
+
+    def sql(self, text: str) -> str:
+        """``text`` with its ``?`` placeholders in this backend's style."""
+        return text if self.sqlite else _numbered(text)
+
+    def any_of(self, column: str, values: Sequence[int]) -> tuple[str, list[Any]]:
+        """A ``column IN values`` condition and its parameters."""
+        if self.sqlite:
+            return f"{column} IN ({', '.join('?' * len(values))})", list(values)
+        return f"{column} = ANY(?::bigint[])", [list(values)]
+
+
+@lru_cache(maxsize=256)
+def _numbered(text: str) -> str:
+    parts = text.split("?")
+    return "".join(f"{p}${i}" for i, p in enumerate(parts[:-1], 1)) + parts[-1]
+
+
+def _remembered(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``convert`` with a memory of what it already converted (cleared when big)."""
+    seen: dict[Any, Any] = {}
+
+    def cached(value: Any) -> Any:
+        if value is None:
+            return None
+        found = seen.get(value)
+        if found is None:
+            if len(seen) > 100_000:
+                seen.clear()
+            found = seen[value] = convert(value)
+        return found
+
+    return cached
+
+
+SQLITE = Backend(
+    "sqlite",
+    _sqlite_timestamp,
+    _sqlite_date,
+    _json_text,
+    _remembered(_sqlite_timestamp),
+    _remembered(_sqlite_date),
+)
+POSTGRESQL = Backend("postgresql", _pg_timestamp, _same, _same, _pg_timestamp, _same)
+
+
+def json_text(value: Any) -> str:
+    """JSON as SQLAlchemy's JSON type serialises it (``json.dumps``)."""
+    return json.dumps(value)
+
+
+# --- running statements -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """A statement a plan runs at once; the plan receives its rows."""
+
+    sql: str
+    params: Sequence[Any] = ()
+
+
+Plan = Generator[Fetch, Any, T]
+
+
+def _run_sync(conn: Any, plan: Plan[T]) -> T:
+    """Drive a plan on a sqlite3 connection."""
+    try:
+        step = next(plan)
+        while True:
+            step = plan.send(conn.execute(step.sql, step.params).fetchall())
+    except StopIteration as done:
+        return done.value
+
+
+async def _run_asyncpg(conn: Any, plan: Plan[T]) -> T:
+    try:
+        step = next(plan)
+        while True:
+            step = plan.send(await conn.fetch(step.sql, *step.params))
+    except StopIteration as done:
+        return done.value
+
+
+async def _driver(session: AsyncSession) -> tuple[Any, Dialect]:
+    """The driver connection of the session's transaction (begun if need be)."""
+    conn = await session.connection()
+    fairy = await conn.get_raw_connection()
+    if conn.dialect.name != "sqlite":
+        adapted: Any = fairy.dbapi_connection
+        # SQLAlchemy's asyncpg adapter opens its transaction with the first statement
+        # it runs; make sure it is open before talking to asyncpg directly.
+        if adapted._transaction is None:
+            await adapted._start_transaction()
+    return fairy.driver_connection, conn.dialect
+
+
+async def run_plan(session: AsyncSession, make: Callable[[Backend, Dialect], Plan[T]]) -> T:
+    """Run ``make(backend, dialect)`` in the session's current transaction, on the
+    driver.
+
+    On SQLite the statements run right here, on the event loop's thread, on the
+    sqlite3 connection aiosqlite owns (idle meanwhile: this transaction is ours).
+    In aiosqlite's thread every row a statement steps through gives the GIL back,
+    and winning it again from a busy event loop can take a whole switch interval
+    (5 ms); here a statement costs only SQLite's own work. Plans run reads and
+    small writes; bulk writes go to a ``Deferred``.
+    """
+    driver, dialect = await _driver(session)
+    if dialect.name == "sqlite":
+        return _run_sync(driver._conn, make(SQLITE, dialect))
+    return await _run_asyncpg(driver, make(POSTGRESQL, dialect))
+
+
+@dataclass
+class Deferred:
+    """Writes collected over a transaction and made together at its end by
+    ``flush``, with one statement per table and kind (per chunk of rows). Values
+    are in their backend's stored form."""
+
+    inserts: dict[tuple[str, tuple[str, ...]], list[Sequence[Any]]] = field(default_factory=dict)
+    # (table, columns set) -> rows of (id, *values)
+    updates: dict[tuple[str, tuple[str, ...]], list[Sequence[Any]]] = field(default_factory=dict)
+    deletes: dict[str, list[int]] = field(default_factory=dict)
+
+    def insert(self, table: str, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.inserts.setdefault((table, columns), []).extend(rows)
+
+    def update(self, table: str, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.updates.setdefault((table, columns), []).extend(rows)
+
+    def delete(self, table: str, ids: Sequence[int]) -> None:
+        if ids:
+            self.deletes.setdefault(table, []).extend(ids)
+
+    def __bool__(self) -> bool:
+        return bool(self.inserts or self.updates or self.deletes)
+
+    def take(self) -> Deferred:
+        """What is collected so far (and start over)."""
+        taken = Deferred(self.inserts, self.updates, self.deletes)
+        self.inserts, self.updates, self.deletes = {}, {}, {}
+        return taken
+
+
+# Rows per statement. A statement binding many rows is compiled anew for each new
+# size (for thousands of rows that costs more than running it), so every chunk has
+# one of these few sizes, and each size's statement is compiled once per connection.
+_CHUNK_SIZES = (1024, 256, 64, 16, 4, 1)
+
+
+def _chunks(rows: Sequence[Any], values_per_row: int, limit: int) -> Iterable[Sequence[Any]]:
+    at = 0
+    for size in _CHUNK_SIZES:
+        if size * values_per_row > limit:
+            continue
+        while len(rows) - at >= size:
+            yield rows[at : at + size]
+            at += size
+
+
+def _flush_sqlite(conn: Any, writes: Deferred) -> None:
+    """In aiosqlite's thread: every statement binds many rows and steps once, so
+    the GIL is given back (and won back) once per statement, not once per row."""
+    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    for table, ids in writes.deletes.items():
+        for chunk in _chunks(ids, 1, limit):
+            conn.execute(f"DELETE FROM {table} WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+    for (table, columns), rows in writes.updates.items():
+        sets = ", ".join(f"{c} = v.column{i}" for i, c in enumerate(columns, 2))
+        group = "(" + ", ".join("?" * (len(columns) + 1)) + ")"
+        for chunk in _chunks(rows, len(columns) + 1, limit):
+            conn.execute(
+                f"UPDATE {table} SET {sets} FROM (VALUES {', '.join([group] * len(chunk))}) AS v "
+                f"WHERE {table}.id = v.column1",
+                [v for row in chunk for v in row],
+            )
+    for (table, columns), rows in writes.inserts.items():
+        group = "(" + ", ".join("?" * len(columns)) + ")"
+        for chunk in _chunks(rows, len(columns), limit):
+            conn.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"VALUES {', '.join([group] * len(chunk))}",
+                [v for row in chunk for v in row],
+            )
+
+
+@lru_cache(maxsize=256)
+def _pg_update(table: str, columns: tuple[str, ...]) -> str:
+    """One UPDATE for many rows: their values come in as one array per column."""
+    from sqlalchemy.dialects import postgresql
+
+    from openagg.db.models import Base
+
+    dialect = postgresql.dialect()
+    c = Base.metadata.tables[table].c
+    names = ("id", *columns)
+    arrays = ", ".join(
+        f"${i}::{c[n].type.compile(dialect=dialect)}[]" for i, n in enumerate(names, 1)
+    )
+    sets = ", ".join(f'"{n}" = v."{n}"' for n in columns)
+    aliases = ", ".join(f'"{n}"' for n in names)
+    return (
+        f"UPDATE {table} SET {sets} FROM unnest({arrays}) AS v({aliases}) WHERE {table}.id = v.id"
+    )
+
+
+async def _flush_asyncpg(conn: Any, writes: Deferred) -> None:
+    for table, ids in writes.deletes.items():
+        await conn.execute(f"DELETE FROM {table} WHERE id = ANY($1::bigint[])", ids)
+    for (table, columns), rows in writes.updates.items():
+        await conn.execute(
+            _pg_update(table, columns), *(list(col) for col in zip(*rows, strict=True))
         )
-    }
-    ids = {key: row.id for key, row in stored.items()}
-    inserts, updates = [], []
+    for (table, columns), rows in writes.inserts.items():
+        # COPY: the server inserts the rows in one pass, not one statement per row.
+        await conn.copy_records_to_table(table, records=rows, columns=columns)
+
+
+async def flush(session: AsyncSession, writes: Deferred) -> None:
+    """Make the collected writes in the session's transaction (and forget them).
+
+    On SQLite this is the one place that still hops to aiosqlite's thread, on
+    purpose: inserting rows into the big tables is most of SQLite's work, and
+    there it runs beside the event loop instead of on it."""
+    if not writes:
+        return
+    taken = writes.take()
+    driver, dialect = await _driver(session)
+    if dialect.name == "sqlite":
+        await driver._execute(_flush_sqlite, driver._conn, taken)
+    else:
+        await _flush_asyncpg(driver, taken)
+
+
+class Codec:
+    """A mapped class's rows as the backend stores them, converted with SQLAlchemy's
+    own type processors: what the ORM would bind and read, without the ORM."""
+
+    def __init__(self, cls: type[Any], dialect: Dialect):
+        table: Table = cls.__table__
+        props = [(p.key, p.columns[0]) for p in cls.__mapper__.column_attrs]
+        self.cls = cls
+        self.table = table.name
+        self.keys = tuple(key for key, _ in props)
+        self.columns = {key: column.name for key, column in props}
+        impl = {key: column.type.dialect_impl(dialect) for key, column in props}
+        self._bind = {key: t.bind_processor(dialect) for key, t in impl.items()}
+        self._read = {key: t.result_processor(dialect, None) for key, t in impl.items()}
+        self.json = frozenset(key for key, column in props if isinstance(column.type, JSON))
+        self.select_list = ", ".join(f"{table.name}.{self.columns[k]}" for k in self.keys)
+
+    def bind(self, key: str, value: Any) -> Any:
+        process = self._bind[key]
+        return value if process is None or value is None else process(value)
+
+    def read(self, row: Sequence[Any], offset: int = 0) -> dict[str, Any]:
+        """Attribute values from ``row[offset:]`` (columns in ``select_list`` order)."""
+        out = {}
+        for i, key in enumerate(self.keys):
+            value = row[offset + i]
+            process = self._read[key]
+            out[key] = value if process is None or value is None else process(value)
+        return out
+
+    def unattached(self, row: Sequence[Any], offset: int = 0) -> Any:
+        """A model object holding the row, in no session: changing it writes nothing.
+        (Its values are set as loaded ones, without the constructor's per-attribute
+        events.)"""
+        obj = self.cls.__mapper__.class_manager.new_instance()
+        instance_dict(obj).update(self.read(row, offset))
+        return obj
+
+
+_CODECS: dict[tuple[type[Any], str], Codec] = {}
+
+
+def codec(cls: type[Any], dialect: Dialect) -> Codec:
+    found = _CODECS.get((cls, dialect.name))
+    if found is None:
+        found = _CODECS[(cls, dialect.name)] = Codec(cls, dialect)
+    return found
+
+
+# --- the plan of one aggregation ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Table:
+    name: str
+    scope: str  # the column a plan's rows are selected by
+    owner: tuple[str, ...]  # columns set once, when the row is created
+    values: tuple[str, ...]  # columns compared and updated
+    json: frozenset[str] = frozenset()
+
+    @property
+    def insert_columns(self) -> tuple[str, ...]:
+        return (*self.owner, "guid", "external_id", *self.values, "created_at", "updated_at")
+
+    def insert_sql(self, rows: int) -> str:
+        columns = self.insert_columns
+        group = "(" + ", ".join("?" * len(columns)) + ")"
+        return (
+            f"INSERT INTO {self.name} ({', '.join(columns)}) VALUES "
+            + ", ".join([group] * rows)
+            + " RETURNING id, external_id"
+        )
+
+    @property
+    def select_sql(self) -> str:
+        return f"SELECT id, external_id, {', '.join(self.values)} FROM {self.name} WHERE "
+
+
+_ACCOUNTS = _Table(
+    "accounts",
+    scope="member_id",
+    owner=("client_id", "user_id", "member_id"),
+    values=(
+        "name",
+        "type",
+        "subtype",
+        "currency_code",
+        "balance_cents",
+        "available_balance_cents",
+        "account_number_last4",
+        "is_closed",
+        "details",
+    ),
+    json=frozenset({"details"}),
+)
+_HOLDINGS = _Table(
+    "holdings",
+    scope="account_id",
+    owner=("client_id", "user_id", "member_id", "account_id"),
+    values=(
+        "symbol",
+        "description",
+        "holding_type",
+        "currency_code",
+        "quantity",
+        "current_price",
+        "cost_basis",
+        "market_value",
+    ),
+)
+
+
+def _account_values(data: AccountData) -> tuple[Any, ...]:
+    return (
+        data.name,
+        data.type,
+        data.subtype,
+        data.currency_code,
+        cents(data.balance),
+        cents(data.available_balance),
+        data.account_number[-4:] if data.account_number else None,
+        data.is_closed,
+        dict(data.details),
+    )
+
+
+def _holding_values(data: HoldingData) -> tuple[Any, ...]:
+    return (
+        data.symbol,
+        data.description,
+        data.holding_type,
+        data.currency_code,
+        float(data.quantity),
+        float(data.current_price),
+        None if data.cost_basis is None else float(data.cost_basis),
+        float(data.market_value),
+    )
+
+
+def _upsert_keyed(
+    b: Backend,
+    table: _Table,
+    scope_id: int,
+    desired: Mapping[str, tuple[Any, ...]],
+    *,
+    owner: tuple[Any, ...],
+    guid_prefix: str,
+    now: Any,
+    delete_missing: bool,
+    is_new_scope: bool,
+    later: Deferred | None,
+    stored_rows: Sequence[Any] | None = None,
+) -> Plan[tuple[dict[str, int], set[str]]]:
+    """Make the table's rows in one scope (a member's accounts, an account's
+    holdings) match ``desired`` (external_id -> values in ``table.values`` order).
+    Without ``later``, rows are inserted at once and their ids returned; with it,
+    every write waits for the flush. Returns external_id -> id, and the external
+    ids it created."""
+    json_at = [i for i, c in enumerate(table.values) if c in table.json]
+    stored: dict[str, Any] = {}
+    if stored_rows is not None:  # read already, with other scopes'
+        stored = {row[1]: row for row in stored_rows}
+    elif not is_new_scope:
+        rows = yield Fetch(b.sql(table.select_sql + f"{table.scope} = ?"), (scope_id,))
+        stored = {row[1]: row for row in rows}
+    ids = {key: row[0] for key, row in stored.items()}
+    inserts: list[tuple[str, tuple[Any, ...]]] = []
+    updates: list[Sequence[Any]] = []
     for key, values in desired.items():
         old = stored.get(key)
         if old is None:
-            inserts.append(
-                {
-                    **new_row,
-                    **values,
-                    "guid": new_guid(guid_prefix),
-                    "external_id": key,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-        elif any(getattr(old, c) != v for c, v in values.items()):
-            updates.append({**values, "_id": old.id, "updated_at": now})
-    if inserts:
-        created = await session.execute(
-            insert(table).returning(table.c.id, table.c.external_id), inserts
+            inserts.append((key, values))
+            continue
+        old_values = list(old[2:])
+        for i in json_at:
+            old_values[i] = b.stored_json(old_values[i])
+        if tuple(old_values) != values:
+            updates.append((old[0], *_bound(values, json_at), now))
+    new_rows = [
+        (*owner, guid, key, *_bound(values, json_at), now, now)
+        for guid, (key, values) in zip(
+            time_ordered_guids(guid_prefix, len(inserts)), inserts, strict=True
         )
-        ids.update({r.external_id: r.id for r in created})
-    if updates:
-        await session.execute(
-            update(table).where(table.c.id == bindparam("_id")),
-            updates,
-            execution_options={"synchronize_session": False},
-        )
-    gone = [row.id for key, row in stored.items() if key not in desired]
-    if delete_missing and gone:
-        await session.execute(delete(table).where(table.c.id.in_(gone)))
-    return ids
+    ]
+    gone = [row[0] for key, row in stored.items() if key not in desired]
+    if later is None:
+        if new_rows:
+            flat = [v for row in new_rows for v in row]
+            created = yield Fetch(b.sql(table.insert_sql(len(new_rows))), flat)
+            ids.update({external_id: row_id for row_id, external_id in created})
+        for row in updates:
+            sets = ", ".join(f"{c} = ?" for c in (*table.values, "updated_at"))
+            yield Fetch(b.sql(f"UPDATE {table.name} SET {sets} WHERE id = ?"), [*row[1:], row[0]])
+        if delete_missing and gone:
+            condition, params = b.any_of("id", gone)
+            yield Fetch(b.sql(f"DELETE FROM {table.name} WHERE {condition}"), params)
+    else:
+        later.insert(table.name, table.insert_columns, new_rows)
+        later.update(table.name, (*table.values, "updated_at"), updates)
+        if delete_missing:
+            later.delete(table.name, gone)
+    return ids, {key for key, _ in inserts}
 
 
-def _account_values(data: AccountData) -> dict[str, Any]:
-    return {
-        "name": data.name,
-        "type": data.type,
-        "subtype": data.subtype,
-        "currency_code": data.currency_code,
-        "balance_cents": cents(data.balance),
-        "available_balance_cents": cents(data.available_balance),
-        "account_number_last4": data.account_number[-4:] if data.account_number else None,
-        "is_closed": data.is_closed,
-        "details": dict(data.details),
-    }
+def _bound(values: tuple[Any, ...], json_at: list[int]) -> tuple[Any, ...]:
+    if not json_at:
+        return values
+    out = list(values)
+    for i in json_at:
+        out[i] = json_text(out[i])
+    return tuple(out)
 
 
-async def upsert_accounts(
-    session: AsyncSession, member: Member, accounts: list[AccountData], now: dt.datetime
-) -> dict[str, AccountRef]:
-    owner = {"client_id": member.client_id, "user_id": member.user_id, "member_id": member.id}
-    ids = await _upsert_keyed(
-        session,
-        ACCOUNTS,
-        ACCOUNTS.c.member_id == member.id,
-        {a.external_id: _account_values(a) for a in accounts},
-        new_row=owner,
-        guid_prefix="ACT",
-        now=now,
-        delete_missing=False,  # an account the bank stops listing keeps its history
-    )
-    return {key: AccountRef(id=account_id, **owner) for key, account_id in ids.items()}
+_NAMED: dict[str, dict[str, str]] = {"CAT": {}, "MCH": {}}
 
 
-@lru_cache(maxsize=65536)
 def _named_guid(prefix: str, name: str | None) -> str | None:
     """Stable guids for categories and merchants (names repeat across many rows)."""
-    return stable_guid(prefix, name) if name else None
+    if not name:
+        return None
+    known = _NAMED[prefix]
+    found = known.get(name)
+    if found is None:
+        if len(known) > 65536:
+            known.clear()
+        found = known[name] = stable_guid(prefix, name)
+    return found
 
 
-def _txn_row(t: TransactionData) -> dict[str, Any]:
-    return {
-        "amount_cents": cents(t.amount),
-        "type": t.type,
-        "status": t.status,
-        "date": t.date,
-        "transacted_at": t.transacted_at or _midday(t.date),
-        "posted_at": t.posted_at if t.status == "POSTED" else None,
-        "description": t.description,
-        "original_description": t.original_description or t.description,
-        "memo": t.memo,
-        "category": t.category,
-        "category_guid": _named_guid("CAT", t.category),
-        "top_level_category": t.top_level_category,
-        "top_level_category_guid": _named_guid("CAT", t.top_level_category),
-        "merchant_guid": _named_guid("MCH", t.merchant_name),
-        "merchant_category_code": t.merchant_category_code,
-        "check_number_string": t.check_number_string,
-        "currency_code": t.currency_code,
-        "flags": dict(t.flags),
-    }
+# Flags objects as JSON text, by their items: a feed uses few combinations.
+_FLAG_TEXTS: dict[tuple[tuple[str, Any], ...], str] = {}
 
 
+def _flags_text(flags: Mapping[str, Any]) -> str:
+    if not flags:
+        return "{}"
+    try:
+        key = tuple(flags.items())
+        found = _FLAG_TEXTS.get(key)
+    except TypeError:  # an unhashable value: not worth remembering
+        return json_text(dict(flags))
+    if found is None:
+        if len(_FLAG_TEXTS) > 4096:
+            _FLAG_TEXTS.clear()
+        found = _FLAG_TEXTS[key] = json_text(dict(flags))
+    return found
+
+
+def _midday(d: dt.date) -> dt.datetime:
+    return dt.datetime(d.year, d.month, d.day, 12, tzinfo=_UTC)
+
+
+# Transaction columns after (guid, client_id, user_id, member_id, account_id,
+# external_id) and before (created_at, updated_at), in the order _txn_values gives them.
+_TXN_VALUES = (
+    "amount_cents",
+    "type",
+    "status",
+    "date",
+    "transacted_at",
+    "posted_at",
+    "description",
+    "original_description",
+    "memo",
+    "category",
+    "category_guid",
+    "top_level_category",
+    "top_level_category_guid",
+    "merchant_guid",
+    "merchant_category_code",
+    "check_number_string",
+    "currency_code",
+    "flags",
+)
+_TXN_INSERT = (
+    "guid",
+    "client_id",
+    "user_id",
+    "member_id",
+    "account_id",
+    "external_id",
+    *_TXN_VALUES,
+    "created_at",
+    "updated_at",
+)
+_TXN_UPDATE = (*_TXN_VALUES, "updated_at")
+# A stored row: id, account_id, external_id, then the compared columns.
 _COMPARED = ("amount_cents", "type", "status", "date", "description", "category", "memo")
+_TXN_SELECT = "SELECT id, account_id, external_id, " + ", ".join(_COMPARED) + " FROM transactions"
+# Where each compared column sits in _txn_values' tuple.
+_COMPARED_AT = tuple(_TXN_VALUES.index(c) for c in _COMPARED)
 
 
-async def upsert_transactions(
-    session: AsyncSession,
-    pulled: Mapping[AccountRef, Iterable[TransactionData]],
+def _txn_rows(
+    b: Backend, txns: Sequence[TransactionData], guids: list[str], at: int
+) -> list[_TxnIn]:
+    """Each transaction's values in _TXN_VALUES order, in stored form; the guid it
+    gets if new is ``guids[at + i]``. Hundreds per pull, so one tight loop, and the
+    values that repeat (dates, times, names, flags) are converted once."""
+    stored_date, stored_time = b.cached_date, b.cached_timestamp
+    categories, merchants = _NAMED["CAT"], _NAMED["MCH"]
+    flag_texts = _FLAG_TEXTS
+    out: list[_TxnIn] = []
+    for i, t in enumerate(txns):
+        status, day, description = t.status, t.date, t.description
+        category, top, merchant = t.category, t.top_level_category, t.merchant_name
+        flags = t.flags
+        try:
+            flags_text = flag_texts[tuple(flags.items())] if flags else "{}"
+        except (KeyError, TypeError):
+            flags_text = _flags_text(flags)
+        values = (
+            int((t.amount * 100).to_integral_value()),
+            t.type,
+            status,
+            stored_date(day),
+            stored_time(t.transacted_at or _midday(day)),
+            stored_time(t.posted_at) if status == "POSTED" else None,
+            description,
+            t.original_description or description,
+            t.memo,
+            category,
+            categories.get(category) or _named_guid("CAT", category),  # type: ignore[arg-type]
+            top,
+            categories.get(top) or _named_guid("CAT", top),  # type: ignore[arg-type]
+            merchants.get(merchant) or _named_guid("MCH", merchant),  # type: ignore[arg-type]
+            t.merchant_category_code,
+            t.check_number_string,
+            t.currency_code,
+            flags_text,
+        )
+        out.append((guids[at + i], t.external_id, values, t.replaces_external_id))
+    return out
+
+
+def _transactions(
+    b: Backend,
+    pulled: Mapping[AccountRef, Sequence[_TxnIn]],
     *,
     from_date: dt.date,
     now: dt.datetime,
     pending_max_age: dt.timedelta,
-) -> IngestCounts:
-    """Upsert the transactions pulled for some accounts (over ``from_date`` onwards)
-    with one select and at most one insert, update and delete for all of them."""
-    if not pulled:
-        return IngestCounts()
-    rows = await session.execute(
-        select(
-            Transaction.id,
-            Transaction.account_id,
-            Transaction.external_id,
-            *(getattr(Transaction, c) for c in _COMPARED),
-        ).where(
-            Transaction.account_id.in_([a.id for a in pulled]),
-            or_(Transaction.date >= from_date, Transaction.status == "PENDING"),
+    new_accounts: set[int],
+    later: Deferred,
+) -> Plan[IngestCounts]:
+    """Upsert the transactions pulled for some accounts (over ``from_date`` onwards):
+    one select now, then at most one insert, update and delete for all of them."""
+    stamp = b.timestamp(now)
+    known: dict[tuple[int, str], Any] = {}
+    old_ids = [a.id for a in pulled if a.id not in new_accounts]
+    if old_ids:
+        condition, params = b.any_of("account_id", old_ids)
+        rows = yield Fetch(
+            b.sql(f"{_TXN_SELECT} WHERE {condition} AND (date >= ? OR status = 'PENDING')"),
+            [*params, b.date(from_date)],
         )
-    )
-    known = {(r.account_id, r.external_id): r for r in rows}
+        known = {(r[1], r[2]): r for r in rows}
     pulled_keys: set[tuple[int, str]] = set()
     replaced: set[tuple[int, str]] = set()
-    inserts, updates = [], []
-    for account, transactions in pulled.items():
-        for t in transactions:
-            key = (account.id, t.external_id)
+    fresh: list[tuple[Any, ...]] = []
+    updates: list[tuple[Any, ...]] = []
+    for a, transactions in pulled.items():
+        owner = (a.client_id, a.user_id, a.member_id, a.id)
+        if a.id in new_accounts:  # the common case: nothing to compare with
+            fresh.extend(
+                (guid, *owner, external_id, *values, stamp, stamp)
+                for guid, external_id, values, _ in transactions
+            )
+            continue
+        for guid, external_id, values, replaces in transactions:
+            key = (a.id, external_id)
             pulled_keys.add(key)
-            if t.replaces_external_id:
-                replaced.add((account.id, t.replaces_external_id))
-            row = _txn_row(t)
+            if replaces:
+                replaced.add((a.id, replaces))
             old = known.get(key)
             if old is None:
-                row.update(
-                    guid=time_ordered_guid("TRN"),
-                    client_id=account.client_id,
-                    user_id=account.user_id,
-                    member_id=account.member_id,
-                    account_id=account.id,
-                    external_id=t.external_id,
-                    created_at=now,
-                    updated_at=now,
-                )
-                inserts.append(row)
-            elif any(getattr(old, c) != row[c] for c in _COMPARED):
-                row.update(_id=old.id, updated_at=now)
-                updates.append(row)
-
-    stale_before = (now - pending_max_age).date()
+                fresh.append((guid, *owner, external_id, *values, stamp, stamp))
+            elif any(old[3 + n] != values[i] for n, i in enumerate(_COMPARED_AT)):
+                updates.append((old[0], *values, stamp))
+    later.insert("transactions", _TXN_INSERT, fresh)
+    later.update("transactions", _TXN_UPDATE, updates)
+    from_stored = b.date(from_date)
+    stale_before = b.date((now - pending_max_age).date())
     gone = [
-        r.id
+        r[0]
         for key, r in known.items()
-        if r.status == "PENDING"
+        if r[5] == "PENDING"
         and (
             key in replaced
-            or (key not in pulled_keys and r.date >= from_date)
-            or r.date < stale_before
+            or (key not in pulled_keys and r[6] >= from_stored)
+            or r[6] < stale_before
         )
     ]
-    if inserts:
-        await session.execute(insert(TRANSACTIONS), inserts)
-    if updates:
-        await session.execute(
-            update(TRANSACTIONS).where(TRANSACTIONS.c.id == bindparam("_id")),
-            updates,
-            execution_options={"synchronize_session": False},
-        )
-    if gone:
-        await session.execute(delete(TRANSACTIONS).where(TRANSACTIONS.c.id.in_(gone)))
-    return IngestCounts(created=len(inserts), updated=len(updates), removed=len(gone))
+    later.delete("transactions", gone)
+    return IngestCounts(created=len(fresh), updated=len(updates), removed=len(gone))
 
 
-def _holding_values(data: HoldingData) -> dict[str, Any]:
-    return {
-        "symbol": data.symbol,
-        "description": data.description,
-        "holding_type": data.holding_type,
-        "currency_code": data.currency_code,
-        "quantity": float(data.quantity),
-        "current_price": float(data.current_price),
-        "cost_basis": None if data.cost_basis is None else float(data.cost_basis),
-        "market_value": float(data.market_value),
-    }
-
-
-async def upsert_holdings(
-    session: AsyncSession, account: AccountRef, pulled: list[HoldingData], now: dt.datetime
-) -> None:
-    await _upsert_keyed(
-        session,
-        HOLDINGS,
-        HOLDINGS.c.account_id == account.id,
-        {h.external_id: _holding_values(h) for h in pulled},
-        new_row={
-            "client_id": account.client_id,
-            "user_id": account.user_id,
-            "member_id": account.member_id,
-            "account_id": account.id,
-        },
-        guid_prefix="HOL",
-        now=now,
-        delete_missing=True,  # a position the institution no longer lists was sold
+def accounts_of(b: Backend, member_ids: Sequence[int]) -> Plan[dict[int, list[Any]]]:
+    """The stored accounts of several members at once, by member, as ``plan_pull``
+    takes them (``stored_accounts``)."""
+    condition, params = b.any_of("member_id", member_ids)
+    rows = yield Fetch(
+        b.sql(
+            f"SELECT id, external_id, {', '.join(_ACCOUNTS.values)}, member_id FROM accounts "
+            f"WHERE {condition}"
+        ),
+        params,
     )
+    found: dict[int, list[Any]] = {m: [] for m in member_ids}
+    for row in rows:
+        found[row[-1]].append(row[:-1])
+    return found
+
+
+def plan_pull(
+    b: Backend,
+    owner: Owner,
+    pull: Prepared,
+    *,
+    now: dt.datetime,
+    pending_max_age: dt.timedelta,
+    later: Deferred,
+    stored_accounts: Sequence[Any] | None = None,
+) -> Plan[Ingested]:
+    """The upsert of one aggregation's accounts, transactions and holdings. Accounts
+    are written at once (transactions need their ids); the rest goes to ``later``.
+    ``stored_accounts``: the member's account rows, when read already
+    (``accounts_of``)."""
+    stamp = b.timestamp(now)
+    owner_values = (owner.client_id, owner.user_id, owner.member_id)
+    ids, created = yield from _upsert_keyed(
+        b,
+        _ACCOUNTS,
+        owner.member_id,
+        pull.accounts,
+        owner=owner_values,
+        guid_prefix="ACT",
+        now=stamp,
+        delete_missing=False,  # an account the bank stops listing keeps its history
+        is_new_scope=False,
+        later=None,
+        stored_rows=stored_accounts,
+    )
+    refs = {key: AccountRef(account_id, *owner_values) for key, account_id in ids.items()}
+    # Accounts this plan created have nothing stored under them yet: no lookups.
+    new_accounts = {ids[key] for key in created}
+    counts = IngestCounts()
+    if pull.from_date is not None:
+        counts = yield from _transactions(
+            b,
+            {refs[key]: txns for key, txns in pull.transactions.items()},
+            from_date=pull.from_date,
+            now=now,
+            pending_max_age=pending_max_age,
+            new_accounts=new_accounts,
+            later=later,
+        )
+    for key, holdings in pull.holdings.items():
+        account = refs[key]
+        yield from _upsert_keyed(
+            b,
+            _HOLDINGS,
+            account.id,
+            holdings,
+            owner=(*owner_values, account.id),
+            guid_prefix="HOL",
+            now=stamp,
+            delete_missing=True,  # a position the institution no longer lists was sold
+            is_new_scope=account.id in new_accounts,
+            later=later,
+        )
+    return Ingested(refs, counts)
+
+
+async def ingest_pull(
+    session: AsyncSession,
+    owner: Owner,
+    pull: Pull | Prepared,
+    *,
+    now: dt.datetime,
+    pending_max_age: dt.timedelta,
+    later: Deferred | None = None,
+    stored_accounts: Sequence[Any] | None = None,
+) -> Ingested:
+    """Upsert one aggregation's pull (best ``prepare``d before the transaction) in
+    the session's transaction. With ``later``, the bulk writes wait in it for the
+    caller's ``flush``; without, they are made before this returns."""
+    writes = Deferred() if later is None else later
+
+    def make(b: Backend, _: Dialect) -> Plan[Ingested]:
+        ready = prepare(b, pull) if isinstance(pull, Pull) else pull
+        return plan_pull(
+            b,
+            owner,
+            ready,
+            now=now,
+            pending_max_age=pending_max_age,
+            later=writes,
+            stored_accounts=stored_accounts,
+        )
+
+    done = await run_plan(session, make)
+    if later is None:
+        await flush(session, writes)
+    return done
+
+
+def backend(sqlite: bool) -> Backend:
+    return SQLITE if sqlite else POSTGRESQL
+
+
+# --- rare kinds of job: verification and identification (ORM, one row per account) -------
 
 
 async def upsert_account_number(

@@ -3,17 +3,27 @@
 The runner holds no transaction while it talks to the institution. Every write
 re-checks that this worker still owns the job, so a worker that lost its lease
 (and whose job another worker took over) cannot write stale results.
+
+Loading and settling jobs is the engine's hot path, so both go through the driver
+(``ingest.run_plan``) with plain rows. The jobs a claim starts are loaded with one
+read. The final writes of many jobs share a transaction (the batcher); its first
+write reads every job of this worker that is waiting to be settled, with its
+member, at once (locked, and only if this worker still owns it). The member rules
+(``member_state``) run on unattached model objects built from those rows, and
+what they changed is written back with one statement per table.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openagg import logs
@@ -32,11 +42,19 @@ from openagg.domain.causes import Cause
 from openagg.domain.policy import JobKind
 from openagg.domain.statuses import Status
 from openagg.engine import ingest
-from openagg.engine.batcher import WriteBatcher
+from openagg.engine.batcher import MAX_BATCH, WriteBatcher
+from openagg.engine.ingest import Backend, Deferred, Fetch, Plan, codec
 from openagg.engine.queue import finish, wait_for_user
 from openagg.runtime import Runtime
 from openagg.services import vault
-from openagg.services.member_state import Outcome, apply_outcome, set_status
+from openagg.services.member_state import (
+    Applied,
+    Listeners,
+    Outcome,
+    after_outcome,
+    decide_outcome,
+    set_status,
+)
 
 log = logging.getLogger("openagg.runner")
 
@@ -63,27 +81,90 @@ class JobContext:
     previous_attempts: int
 
 
-async def _load(rt: Runtime, job_id: int, worker_id: str) -> JobContext | None:
-    previous_attempts = (
-        select(func.count())
-        .select_from(Attempt)
-        .where(Attempt.member_id == Member.id)
-        .scalar_subquery()
+def _load_plan(
+    b: Backend, dialect: Any, job_ids: list[int], worker_id: str
+) -> Plan[dict[int, JobContext]]:
+    jobs, members, institutions = (
+        codec(Job, dialect),
+        codec(Member, dialect),
+        codec(Institution, dialect),
     )
+    condition, params = b.any_of("jobs.id", job_ids)
+    rows = yield Fetch(
+        b.sql(
+            f"SELECT {jobs.select_list}, {members.select_list}, {institutions.select_list}, "
+            "(SELECT count(*) FROM attempts WHERE attempts.member_id = members.id) "
+            "FROM jobs JOIN members ON members.id = jobs.member_id "
+            "JOIN institutions ON institutions.id = members.institution_id "
+            f"WHERE {condition} AND jobs.state = 'running' AND jobs.worker_id = ?"
+        ),
+        [*params, worker_id],
+    )
+    at_member, at_institution = len(jobs.keys), len(jobs.keys) + len(members.keys)
+    shared: dict[int, Institution] = {}
+    found = {}
+    for row in rows:
+        institution_id = row[at_institution + institutions.keys.index("id")]
+        institution = shared.get(institution_id)
+        if institution is None:
+            institution = shared[institution_id] = institutions.unattached(row, at_institution)
+        job = jobs.unattached(row)
+        found[job.id] = JobContext(
+            job, members.unattached(row, at_member), institution, int(row[-1])
+        )
+    return found
+
+
+async def _load(rt: Runtime, job_ids: list[int], worker_id: str) -> dict[int, JobContext]:
+    """The contexts of those of the jobs this worker still runs, in one read."""
     async with rt.db.read() as s:
-        row = (
-            await s.execute(
-                select(Job, Member, Institution, previous_attempts)
-                .join(Member, Member.id == Job.member_id)
-                .join(Institution, Institution.id == Member.institution_id)
-                .where(Job.id == job_id, Job.state == "running", Job.worker_id == worker_id)
-            )
-        ).first()
-    return None if row is None else JobContext(*row)
+        return await ingest.run_plan(s, lambda b, d: _load_plan(b, d, job_ids, worker_id))
+
+
+class _Loader:
+    """Loads the contexts of the jobs a worker starts together in one read
+    transaction: a claim starts many jobs at once, and each would otherwise open
+    its own."""
+
+    def __init__(self, rt: Runtime, worker_id: str):
+        self.rt = rt
+        self.worker_id = worker_id
+        self._waiting: dict[int, asyncio.Future[JobContext | None]] = {}
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def load(self, job_id: int) -> JobContext | None:
+        future: asyncio.Future[JobContext | None] = asyncio.get_running_loop().create_future()
+        self._waiting[job_id] = future
+        if self._flusher is None or self._flusher.done():
+            # Runs after the other jobs started in this turn have asked too.
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        batch: dict[int, asyncio.Future[JobContext | None]] = {}
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, {}
+                try:
+                    found = await _load(self.rt, list(batch), self.worker_id)
+                except Exception as exc:
+                    for future in batch.values():
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for job_id, future in batch.items():
+                    if not future.done():
+                        future.set_result(found.get(job_id))
+        except BaseException:  # cancelled (shutdown)
+            for future in [*batch.values(), *self._waiting.values()]:
+                future.cancel()
+            self._waiting.clear()
+            raise
 
 
 async def _owned(s: AsyncSession, job_id: int, worker_id: str) -> tuple[Job, Member] | None:
-    """The job and member, locked for this transaction, if this worker still owns the job."""
+    """The job and member (ORM, locked for this transaction), if this worker still
+    owns the job. For the rare writes off the hot path."""
     row = (
         await s.execute(
             select(Job, Member)
@@ -93,6 +174,106 @@ async def _owned(s: AsyncSession, job_id: int, worker_id: str) -> tuple[Job, Mem
         )
     ).first()
     return None if row is None else (row[0], row[1])
+
+
+@dataclass
+class _Owned:
+    """A job this worker still owns and its member, as read in the settling
+    transaction: unattached model objects, and their values as read (to find
+    what the rules changed)."""
+
+    job: Job
+    member: Member
+    listeners: Listeners
+    read: dict[str, dict[str, Any]]  # "job", "member" -> attribute values as read
+    accounts: list[Any]  # the member's stored accounts (``ingest.accounts_of``)
+
+
+def _snapshot(obj: Any, keys: tuple[str, ...], json: frozenset[str]) -> dict[str, Any]:
+    return {k: copy.deepcopy(getattr(obj, k)) if k in json else getattr(obj, k) for k in keys}
+
+
+def _owned_plan(
+    b: Backend, dialect: Any, job_ids: list[int], worker_id: str
+) -> Plan[dict[int, _Owned]]:
+    """The jobs this worker still owns among ``job_ids``, with their members (locked
+    on PostgreSQL; SQLite's write transaction holds the whole database), and who
+    listens to their outcomes."""
+    jobs, members = codec(Job, dialect), codec(Member, dialect)
+    condition, params = b.any_of("jobs.id", job_ids)
+    rows = yield Fetch(
+        b.sql(
+            f"SELECT {jobs.select_list}, {members.select_list} "
+            "FROM jobs JOIN members ON members.id = jobs.member_id "
+            f"WHERE {condition} AND jobs.state = 'running' AND jobs.worker_id = ? "
+            # One order for every group: two lockers of the same rows cannot deadlock.
+            + ("ORDER BY jobs.id" if b.sqlite else "ORDER BY jobs.id FOR UPDATE OF jobs, members")
+        ),
+        [*params, worker_id],
+    )
+    pairs = [(jobs.unattached(row), members.unattached(row, len(jobs.keys))) for row in rows]
+    if not pairs:
+        return {}
+    condition, params = b.any_of("client_id", sorted({m.client_id for _, m in pairs}))
+    hooked = yield Fetch(
+        b.sql(f"SELECT DISTINCT client_id FROM webhook_endpoints WHERE {condition}"), params
+    )
+    condition, params = b.any_of("open_member_id", [m.id for _, m in pairs])
+    ticketed = yield Fetch(
+        b.sql(f"SELECT open_member_id FROM support_tickets WHERE {condition}"), params
+    )
+    with_webhooks = {r[0] for r in hooked}
+    with_tickets = {r[0] for r in ticketed}
+    accounts = yield from ingest.accounts_of(b, [m.id for _, m in pairs])
+    return {
+        job.id: _Owned(
+            job,
+            member,
+            Listeners(
+                webhooks=member.client_id in with_webhooks, support=member.id in with_tickets
+            ),
+            {
+                "job": _snapshot(job, jobs.keys, jobs.json),
+                "member": _snapshot(member, members.keys, members.json),
+            },
+            accounts[member.id],
+        )
+        for job, member in pairs
+    }
+
+
+def _save(later: Deferred, dialect: Any, owned: _Owned, attempt: Attempt) -> None:
+    """Add what the rules changed on the job and the member, and the attempt, to
+    the transaction's writes."""
+    for cls, obj, name in ((Member, owned.member, "member"), (Job, owned.job, "job")):
+        c = codec(cls, dialect)
+        before = owned.read[name]
+        changed = [k for k in c.keys if getattr(obj, k) != before[k]]
+        if changed:
+            later.update(
+                c.table,
+                tuple(c.columns[k] for k in changed),
+                [(obj.id, *(c.bind(k, getattr(obj, k)) for k in changed))],
+            )
+    c = codec(Attempt, dialect)
+    keys = [k for k in c.keys if k != "id"]
+    later.insert(
+        c.table,
+        tuple(c.columns[k] for k in keys),
+        [[c.bind(k, getattr(attempt, k)) for k in keys]],
+    )
+
+
+_Write = Callable[[AsyncSession, _Owned, Deferred], Awaitable[None]]
+
+
+@dataclass
+class _Settling:
+    """A job waiting for its final write."""
+
+    job_id: int
+    write: _Write
+    done: asyncio.Future[None]
 
 
 def _field_names(institution: Institution, by_guid: dict[str, str]) -> dict[str, str]:
@@ -129,31 +310,42 @@ async def _pull(
     return out
 
 
+def _prepare(rt: Runtime, pulled: Pulled) -> ingest.Prepared:
+    """The pull as rows, made before the write transaction (which then holds
+    the database only for what depends on what is stored)."""
+    return ingest.prepare(
+        ingest.backend(rt.db.sqlite),
+        ingest.Pull(pulled.accounts, pulled.transactions, pulled.holdings, pulled.from_date),
+    )
+
+
 async def _ingest(
-    rt: Runtime, s: AsyncSession, member: Member, kind: JobKind, pulled: Pulled
+    rt: Runtime,
+    s: AsyncSession,
+    member: Member,
+    kind: JobKind,
+    pulled: Pulled,
+    prepared: ingest.Prepared,
+    later: Deferred,
+    stored_accounts: list[Any],
 ) -> ingest.IngestCounts:
-    now = rt.now()
-    accounts = await ingest.upsert_accounts(s, member, pulled.accounts, now)
-    counts = ingest.IngestCounts()
-    if pulled.from_date is not None:
-        counts = await ingest.upsert_transactions(
-            s,
-            {
-                accounts[external_id]: transactions
-                for external_id, transactions in pulled.transactions.items()
-            },
-            from_date=pulled.from_date,
-            now=now,
-            pending_max_age=dt.timedelta(days=rt.settings.pending_transaction_max_age_days),
-        )
-    for data in pulled.accounts:
-        acct = accounts[data.external_id]
-        if data.external_id in pulled.holdings:
-            await ingest.upsert_holdings(s, acct, pulled.holdings[data.external_id], now)
-        if kind == JobKind.VERIFY:
-            await ingest.upsert_account_number(s, acct, data)
-        for owner in pulled.owners.get(data.external_id, []):
-            await ingest.upsert_owner(s, acct, owner)
+    done = await ingest.ingest_pull(
+        s,
+        ingest.Owner(member.client_id, member.user_id, member.id),
+        prepared,
+        now=rt.now(),
+        pending_max_age=dt.timedelta(days=rt.settings.pending_transaction_max_age_days),
+        later=later,
+        stored_accounts=stored_accounts,
+    )
+    counts = done.counts
+    if kind in (JobKind.VERIFY, JobKind.IDENTIFY):
+        for data in pulled.accounts:
+            acct = done.accounts[data.external_id]
+            if kind == JobKind.VERIFY:
+                await ingest.upsert_account_number(s, acct, data)
+            for owner in pulled.owners.get(data.external_id, []):
+                await ingest.upsert_owner(s, acct, owner)
     member.has_processed_accounts = True
     if pulled.transactions:
         member.has_processed_transactions = True
@@ -166,18 +358,23 @@ class Runner:
     def __init__(self, rt: Runtime, worker_id: str):
         self.rt = rt
         self.worker_id = worker_id
+        # Jobs that start together are loaded together.
+        self.loader = _Loader(rt, worker_id)
         # Ends of jobs (success, failure, MFA park) are written in shared transactions.
         self.batcher = WriteBatcher(rt.db)
+        # Jobs waiting to be settled, and the tasks settling them group by group.
+        self._waiting: list[_Settling] = []
+        self._settlers: set[asyncio.Task[None]] = set()
 
     async def run(self, job_id: int) -> None:
-        jc = await _load(self.rt, job_id, self.worker_id)
+        jc = await self.loader.load(job_id)
         if jc is None:
             return
         # Each job runs in its own task, so this tags only this job's log lines.
         logs.job_id.set(jc.job.guid)
         started = self.rt.now()
         resuming = jc.job.answers_enc is not None
-        delayed = asyncio.create_task(self._mark_delayed_later(job_id))
+        cancel_delayed = self._mark_delayed_later(job_id)
         try:
             await self._run(jc, started, resuming)
         except ConnectorError as exc:
@@ -186,7 +383,7 @@ class Runner:
             log.exception("job %s failed inside the platform", jc.job.guid)
             await self._fail(jc, started, Cause.INTERNAL_ERROR, "")
         finally:
-            delayed.cancel()
+            cancel_delayed()
 
     async def _run(self, jc: JobContext, started: dt.datetime, resuming: bool) -> None:
         rt, member, job = self.rt, jc.member, jc.job
@@ -216,8 +413,24 @@ class Runner:
         )
         await self._succeed(jc, started, kind, pulled)
 
-    async def _mark_delayed_later(self, job_id: int) -> None:
-        await asyncio.sleep(self.rt.settings.delayed_after_seconds)
+    def _mark_delayed_later(self, job_id: int) -> Callable[[], None]:
+        """Mark the job DELAYED if it still runs after ``delayed_after_seconds``;
+        returns what cancels that. A timer, not a sleeping task: most jobs end long
+        before it fires."""
+        marking: list[asyncio.Task[None]] = []
+        timer = asyncio.get_running_loop().call_later(
+            self.rt.settings.delayed_after_seconds,
+            lambda: marking.append(asyncio.create_task(self._mark_delayed(job_id))),
+        )
+
+        def cancel() -> None:
+            timer.cancel()
+            for task in marking:
+                task.cancel()
+
+        return cancel
+
+    async def _mark_delayed(self, job_id: int) -> None:
         async with self.rt.db.write() as s:
             owned = await _owned(s, job_id, self.worker_id)
             if owned:
@@ -225,26 +438,91 @@ class Runner:
                 job.is_delayed = True
                 set_status(member, Status.DELAYED, self.rt.now())
 
+    async def _settle(self, job_id: int, write: _Write) -> None:
+        """Run ``write`` for the job, if this worker still owns it, in a write
+        transaction shared with the other jobs settling meanwhile."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Settling(job_id, write, done))
+        # As many groups in flight as the batcher commits at once (SQLite: one).
+        if len(self._settlers) < self.batcher.flushers:
+            settler = asyncio.create_task(self._settle_waiting())
+            self._settlers.add(settler)
+            settler.add_done_callback(self._settlers.discard)
+        # The settler owns the write from here: a cancelled job must not cancel a
+        # transaction that also carries other jobs' results.
+        await asyncio.shield(done)
+
+    async def _settle_waiting(self) -> None:
+        # Jobs that finish while a group commits wait for the next group.
+        group: list[_Settling] = []
+        try:
+            while self._waiting:
+                group = self._waiting[:MAX_BATCH]
+                del self._waiting[:MAX_BATCH]
+                await self._commit(group)
+        except BaseException:  # cancelled (shutdown): nothing of this group committed
+            for item in group + self._waiting:
+                item.done.cancel()
+            self._waiting.clear()
+            raise
+
+    async def _commit(self, group: list[_Settling]) -> None:
+        try:
+            await self.batcher.run(lambda s: self._write_group(s, group))
+        except Exception as exc:
+            if len(group) > 1:
+                # One bad job must not lose the others' results: each alone.
+                log.warning("settling %d jobs failed (%s); each is retried alone", len(group), exc)
+                for item in group:
+                    await self._commit([item])
+                return
+            if not group[0].done.done():
+                group[0].done.set_exception(exc)
+            return
+        for item in group:
+            if not item.done.done():
+                item.done.set_result(None)
+
+    async def _write_group(self, s: AsyncSession, group: list[_Settling]) -> None:
+        """One transaction for a group of jobs: one read of the jobs and their
+        members, each job's rules, then one statement per table and kind."""
+        ids = [item.job_id for item in group]
+        owned = await ingest.run_plan(s, lambda b, d: _owned_plan(b, d, ids, self.worker_id))
+        later = Deferred()
+        for item in group:
+            if item.job_id in owned:
+                await item.write(s, owned[item.job_id], later)
+        await ingest.flush(s, later)
+
+    async def _save(
+        self,
+        s: AsyncSession,
+        owned: _Owned,
+        outcome: Outcome,
+        applied: Applied,
+        later: Deferred,
+    ) -> None:
+        """Add the settled job and member and the attempt to the writes, then run
+        the hooks that have something to act on (after writing: they read rows)."""
+        _save(later, s.get_bind().dialect, owned, applied.attempt)
+        if owned.listeners.webhooks or owned.listeners.support:
+            await ingest.flush(s, later)
+            await after_outcome(
+                s, self.rt, owned.member, owned.job, outcome, applied, owned.listeners
+            )
+
     async def _park_for_mfa(
         self, jc: JobContext, started: dt.datetime, result: LoginResult
     ) -> None:
         rt = self.rt
 
-        async def write(s: AsyncSession) -> None:
-            owned = await _owned(s, jc.job.id, self.worker_id)
-            if not owned:
-                return
-            job, member = owned
+        async def write(s: AsyncSession, owned: _Owned, later: Deferred) -> None:
+            job, member = owned.job, owned.member
             now = rt.now()
             vault.seal_connector_state(rt, member, result.state, now)
-            await apply_outcome(
-                s,
-                rt,
-                member,
-                job,
-                Outcome(Cause.MFA_REQUIRED),
-                started_at=started,
-                institution_id=jc.institution.id,
+            outcome = Outcome(Cause.MFA_REQUIRED)
+            applied = await decide_outcome(
+                s, rt, member, job, outcome, started_at=started, institution_id=jc.institution.id
             )
             member.challenges = [asdict(c) for c in result.challenges]
             member.challenge_expires_at = now + dt.timedelta(
@@ -252,56 +530,44 @@ class Runner:
             )
             job.answers_enc = None
             wait_for_user(job)
+            await self._save(s, owned, outcome, applied, later)
 
-        await self.batcher.run(write)
+        await self._settle(jc.job.id, write)
 
     async def _succeed(
         self, jc: JobContext, started: dt.datetime, kind: JobKind, pulled: Pulled
     ) -> None:
         rt = self.rt
+        prepared = _prepare(rt, pulled)
 
-        async def write(s: AsyncSession) -> None:
-            owned = await _owned(s, jc.job.id, self.worker_id)
-            if not owned:
-                return
-            job, member = owned
-            counts = await _ingest(rt, s, member, kind, pulled)
+        async def write(s: AsyncSession, owned: _Owned, later: Deferred) -> None:
+            job, member = owned.job, owned.member
+            counts = await _ingest(rt, s, member, kind, pulled, prepared, later, owned.accounts)
             vault.clear_connector_state(member)
-            await apply_outcome(
-                s,
-                rt,
-                member,
-                job,
-                Outcome(
-                    Cause.OK,
-                    transactions_created=counts.created,
-                    transactions_updated=counts.updated,
-                ),
-                started_at=started,
-                institution_id=jc.institution.id,
+            outcome = Outcome(
+                Cause.OK,
+                transactions_created=counts.created,
+                transactions_updated=counts.updated,
+            )
+            applied = await decide_outcome(
+                s, rt, member, job, outcome, started_at=started, institution_id=jc.institution.id
             )
             finish(job, state="succeeded", now=rt.now())
+            await self._save(s, owned, outcome, applied, later)
 
-        await self.batcher.run(write)
+        await self._settle(jc.job.id, write)
 
     async def _fail(self, jc: JobContext, started: dt.datetime, cause: Cause, message: str) -> None:
         rt = self.rt
 
-        async def write(s: AsyncSession) -> None:
-            owned = await _owned(s, jc.job.id, self.worker_id)
-            if not owned:
-                return
-            job, member = owned
+        async def write(s: AsyncSession, owned: _Owned, later: Deferred) -> None:
+            job, member = owned.job, owned.member
             vault.clear_connector_state(member)
-            await apply_outcome(
-                s,
-                rt,
-                member,
-                job,
-                Outcome(cause, message),
-                started_at=started,
-                institution_id=jc.institution.id,
+            outcome = Outcome(cause, message)
+            applied = await decide_outcome(
+                s, rt, member, job, outcome, started_at=started, institution_id=jc.institution.id
             )
             finish(job, state="failed", now=rt.now(), error=f"{cause.value}: {message}"[:500])
+            await self._save(s, owned, outcome, applied, later)
 
-        await self.batcher.run(write)
+        await self._settle(jc.job.id, write)

@@ -108,6 +108,27 @@ async def _history(
     )
 
 
+@dataclass(frozen=True)
+class Applied:
+    """An outcome applied to a member by ``decide_outcome``: the status it now has,
+    whether that changed, and the attempt row to store."""
+
+    status: Status
+    status_changed: bool
+    attempt: Attempt
+
+
+@dataclass(frozen=True)
+class Listeners:
+    """Whether the hooks that follow an outcome have anything to act on for a
+    member: its client has a webhook endpoint; it has an open support ticket. The
+    engine reads both in the settling transaction for many members at once and
+    skips a hook that would find nothing (it would only have queried to learn so)."""
+
+    webhooks: bool = True
+    support: bool = True
+
+
 async def apply_outcome(
     session: AsyncSession,
     rt: Runtime,
@@ -119,6 +140,27 @@ async def apply_outcome(
     institution_id: int,
 ) -> Status:
     """Record the attempt and move the member to the status MX's rules give."""
+    applied = await decide_outcome(
+        session, rt, member, job, outcome, started_at=started_at, institution_id=institution_id
+    )
+    session.add(applied.attempt)
+    await after_outcome(session, rt, member, job, outcome, applied)
+    return applied.status
+
+
+async def decide_outcome(
+    session: AsyncSession,
+    rt: Runtime,
+    member: Member,
+    job: Job,
+    outcome: Outcome,
+    *,
+    started_at: dt.datetime,
+    institution_id: int,
+) -> Applied:
+    """The rules of ``apply_outcome``: change the member and build the attempt row,
+    which the caller stores, then calls ``after_outcome`` (once the member's new
+    state is written, so the hooks read it)."""
     now = rt.now()
     cause = outcome.cause
     if cause == Cause.OK:
@@ -142,36 +184,49 @@ async def apply_outcome(
 
     # Any finished attempt, foreground or background, pushes the next background run out.
     schedule_background(rt, member, now)
-    session.add(
-        Attempt(
-            client_id=member.client_id,
-            member_id=member.id,
-            job_id=job.id,
-            institution_id=institution_id,
-            kind=job.kind,
-            trigger=job.trigger,
-            started_at=started_at,
-            finished_at=now,
-            cause=cause.value,
-            status_after=status.value,
-            institution_message=outcome.institution_message or None,
-            transactions_created=outcome.transactions_created,
-            transactions_updated=outcome.transactions_updated,
-        )
+    attempt = Attempt(
+        client_id=member.client_id,
+        member_id=member.id,
+        job_id=job.id,
+        institution_id=institution_id,
+        kind=job.kind,
+        trigger=job.trigger,
+        started_at=started_at,
+        finished_at=now,
+        cause=cause.value,
+        status_after=status.value,
+        institution_message=outcome.institution_message or None,
+        transactions_created=outcome.transactions_created,
+        transactions_updated=outcome.transactions_updated,
     )
     metrics.observe_job(job.kind, cause.value, (now - started_at).total_seconds())
     changed = _assign(member, status, now)
     member.updated_at = now
-    await webhooks.attempt_finished(
-        session,
-        rt,
-        member,
-        job,
-        succeeded=cause == Cause.OK,
-        status_changed=changed,
-        transactions_created=outcome.transactions_created,
-        transactions_updated=outcome.transactions_updated,
-    )
-    # The verdict on an engineer's fix: close or reopen the member's support ticket.
-    await support.after_attempt(session, rt, member, cause)
-    return status
+    return Applied(status, changed, attempt)
+
+
+async def after_outcome(
+    session: AsyncSession,
+    rt: Runtime,
+    member: Member,
+    job: Job,
+    outcome: Outcome,
+    applied: Applied,
+    listeners: Listeners = Listeners(),
+) -> None:
+    """The hooks of an applied outcome: its webhooks, and the verdict on a support
+    ticket."""
+    if listeners.webhooks:
+        await webhooks.attempt_finished(
+            session,
+            rt,
+            member,
+            job,
+            succeeded=outcome.cause == Cause.OK,
+            status_changed=applied.status_changed,
+            transactions_created=outcome.transactions_created,
+            transactions_updated=outcome.transactions_updated,
+        )
+    if listeners.support:
+        # The verdict on an engineer's fix: close or reopen the member's support ticket.
+        await support.after_attempt(session, rt, member, outcome.cause)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -23,6 +24,7 @@ from openagg.db.models import (
     Transaction,
     User,
 )
+from openagg.engine.ingest import Backend, Fetch, Plan, run_plan
 from openagg.services.errors import BadRequest, NotFound
 from openagg.services.lookup import account_by_guid, member_by_guid, user_by_guid
 
@@ -222,28 +224,93 @@ HOLDING_ROWS = (
 DEFAULT_DAYS_BACK, DEFAULT_DAYS_AHEAD = 120, 5
 
 
-def _transaction_filters(request: Request, q: Select, today: dt.date) -> Select:
+def _transaction_filters(request: Request, today: dt.date) -> list[tuple[str, list[Any]]]:
+    """The list's conditions on the transactions table (``t``), as SQL with ``?``
+    placeholders and their values (dates, datetimes, strings)."""
     from_date = query_date(request, "from_date") or today - dt.timedelta(DEFAULT_DAYS_BACK)
     to_date = query_date(request, "to_date") or today + dt.timedelta(DEFAULT_DAYS_AHEAD)
     if from_date > to_date:
         raise BadRequest("from_date must not be after to_date.")
-    q = q.where(Transaction.date >= from_date, Transaction.date <= to_date)
-    for kind, column in (("created", Transaction.created_at), ("updated", Transaction.updated_at)):
+    out: list[tuple[str, list[Any]]] = [("t.date >= ? AND t.date <= ?", [from_date, to_date])]
+    for kind in ("created", "updated"):
         start = query_date(request, f"from_{kind}_at")
         end = query_date(request, f"to_{kind}_at")
         if start and end and (end - start).days > 183:
             raise BadRequest(f"from_{kind}_at and to_{kind}_at may be at most 6 months apart.")
         if start:
-            q = q.where(column >= dt.datetime.combine(start, dt.time(), dt.UTC))
+            out.append((f"t.{kind}_at >= ?", [dt.datetime.combine(start, dt.time(), dt.UTC)]))
         if end:
-            q = q.where(column < dt.datetime.combine(end + dt.timedelta(1), dt.time(), dt.UTC))
-    categories = query_list(request, "category_guid")
-    if categories:
-        q = q.where(Transaction.category_guid.in_(categories))
-    top = query_list(request, "top_level_category_guid")
-    if top:
-        q = q.where(Transaction.top_level_category_guid.in_(top))
-    return q
+            out.append(
+                (
+                    f"t.{kind}_at < ?",
+                    [dt.datetime.combine(end + dt.timedelta(1), dt.time(), dt.UTC)],
+                )
+            )
+    for column in ("category_guid", "top_level_category_guid"):
+        guids = query_list(request, column)
+        if guids:
+            out.append((f"t.{column} IN ({', '.join('?' * len(guids))})", list(guids)))
+    return out
+
+
+def _stored(b: Backend, value: Any) -> Any:
+    """A filter value as the column stores it."""
+    if isinstance(value, dt.datetime):
+        return b.timestamp(value)
+    if isinstance(value, dt.date):
+        return b.date(value)
+    return value
+
+
+# The list's rows: the serializer's columns, then the account's guid and external id
+# and the member's guid.
+_LIST_COLUMNS = (
+    ", ".join(f"t.{c}" for c in wire.TRANSACTION_ROW) + ", a.guid, a.external_id, m.guid"
+)
+
+
+def _list_plan(
+    b: Backend,
+    client_id: int,
+    user_guid: str,
+    scope: tuple[str, str] | None,
+    filters: Callable[[], list[tuple[str, list[Any]]]],
+    page: int,
+    per_page: int,
+) -> Plan[tuple[Any, int, list[Any]]]:
+    """The user, the number of matching transactions and one page of them, read in
+    one transaction straight from the driver (the list is a hot path). ``filters``
+    are read once the user and the scope are found (a 404 before a 400)."""
+    users = yield Fetch(
+        b.sql("SELECT id, guid, external_id FROM users WHERE guid = ? AND client_id = ?"),
+        [user_guid, client_id],
+    )
+    if not users:
+        raise NotFound()
+    user = users[0]
+    where, params = "t.user_id = ?", [user[0]]
+    if scope is not None:  # a member's or an account's transactions, within the user's
+        table, guid = scope
+        found = yield Fetch(
+            b.sql(f"SELECT id FROM {table}s WHERE guid = ? AND user_id = ? AND client_id = ?"),
+            [guid, user[0], client_id],
+        )
+        if not found:
+            raise NotFound()
+        where, params = f"t.{table}_id = ?", [found[0][0]]
+    for condition, values in filters():
+        where += f" AND {condition}"
+        params += [_stored(b, v) for v in values]
+    counted = yield Fetch(b.sql(f"SELECT count(*) FROM transactions t WHERE {where}"), params)
+    rows = yield Fetch(
+        b.sql(
+            f"SELECT {_LIST_COLUMNS} FROM transactions t "
+            "JOIN accounts a ON a.id = t.account_id JOIN members m ON m.id = t.member_id "
+            f"WHERE {where} ORDER BY t.date DESC, t.id DESC LIMIT ? OFFSET ?"
+        ),
+        [*params, per_page, (page - 1) * per_page],
+    )
+    return user, int(counted[0][0]), rows
 
 
 def _includes(request: Request) -> frozenset[str]:
@@ -264,24 +331,30 @@ async def _transactions(
     page, per_page = paging(request, 1000)
     includes = _includes(request)
     rt = runtime(request)
+    today = rt.now().date()
+    scope = (
+        ("account", account_guid)
+        if account_guid is not None
+        else ("member", member_guid)
+        if member_guid is not None
+        else None
+    )
     async with rt.db.read() as s:
-        user = await user_by_guid(s, client, user_guid)
-        if account_guid is not None:
-            acct = await account_by_guid(s, user, account_guid)
-            scope = Transaction.account_id == acct.id
-        elif member_guid is not None:
-            member = await member_by_guid(s, user, member_guid)
-            scope = Transaction.member_id == member.id
-        else:
-            scope = Transaction.user_id == user.id
-        today = rt.now().date()
-        # Every filter is on the transactions table, so the count needs no joins.
-        count = select(func.count()).select_from(Transaction).where(scope)
-        total = await s.scalar(_transaction_filters(request, count, today)) or 0
-        q = _transaction_filters(request, TRANSACTION_ROWS.where(scope), today)
-        q = q.order_by(Transaction.date.desc(), Transaction.id.desc())
-        rows = list(await s.execute(q.offset((page - 1) * per_page).limit(per_page)))
-    items = [_transaction_json(row, user, includes) for row in rows]
+        user, total, rows = await run_plan(
+            s,
+            lambda b, _: _list_plan(
+                b,
+                client.id,
+                user_guid,
+                scope,
+                lambda: _transaction_filters(request, today),
+                page,
+                per_page,
+            ),
+        )
+    items = wire.transactions_from_rows(
+        rows, sqlite=rt.db.sqlite, user_guid=user[1], user_id=user[2], includes=includes
+    )
     return mx({"transactions": items, "pagination": wire.pagination(page, per_page, total)})
 
 
