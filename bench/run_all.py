@@ -1,6 +1,6 @@
 """Run every benchmark at the issue's sizes (``make bench``) and print a summary.
 
-    python -m bench.run_all            # issue sizes (takes a while: ~20 minutes)
+    python -m bench.run_all            # issue sizes (takes a while: ~30 minutes)
     python -m bench.run_all --quick    # small sizes, about a minute
 
 Benchmarks print figures and ratios to a baseline measured in the same run; they
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import time
+
+from tests.pg_support import pg_url
 
 from bench import (
     aggregation_throughput,
@@ -36,6 +38,18 @@ def main(argv: list[str] | None = None) -> None:
             f"aggregation throughput ({members:,} members, c=200, 100 ms)",
             f"{agg.rate:.1f}/s vs ideal {agg.ideal:.1f}/s = {ratio(agg.rate, agg.ideal):.2f} "
             f"(target >= 0.9); verification {'OK' if agg.ok else 'MISMATCH'}",
+        )
+    )
+
+    # Issue 3: the same on PostgreSQL (the test server) with 2 worker processes.
+    pg = aggregation_throughput.run(
+        members=members, concurrency=200, latency_ms=100, database_url=pg_url("postgres"), workers=2
+    )
+    summary.append(
+        (
+            f"aggregation throughput on PostgreSQL, 2 workers ({members:,} members)",
+            f"{pg.rate:.1f}/s vs ideal {pg.ideal:.1f}/s = {ratio(pg.rate, pg.ideal):.2f} "
+            f"(target >= 0.9); verification {'OK' if pg.ok else 'MISMATCH'}",
         )
     )
 
