@@ -79,3 +79,32 @@ async def test_duplicates_are_found_across_a_key_rotation(platform: Platform) ->
     r = await create_member(platform.http, user, "first", skip_aggregation=True)
     assert r.status_code == 409, r.text
     await create_member(platform.http, user, "second", skip_aggregation=True, expect=200)
+
+
+async def test_user_level_lists_filter_by_use_case(platform: Platform) -> None:
+    """MX: the user-level account and transaction lists take use_case (a member's
+    use_cases holds it); the member-level lists do not."""
+    http = platform.http
+    user = await new_user(http)
+    pfm = (await create_member(http, user, "a", use_cases=["PFM"])).json()["member"]["guid"]
+    both = ["MONEY_MOVEMENT", "PFM"]
+    mm = (await create_member(http, user, "b", use_cases=both)).json()["member"]["guid"]
+    none = (await create_member(http, user, "c")).json()["member"]["guid"]
+    await platform.drain()
+
+    async def members_of(path: str, **params: str) -> set[str]:
+        r = await http.get(f"/users/{user}/{path}", params={"records_per_page": 1000, **params})
+        assert r.status_code == 200, r.text
+        return {row["member_guid"] for row in r.json()[path]}
+
+    for path in ("accounts", "transactions"):
+        assert await members_of(path) == {pfm, mm, none}
+        assert await members_of(path, use_case="PFM") == {pfm, mm}
+        assert await members_of(path, use_case="money_movement") == {mm}
+        r = await http.get(f"/users/{user}/{path}", params={"use_case": "FOO"})
+        assert r.status_code == 400 and "use_case" in r.json()["error"]["message"]
+    r = await http.get(f"/users/{user}/members", params={"use_case": "FOO"})
+    assert r.status_code == 400
+    # The member-level list ignores it, as at MX.
+    r = await http.get(f"/users/{user}/members/{none}/transactions", params={"use_case": "PFM"})
+    assert r.status_code == 200 and r.json()["transactions"]

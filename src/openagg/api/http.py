@@ -162,6 +162,26 @@ def query_date(request: Request, name: str) -> dt.date | None:
         raise BadRequest(f"Query parameter '{name}' must be a date like 2024-12-31.") from None
 
 
+USE_CASES = ("MONEY_MOVEMENT", "PFM")
+
+
+def query_use_case(request: Request) -> str | None:
+    """MX's ``use_case`` filter: members whose ``use_cases`` hold it."""
+    value = request.query_params.get("use_case")
+    if not value:
+        return None
+    if value.upper() not in USE_CASES:
+        raise BadRequest(
+            f"Query parameter 'use_case' must be MONEY_MOVEMENT or PFM, not '{value}'."
+        )
+    return value.upper()
+
+
+def use_case_pattern(use_case: str) -> str:
+    """A LIKE pattern for a member's ``use_cases`` JSON list, as text (both databases)."""
+    return f'%"{use_case}"%'
+
+
 def query_list(request: Request, name: str) -> list[str]:
     """Repeated keys, with or without the ``[]`` suffix: ``a=1&a=2`` or ``a[]=1&a[]=2``."""
     params = request.query_params

@@ -8,11 +8,21 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openagg.api import wire
-from openagg.api.http import current_client, mx, paging, query_bool, query_date, query_list, runtime
+from openagg.api.http import (
+    current_client,
+    mx,
+    paging,
+    query_bool,
+    query_date,
+    query_list,
+    query_use_case,
+    runtime,
+    use_case_pattern,
+)
 from openagg.db.models import (
     Account,
     AccountNumber,
@@ -60,6 +70,8 @@ async def _accounts(
         if member_guid is not None:
             member = await member_by_guid(s, user, member_guid)
             q = q.where(Account.member_id == member.id)
+        elif use_case := query_use_case(request):
+            q = q.where(cast(Member.use_cases, Text).like(use_case_pattern(use_case)))
         if managed is True or manual is True:  # OpenAgg has no user-managed or manual accounts
             q = q.where(Account.id.is_(None))
         rows, total = await _page(s, q, page, per_page)
@@ -224,7 +236,9 @@ HOLDING_ROWS = (
 DEFAULT_DAYS_BACK, DEFAULT_DAYS_AHEAD = 120, 5
 
 
-def _transaction_filters(request: Request, today: dt.date) -> list[tuple[str, list[Any]]]:
+def _transaction_filters(
+    request: Request, today: dt.date, *, user_level: bool
+) -> list[tuple[str, list[Any]]]:
     """The list's conditions on the transactions table (``t``), as SQL with ``?``
     placeholders and their values (dates, datetimes, strings)."""
     from_date = query_date(request, "from_date") or today - dt.timedelta(DEFAULT_DAYS_BACK)
@@ -250,6 +264,15 @@ def _transaction_filters(request: Request, today: dt.date) -> list[tuple[str, li
         guids = query_list(request, column)
         if guids:
             out.append((f"t.{column} IN ({', '.join('?' * len(guids))})", list(guids)))
+    # Only the user-level list takes use_case (MX).
+    if user_level and (use_case := query_use_case(request)):
+        out.append(
+            (
+                "t.member_id IN (SELECT id FROM members WHERE user_id = t.user_id "
+                "AND CAST(use_cases AS TEXT) LIKE ?)",
+                [use_case_pattern(use_case)],
+            )
+        )
     return out
 
 
@@ -347,7 +370,7 @@ async def _transactions(
                 client.id,
                 user_guid,
                 scope,
-                lambda: _transaction_filters(request, today),
+                lambda: _transaction_filters(request, today, user_level=scope is None),
                 page,
                 per_page,
             ),

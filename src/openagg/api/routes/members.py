@@ -18,6 +18,7 @@ from openagg.api.http import (
     paging,
     parse_body,
     query_bool,
+    query_use_case,
     runtime,
 )
 from openagg.api.routes.institutions import credentials_page
@@ -69,9 +70,9 @@ async def list_members(
     user_guid: str, request: Request, client: Client = Depends(current_client)
 ) -> Response:
     page, per_page = paging(request, 1000)
-    use_case = request.query_params.get("use_case")
     async with runtime(request).db.read() as s:
         user = await user_by_guid(s, client, user_guid)
+        use_case = query_use_case(request)
         rows = list(
             await s.scalars(
                 select(Member)
