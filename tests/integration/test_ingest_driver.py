@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select, text
 
 from openagg.connectors.base import AccountData, HoldingData, TransactionData
+from openagg.db import driver
 from openagg.db.models import Account, Attempt, Holding, Job, Member, Transaction
 from openagg.engine import ingest
 from tests.conftest import Platform
@@ -148,7 +149,7 @@ async def test_rows_read_back_as_the_orm_wrote_them(platform: Platform, prepared
         if p.rt.db.sqlite:
             # Byte for byte what SQLAlchemy binds, so its comparisons and sorts agree.
             dialect = s.get_bind().dialect
-            c = ingest.codec(Transaction, dialect)
+            c = driver.codec(Transaction, dialect)
             raw = (
                 await s.execute(
                     text(

@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 
 from openagg.connectors import sandbox_data
-from openagg.engine import ingest
+from openagg.db import driver
 
 TODAY = dt.date(2026, 3, 2)
 WINDOW = (TODAY - dt.timedelta(days=89), TODAY)
@@ -88,7 +88,7 @@ def test_remembered_conversions_equal_fresh_ones() -> None:
     est = dt.timezone(dt.timedelta(hours=-5))
     at = dt.datetime(2026, 3, 1, 20, 30, 15, 250, tzinfo=est)
     same_instant = at.astimezone(dt.UTC)
-    b = ingest.SQLITE
+    b = driver.SQLITE
     assert b.cached_timestamp(at) == b.timestamp(at) == "2026-03-02 01:30:15.000250"
     assert b.cached_timestamp(same_instant) == b.timestamp(at)
     assert b.cached_date(at.date()) == "2026-03-01"

@@ -5,7 +5,7 @@ re-checks that this worker still owns the job, so a worker that lost its lease
 (and whose job another worker took over) cannot write stale results.
 
 Loading and settling jobs is the engine's hot path, so both go through the driver
-(``ingest.run_plan``) with plain rows. The jobs a claim starts are loaded with one
+(``db/driver.py: run_plan``) with plain rows. The jobs a claim starts are loaded with one
 read. The final writes of many jobs share a transaction (the batcher); its first
 write reads every job of this worker that is waiting to be settled, with its
 member, at once (locked, and only if this worker still owns it). The member rules
@@ -37,13 +37,13 @@ from openagg.connectors.base import (
     OwnerData,
     TransactionData,
 )
+from openagg.db.driver import Backend, Deferred, Fetch, Plan, codec, flush, run_plan
 from openagg.db.models import Attempt, Institution, Job, Member
 from openagg.domain.causes import Cause
 from openagg.domain.policy import JobKind
 from openagg.domain.statuses import Status
 from openagg.engine import ingest
 from openagg.engine.batcher import MAX_BATCH, WriteBatcher
-from openagg.engine.ingest import Backend, Deferred, Fetch, Plan, codec
 from openagg.engine.queue import finish, wait_for_user
 from openagg.runtime import Runtime
 from openagg.services import vault
@@ -118,7 +118,7 @@ def _load_plan(
 async def _load(rt: Runtime, job_ids: list[int], worker_id: str) -> dict[int, JobContext]:
     """The contexts of those of the jobs this worker still runs, in one read."""
     async with rt.db.read() as s:
-        return await ingest.run_plan(s, lambda b, d: _load_plan(b, d, job_ids, worker_id))
+        return await run_plan(s, lambda b, d: _load_plan(b, d, job_ids, worker_id))
 
 
 class _Loader:
@@ -487,12 +487,12 @@ class Runner:
         """One transaction for a group of jobs: one read of the jobs and their
         members, each job's rules, then one statement per table and kind."""
         ids = [item.job_id for item in group]
-        owned = await ingest.run_plan(s, lambda b, d: _owned_plan(b, d, ids, self.worker_id))
+        owned = await run_plan(s, lambda b, d: _owned_plan(b, d, ids, self.worker_id))
         later = Deferred()
         for item in group:
             if item.job_id in owned:
                 await item.write(s, owned[item.job_id], later)
-        await ingest.flush(s, later)
+        await flush(s, later)
 
     async def _save(
         self,
@@ -506,7 +506,7 @@ class Runner:
         the hooks that have something to act on (after writing: they read rows)."""
         _save(later, s.get_bind().dialect, owned, applied.attempt)
         if owned.listeners.webhooks or owned.listeners.support:
-            await ingest.flush(s, later)
+            await flush(s, later)
             await after_outcome(
                 s, self.rt, owned.member, owned.job, outcome, applied, owned.listeners
             )

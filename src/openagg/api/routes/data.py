@@ -23,6 +23,7 @@ from openagg.api.http import (
     runtime,
     use_case_pattern,
 )
+from openagg.db.driver import Backend, Fetch, Plan, run_plan
 from openagg.db.models import (
     Account,
     AccountNumber,
@@ -34,7 +35,6 @@ from openagg.db.models import (
     Transaction,
     User,
 )
-from openagg.engine.ingest import Backend, Fetch, Plan, run_plan
 from openagg.services.errors import BadRequest, NotFound
 from openagg.services.lookup import account_by_guid, member_by_guid, user_by_guid
 
