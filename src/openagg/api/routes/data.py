@@ -15,6 +15,7 @@ from openagg.api import wire
 from openagg.api.http import (
     current_client,
     mx,
+    mx_page,
     paging,
     query_bool,
     query_date,
@@ -75,12 +76,8 @@ async def _accounts(
         if managed is True or manual is True:  # OpenAgg has no user-managed or manual accounts
             q = q.where(Account.id.is_(None))
         rows, total = await _page(s, q, page, per_page)
-    return mx(
-        {
-            "accounts": [wire.account(a, user=user, member=m, institution=i) for a, m, i in rows],
-            "pagination": wire.pagination(page, per_page, total),
-        }
-    )
+    items = [wire.account(a, user=user, member=m, institution=i) for a, m, i in rows]
+    return mx_page("accounts", items, page, per_page, total)
 
 
 @router.get(USER + "/accounts")
@@ -159,7 +156,7 @@ async def _numbers(
         wire.account_number(n, account_guid=ag, member_guid=mg, user_guid=user.guid)
         for n, ag, mg in rows
     ]
-    return mx({"account_numbers": items, "pagination": wire.pagination(page, per_page, total)})
+    return mx_page("account_numbers", items, page, per_page, total)
 
 
 @router.get(MEMBER + "/account_numbers")
@@ -195,7 +192,7 @@ async def owners_by_member(
         wire.account_owner(o, account_guid=ag, member_guid=member.guid, user_guid=user.guid)
         for o, ag in rows
     ]
-    return mx({"account_owners": items, "pagination": wire.pagination(page, per_page, total)})
+    return mx_page("account_owners", items, page, per_page, total)
 
 
 # --- transactions ---------------------------------------------------------------
@@ -378,7 +375,7 @@ async def _transactions(
     items = wire.transactions_from_rows(
         rows, sqlite=rt.db.sqlite, user_guid=user[1], user_id=user[2], includes=includes
     )
-    return mx({"transactions": items, "pagination": wire.pagination(page, per_page, total)})
+    return mx_page("transactions", items, page, per_page, total)
 
 
 @router.get(USER + "/transactions")
@@ -424,7 +421,7 @@ async def read_transaction(
         raise NotFound()
     item = _transaction_json(row, user, includes)
     if rt.settings.read_transaction_shape == "spec":
-        return mx({"transactions": [item], "pagination": wire.pagination(1, 25, 1)})
+        return mx_page("transactions", [item], 1, 25, 1)
     return mx({"transaction": item})
 
 
@@ -451,7 +448,7 @@ async def _holdings(
     items = [
         wire.holding(h, user_guid=user.guid, account_guid=ag, member_guid=mg) for h, ag, mg in rows
     ]
-    return mx({"investment_holdings": items, "pagination": wire.pagination(page, per_page, total)})
+    return mx_page("investment_holdings", items, page, per_page, total)
 
 
 @router.get(USER + "/investment_holdings")
