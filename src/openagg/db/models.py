@@ -292,8 +292,9 @@ class Transaction(Base):
     __tablename__ = "transactions"
     __table_args__ = (
         UniqueConstraint("account_id", "external_id"),
+        # The user's index also serves a member's list (user_id = ? AND member_id = ?):
+        # a user has few members, and a second date index cost every ingested row.
         Index("ix_transactions_user_date", "user_id", "date", "id"),
-        Index("ix_transactions_member_date", "member_id", "date", "id"),
         # Only PENDING rows (the stale-pending purge): POSTED rows, nearly all of them,
         # cost ingest no insert into this index.
         Index(
@@ -305,9 +306,12 @@ class Transaction(Base):
     )
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     guid: Mapped[str] = mapped_column(String(48), unique=True)
-    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    # The account's owners, copied for the lists' filters. Only account_id is a
+    # foreign key: deleting a client, user or member reaches the transactions
+    # through their accounts, and each foreign key costs every ingested row a check.
+    client_id: Mapped[int] = mapped_column(PK)
+    user_id: Mapped[int] = mapped_column(PK)
+    member_id: Mapped[int] = mapped_column(PK)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(String(255))
     amount_cents: Mapped[int] = mapped_column(BigInteger)

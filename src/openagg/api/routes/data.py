@@ -317,7 +317,8 @@ def _list_plan(
         )
         if not found:
             raise NotFound()
-        where, params = f"t.{table}_id = ?", [found[0][0]]
+        # Within the user's rows: their index is the one ordered by date.
+        where, params = f"t.user_id = ? AND t.{table}_id = ?", [user[0], found[0][0]]
     for condition, values in filters():
         where += f" AND {condition}"
         params += [_stored(b, v) for v in values]
