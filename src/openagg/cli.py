@@ -120,6 +120,8 @@ def serve(
             create_app(rt, run_worker=not no_worker, concurrency=concurrency),
             host=host,
             port=port,
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             log_level="warning",
             access_log=False,
         )

@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     # key generated into data_dir on first start.
     encryption_keys: str = ""
     public_url: str = ""
+    # Proxies (comma-separated addresses or networks, "*" for any) whose
+    # X-Forwarded-For and X-Forwarded-Proto are believed: the login throttle and the
+    # session cookies then see the end user's address and scheme, not the proxy's.
+    forwarded_allow_ips: str = "127.0.0.1"
 
     # Aggregation rules (MX's numbers by default).
     foreground_throttle_seconds: int = 3 * 3600
