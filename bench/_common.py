@@ -229,11 +229,30 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
 
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds a (child) process has used so far, from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+    fields = _stat_fields(pid)
+    if fields is None:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def reaped_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds of a process's children that have exited (and been waited for)."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def parent_pid(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[1])
 
 
 def run_queue_seconds(pid: int) -> float | None:
@@ -291,6 +310,23 @@ _SERVER_PIDS = (
 )
 
 
+# The key under which ``postgres_cpu`` counts the backends that have exited.
+EXITED_BACKENDS = -1
+
+
+def _server_cpu(pids: Sequence[int]) -> dict[int, float]:
+    """Each live process's CPU seconds, plus (under ``EXITED_BACKENDS``) those of the
+    server's processes that have exited: a connection opened and closed between two
+    readings is counted too. That part is the whole server's, whatever database the
+    exited backend served."""
+    out = {pid: c for pid in pids if (c := cpu_seconds(pid)) is not None}
+    postmaster = next((p for pid in pids if (p := parent_pid(pid)) is not None), None)
+    reaped = None if postmaster is None else reaped_cpu_seconds(postmaster)
+    if reaped is not None:
+        out[EXITED_BACKENDS] = reaped
+    return out
+
+
 async def postgres_cpu(database_url: str) -> dict[int, float]:
     """CPU seconds so far of each backend of this database and of the server's
     helpers, by pid (read from /proc: the server must run on this machine)."""
@@ -302,7 +338,7 @@ async def postgres_cpu(database_url: str) -> dict[int, float]:
         rows = await conn.fetch(_SERVER_PIDS, list(SERVER_HELPERS))
     finally:
         await conn.close()
-    return {r["pid"]: c for r in rows if (c := cpu_seconds(r["pid"])) is not None}
+    return _server_cpu([r["pid"] for r in rows])
 
 
 async def postgres_cpu_in(session: AsyncSession) -> dict[int, float]:
@@ -311,7 +347,7 @@ async def postgres_cpu_in(session: AsyncSession) -> dict[int, float]:
         text(_SERVER_PIDS.replace("$1::text[]", "CAST(:helpers AS text[])")),
         {"helpers": list(SERVER_HELPERS)},
     )
-    return {pid: c for pid in pids if (c := cpu_seconds(pid)) is not None}
+    return _server_cpu(list(pids))
 
 
 def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
@@ -335,6 +371,24 @@ def ratio(value: float, baseline: float) -> float:
 
 def header(title: str) -> None:
     print(f"\n== {title} ==", flush=True)
+    speed = reference_cpu_ms()
+    print(f"  machine speed: {speed:.0f} ms of CPU for the reference workload", flush=True)
+
+
+def reference_cpu_ms() -> float:
+    """The best of 3 runs of a fixed pure-Python workload (dicts, strings, JSON), in
+    ms of CPU. Absolute figures from different machines (or a noisy neighbour on
+    the same one) differ by this factor; the ratios each benchmark prints do not."""
+    import json
+
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        for i in range(20_000):
+            row = {"id": i, "guid": f"TRN-{i:08d}", "amount": i * 0.01, "flags": [i % 2, i % 3]}
+            json.dumps(row)
+        best = min(best, time.process_time() - started)
+    return best * 1000
 
 
 def show(rows: Sequence[tuple[str, object]]) -> None:
