@@ -157,6 +157,15 @@ async def test_unsupported_premium_job_is_400(platform: Platform) -> None:
     assert r.status_code in (400, 422)
 
 
+async def test_an_oauth_only_institution_without_is_oauth_is_400(platform: Platform) -> None:
+    user = await new_user(platform.http)
+    body = {"member": {"institution_code": "mx_bank_oauth"}}
+    r = await platform.http.post(f"/users/{user}/members", json=body)
+    assert r.status_code == 400 and "is_oauth" in r.json()["error"]["message"]
+    r = await platform.http.get(f"/users/{user}/members")
+    assert r.json()["members"] == []  # nothing half-made
+
+
 async def test_auth_and_tenancy(platform: Platform) -> None:
     user = await new_user(platform.http)
     guid = (await create_member(platform.http, user, "pw", expect=202)).json()["member"]["guid"]

@@ -123,6 +123,9 @@ async def create_member(
             raise BadRequest(f"Institution '{inst.code}' does not support OAuth.")
         if not is_oauth and not f.credentials and inst.credentials:
             raise BadRequest("credentials are required (or is_oauth: true for OAuth institutions).")
+        if not is_oauth and not inst.credentials and inst.profile.get("supports_oauth"):
+            # Without this the member would connect with no sign-in at all.
+            raise BadRequest(f"{inst.name} signs in with OAuth only: set is_oauth to true.")
         values = {} if is_oauth else _credential_values(inst, f.credentials or [])
         guid = new_guid("MBR")
         if f.id is not None:
@@ -336,8 +339,14 @@ async def resume(
     return MemberResult(member, user, inst, job, started=True)
 
 
-async def complete_oauth(rt: Runtime, token: str) -> Member:
-    """The end user finished the institution's OAuth step: start the first aggregation."""
+async def complete_oauth(
+    rt: Runtime,
+    token: str,
+    kind: JobKind = JobKind.AGGREGATE,
+    options: dict[str, Any] | None = None,
+) -> Member:
+    """The end user finished the institution's OAuth step: start the first job (an
+    aggregation, unless the Connect widget's mode asks for another, e.g. verify)."""
     now = rt.now()
     async with rt.db.write() as s:
         member = await s.scalar(select(Member).where(Member.oauth_token == token))
@@ -346,6 +355,6 @@ async def complete_oauth(rt: Runtime, token: str) -> Member:
         member.oauth_token = None
         member.is_authenticated = True
         set_status(member, Status.CREATED, now)
-        _start(rt, s, member, JobKind.AGGREGATE, Trigger.OAUTH)
+        _start(rt, s, member, kind, Trigger.OAUTH, options)
     rt.job_enqueued.set()
     return member

@@ -14,6 +14,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 from sqlalchemy import select, update
@@ -370,22 +371,21 @@ def _needs_explicit_job(ctx: WidgetContext) -> bool:
 
 
 async def create_member(
-    ctx: WidgetContext, institution_code: str, credentials: list[CredentialValue]
+    ctx: WidgetContext,
+    institution_code: str,
+    credentials: list[CredentialValue],
+    is_oauth: bool = False,
 ) -> members.MemberResult:
     inst = await institution(ctx, institution_code)
+    if is_oauth:
+        return await _oauth_member(ctx, inst, credentials)
     if inst.profile.get("supports_oauth") and not inst.credentials:
-        raise BadRequest(f"{inst.name} signs in with OAuth, which this widget does not offer yet.")
-    explicit = _needs_explicit_job(ctx)
-    body = MemberCreateBody(
-        member=MemberCreateFields(
-            institution_code=inst.code,
-            credentials=credentials,
-            background_aggregation_is_disabled=ctx.options["disable_background_agg"],
-            use_cases=ctx.options.get("use_cases"),
-            skip_aggregation=explicit or None,
+        raise BadRequest(
+            f"{inst.name} signs in on its own website (OAuth): create the member with "
+            "is_oauth: true and no credentials."
         )
-    )
-    result = await members.create_member(ctx.rt, ctx.client, ctx.user.guid, body, None)
+    explicit = _needs_explicit_job(ctx)
+    result = await _create(ctx, inst, credentials=credentials, skip_aggregation=explicit or None)
     await mark_present(ctx, result.member.guid)
     if explicit:
         kind, options = _job(ctx)
@@ -393,6 +393,114 @@ async def create_member(
             ctx.rt, ctx.client, ctx.user.guid, result.member.guid, kind, options
         )
     return result
+
+
+async def _create(ctx: WidgetContext, inst: Institution, **fields: Any) -> members.MemberResult:
+    """A member made through the API's own create, with the widget's options."""
+    body = MemberCreateBody(
+        member=MemberCreateFields(
+            institution_code=inst.code,
+            background_aggregation_is_disabled=ctx.options["disable_background_agg"],
+            use_cases=ctx.options.get("use_cases"),
+            **fields,
+        )
+    )
+    return await members.create_member(ctx.rt, ctx.client, ctx.user.guid, body, None)
+
+
+async def _oauth_member(
+    ctx: WidgetContext, inst: Institution, credentials: list[CredentialValue]
+) -> members.MemberResult:
+    """The member the end user authorizes at the institution: the user's member still
+    waiting on this institution's OAuth step if there is one (as MX's widget does, so
+    going back and choosing the institution again does not pile up PENDING members),
+    else a new one. Its first job starts when the OAuth step completes
+    (`complete_oauth`)."""
+    if credentials:
+        raise BadRequest(
+            f"{inst.name} signs in on its own website (OAuth): send no credentials with "
+            "is_oauth: true."
+        )
+    async with ctx.rt.db.read() as s:
+        pending = await s.scalar(
+            select(Member.guid)
+            .where(
+                Member.user_id == ctx.user.id,
+                Member.institution_id == inst.id,
+                Member.is_oauth.is_(True),
+                Member.connection_status == Status.PENDING.value,
+                Member.oauth_token.is_not(None),
+            )
+            .order_by(Member.id.desc())
+            .limit(1)
+        )
+    if pending is not None:
+        result = await load_member(ctx, pending)
+    else:
+        result = await _create(ctx, inst, is_oauth=True)
+    await mark_present(ctx, result.member.guid)
+    return result
+
+
+# Names the widget session in the OAuth links the widget hands out, so the OAuth page
+# can apply that session's options (its mode's first job, MX's APP redirect).
+OAUTH_SESSION_PARAM = "widget_session"
+
+
+def oauth_link(ctx: WidgetContext, oauth_window_uri: str) -> str:
+    return _add_query(oauth_window_uri, {OAUTH_SESSION_PARAM: ctx.session.guid})
+
+
+@dataclass
+class OAuthCompleted:
+    member: Member
+    redirect_url: str | None  # where the end user's browser goes next, if anywhere
+
+
+async def complete_oauth(rt: Runtime, token: str, session_guid: str | None) -> OAuthCompleted:
+    """The end user approved access on the (sandbox) institution's OAuth page.
+
+    When the page's link came from a widget session of the member's own user, the first
+    job is the one the widget's mode asks for, and with MX's APP referral source the end
+    user is sent back to the app: to `client_redirect_url`, else to
+    `<ui_message_webview_url_scheme>://oauth_complete`, with `status` and `member_guid`."""
+    ctx = await _oauth_session(rt, token, session_guid) if session_guid else None
+    kind, options = _job(ctx) if ctx else (JobKind.AGGREGATE, None)
+    member = await members.complete_oauth(rt, token, kind, options)
+    if ctx is None:
+        return OAuthCompleted(member, None)
+    await mark_present(ctx, member.guid)
+    if ctx.options["oauth_referral_source"] != "APP":
+        return OAuthCompleted(member, None)  # the widget polls; the user closes the window
+    target = (
+        ctx.options["client_redirect_url"]
+        or f"{ctx.options['ui_message_webview_url_scheme']}://oauth_complete"
+    )
+    return OAuthCompleted(
+        member, _add_query(target, {"status": "success", "member_guid": member.guid})
+    )
+
+
+async def _oauth_session(rt: Runtime, token: str, session_guid: str) -> WidgetContext | None:
+    """The widget session named in the OAuth link, only if it belongs to the member's
+    client and user: the link's query string is not trusted to send anyone elsewhere."""
+    async with rt.db.read() as s:
+        member = await s.scalar(select(Member).where(Member.oauth_token == token))
+        session = await s.scalar(select(WidgetSession).where(WidgetSession.guid == session_guid))
+    if (
+        member is None
+        or session is None
+        or session.opened_at is None
+        or (session.client_id, session.user_id) != (member.client_id, member.user_id)
+    ):
+        return None
+    return await _context(rt, session)
+
+
+def _add_query(url: str, params: dict[str, str]) -> str:
+    parts = urlsplit(url)
+    query = "&".join(q for q in (parts.query, urlencode(params)) if q)
+    return urlunsplit(parts._replace(query=query))
 
 
 async def load_member(ctx: WidgetContext, member_guid: str) -> members.MemberResult:

@@ -196,6 +196,7 @@ async function showCredentials(code, member = null) {
     return handleFatal(error, () => showProblem(error.message));
   }
   const inst = detail.institution;
+  if (inst.supports_oauth && (!member || member.is_oauth)) return showOAuth(inst, member);
   const errorSlot = h("div");
   const fields = detail.credentials.map((c) => {
     const id = `oa-cred-${c.guid}`;
@@ -273,6 +274,117 @@ async function showCredentials(code, member = null) {
     member ? null : backToSearchButton("Back to search"));
 }
 
+// --- OAuth: the end user signs in on the institution's own website -----------------------
+//
+// As in MX's widget: choosing an OAuth institution creates its member (or reuses the
+// user's member still waiting there, PENDING), a button sends the user to the
+// institution (event oauthRequested; with oauth_referral_source BROWSER the widget opens
+// the page itself, with APP the host app does), and the widget polls the member until
+// the step completes, then follows the connection as usual.
+
+let oauthWait = null; // the waiting screen on show: {guid, view, popup}
+
+async function showOAuth(inst, member = null) {
+  if (member && member.connection_status !== "PENDING") return showOAuthRenewal(inst, member);
+  if (!member) {
+    try {
+      const body = { institution_code: inst.code, is_oauth: true };
+      member = (await api("POST", "/members", body)).member;
+    } catch (error) {
+      sendConnect("createMemberError", {
+        institution_guid: inst.guid,
+        institution_code: inst.code,
+      });
+      return handleFatal(error, () => showProblem(error.message, () => showOAuth(inst)));
+    }
+  }
+  statusUpdate(member);
+  const bank = inst.name;
+  show("enterCreds", `Connect to ${bank}`,
+    h("p", {}, `${bank} has you sign in on its own website, where you choose what to share. `
+      + `Your username and password stay with ${bank}: the app never sees them.`),
+    inst.instructional_text ? h("p", { class: "oa-hint" }, inst.instructional_text) : null,
+    h("div", { class: "oa-actions" },
+      button(`Go to ${bank}`, () => goToOAuth(inst, member)),
+      backToSearchButton("Back to search")));
+}
+
+// Called from the button's click, so popup blockers let window.open through.
+function goToOAuth(inst, member) {
+  const url = member.oauth_window_uri;
+  if (!url) return poll(member.guid); // finished meanwhile (another window, another device)
+  sendConnect("oauthRequested", { url, member_guid: member.guid });
+  const opensItself = opts.oauth_referral_source === "BROWSER" && !opts.is_mobile_webview;
+  closeOAuthWindow();
+  return showOAuthWaiting(inst, member, opensItself, opensItself ? openWindow(url) : null);
+}
+
+// The institution's page gets no handle on the widget (opener), but the widget keeps
+// one on it, to close it when the step is done.
+function openWindow(url) {
+  const popup = window.open(url, "_blank");
+  try {
+    if (popup) popup.opener = null;
+  } catch {
+    // Refused (the window already left about:blank): it works the same, with an opener.
+  }
+  return popup;
+}
+
+function showOAuthWaiting(inst, member, opensItself, popup) {
+  const bank = inst.name;
+  let intro;
+  if (!opensItself) {
+    intro = h("p", {}, `The app is opening ${bank}'s website. Sign in there and allow `
+      + "access, then come back here: this page moves on by itself.");
+  } else if (popup) {
+    intro = h("p", {}, `We opened ${bank}'s website in a new window. Sign in there and allow `
+      + "access: this page moves on by itself when you're done.");
+  } else {
+    intro = alertBox(`Your browser blocked the new window. Allow pop-ups for this page, `
+      + `then select "Go to ${bank} again".`);
+  }
+  show("enterCreds", `Finish signing in at ${bank}`,
+    intro,
+    h("div", { class: "oa-progress", role: "progressbar", "aria-label": `Waiting for ${bank}` }),
+    h("p", { class: "oa-status", role: "status" }, `Waiting for ${bank}…`),
+    h("div", { class: "oa-actions" },
+      button(`Go to ${bank} again`, () => goToOAuth(inst, member), "secondary"),
+      button("Cancel", () => {
+        clearTimeout(followed?.timer);
+        closeOAuthWindow();
+        showOAuth(inst, member);
+      }, "link")));
+  oauthWait = { guid: member.guid, view: root.dataset.view, popup };
+  clearTimeout(followed.timer);
+  followed.timer = setTimeout(() => poll(member.guid), boot.poll_interval_ms);
+}
+
+// A PENDING member: keep polling while its waiting screen shows, else offer the step.
+function awaitOAuth(member) {
+  if (oauthWait?.guid === member.guid && oauthWait.view === root.dataset.view) {
+    followed.timer = setTimeout(() => poll(member.guid), boot.poll_interval_ms);
+    return undefined;
+  }
+  return showOAuth(member.institution, member);
+}
+
+function closeOAuthWindow() {
+  if (oauthWait?.popup && !oauthWait.popup.closed) oauthWait.popup.close();
+  oauthWait = null;
+}
+
+// An OAuth member past its first sign-in: the platform can't send the user through the
+// institution's OAuth step again, so say how to start over.
+function showOAuthRenewal(inst, member) {
+  show("enterCreds", `Reconnect ${inst.name}`,
+    h("p", {}, `${inst.name} signs you in on its own website, and this connection can't `
+      + `be renewed from here. Remove it, then connect ${inst.name} again.`),
+    h("div", { class: "oa-actions" },
+      button("Remove this connection", () => confirmDelete(member), "secondary"),
+      backToSearchButton()));
+}
+
 // --- following a member ---------------------------------------------------------------
 
 let followed = null; // {guid, lastStatus, timer}
@@ -294,6 +406,8 @@ function follow(member) {
   statusUpdate(member);
   clearTimeout(followed.timer);
   const status = member.connection_status;
+  if (status === "PENDING") return awaitOAuth(member);
+  closeOAuthWindow(); // the OAuth step, if any, is over
   if (status === "CHALLENGED" && member.challenges.length) return showMfa(member);
   if (member.is_being_aggregated) {
     showConnecting(member);
@@ -440,7 +554,8 @@ async function showConnected(member, announce = true) {
 function errorHelp(member) {
   const bank = member.institution.name;
   const status = member.connection_status;
-  const update = button("Update credentials", () => showCredentials(member.institution.code, member));
+  const update = button(member.is_oauth ? `Reconnect ${bank}` : "Update credentials",
+    () => showCredentials(member.institution.code, member));
   const retry = (label = "Try again") => button(label, async () => {
     try {
       follow((await api("POST", `/members/${member.guid}/retry`)).member);
@@ -783,6 +898,7 @@ function showLoginInfo(member, ticket) {
 function initialStep(member) {
   // MX's initial_step values; a member still in progress opens on its connection.
   if (member.connection_status === "CHALLENGED" && member.challenges.length) return "mfa";
+  if (member.connection_status === "PENDING") return "enterCreds"; // MX's OAuth step
   if (opts.update_credentials || member.connection_status === "IMPORTED") return "enterCreds";
   if (member.is_being_aggregated || member.connection_status === "CONNECTED") return "connected";
   return "loginError";

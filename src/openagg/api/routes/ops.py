@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import html
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import text
 
 from openagg import metrics
 from openagg.api.http import runtime
-from openagg.services.members import complete_oauth
+from openagg.services import widget
 
 router = APIRouter()
 
@@ -36,9 +37,11 @@ _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 
 
 @router.get("/oauth/sandbox/{token}")
-async def oauth_page(token: str) -> Response:
+async def oauth_page(token: str, request: Request) -> Response:
+    session = request.query_params.get(widget.OAUTH_SESSION_PARAM)
+    query = f"?{urlencode({widget.OAUTH_SESSION_PARAM: session})}" if session else ""
     form = (
-        f'<form method="post" action="/oauth/sandbox/{html.escape(token)}">'
+        f'<form method="post" action="/oauth/sandbox/{html.escape(token + query)}">'
         '<button type="submit">Authorize access</button></form>'
     )
     return HTMLResponse(_PAGE.format(msg="Allow the app to read your accounts?", form=form))
@@ -46,5 +49,10 @@ async def oauth_page(token: str) -> Response:
 
 @router.post("/oauth/sandbox/{token}")
 async def oauth_authorize(token: str, request: Request) -> Response:
-    await complete_oauth(runtime(request), token)
+    done = await widget.complete_oauth(
+        runtime(request), token, request.query_params.get(widget.OAUTH_SESSION_PARAM)
+    )
+    if done.redirect_url:
+        # MX's APP referral source: back to the app, with status and member_guid.
+        return RedirectResponse(done.redirect_url, status_code=303)
     return HTMLResponse(_PAGE.format(msg="Done. You can close this window.", form=""))

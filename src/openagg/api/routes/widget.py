@@ -16,7 +16,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
-from pydantic import Field, StrictStr
+from pydantic import Field, StrictBool, StrictStr
 from sqlalchemy import select
 
 from openagg.api import wire
@@ -28,7 +28,7 @@ from openagg.api.pages import (
     script_json,
     static_asset,
 )
-from openagg.api.routes.members import background_disabled
+from openagg.api.routes.members import background_disabled, oauth_window_uri
 from openagg.db.models import Client, Institution, Member, User
 from openagg.domain.statuses import Status
 from openagg.runtime import Runtime
@@ -175,7 +175,9 @@ async def widget_session(request: Request) -> widget.WidgetContext:
 
 class MemberCreate(Strict):
     institution_code: StrictStr = Field(min_length=1)
-    credentials: list[CredentialValue]
+    # None of them for an OAuth institution (is_oauth): the end user signs in there.
+    credentials: list[CredentialValue] = Field(default_factory=list)
+    is_oauth: StrictBool = False
 
 
 class CredentialsUpdate(Strict):
@@ -191,7 +193,11 @@ def _institution_view(inst: Institution) -> dict[str, Any]:
 
 
 def _member_view(
-    ctx: widget.WidgetContext, m: Member, inst: Institution, is_being_aggregated: bool
+    ctx: widget.WidgetContext,
+    request: Request,
+    m: Member,
+    inst: Institution,
+    is_being_aggregated: bool,
 ) -> dict[str, Any]:
     body = wire.member(
         m,
@@ -201,7 +207,9 @@ def _member_view(
         background_disabled=background_disabled(m, ctx.client),
     )
     status = body["connection_status"]
+    uri = oauth_window_uri(ctx.rt, request, m)
     body.update(
+        oauth_window_uri=widget.oauth_link(ctx, uri) if uri else None,
         challenges=wire.member_status(m, is_being_aggregated=is_being_aggregated)["challenges"],
         connection_status_id=Status(status).id if status else None,
         institution=_institution_view(inst),
@@ -209,8 +217,8 @@ def _member_view(
     return {"member": body}
 
 
-def _result_view(ctx: widget.WidgetContext, r: MemberResult) -> dict[str, Any]:
-    return _member_view(ctx, r.member, r.institution, r.job is not None)
+def _result_view(ctx: widget.WidgetContext, request: Request, r: MemberResult) -> dict[str, Any]:
+    return _member_view(ctx, request, r.member, r.institution, r.job is not None)
 
 
 @router.get(API + "/institutions")
@@ -240,15 +248,15 @@ async def api_create_member(
     request: Request, ctx: widget.WidgetContext = Depends(widget_session)
 ) -> Response:
     body = await parse_body(request, MemberCreate)
-    r = await widget.create_member(ctx, body.institution_code, body.credentials)
-    return JSONResponse(_result_view(ctx, r), status_code=202 if r.job else 200)
+    r = await widget.create_member(ctx, body.institution_code, body.credentials, body.is_oauth)
+    return JSONResponse(_result_view(ctx, request, r), status_code=202 if r.job else 200)
 
 
 @router.get(API + "/members/{member_guid}")
 async def api_member(
-    member_guid: str, ctx: widget.WidgetContext = Depends(widget_session)
+    member_guid: str, request: Request, ctx: widget.WidgetContext = Depends(widget_session)
 ) -> Response:
-    return JSONResponse(_result_view(ctx, await widget.load_member(ctx, member_guid)))
+    return JSONResponse(_result_view(ctx, request, await widget.load_member(ctx, member_guid)))
 
 
 @router.put(API + "/members/{member_guid}/credentials")
@@ -257,7 +265,7 @@ async def api_update_credentials(
 ) -> Response:
     body = await parse_body(request, CredentialsUpdate)
     r = await widget.update_credentials(ctx, member_guid, body.credentials)
-    return JSONResponse(_result_view(ctx, r))
+    return JSONResponse(_result_view(ctx, request, r))
 
 
 @router.put(API + "/members/{member_guid}/resume")
@@ -266,15 +274,15 @@ async def api_resume(
 ) -> Response:
     body = await parse_body(request, Answers)
     r = await widget.answer_challenges(ctx, member_guid, body.challenges)
-    return JSONResponse(_result_view(ctx, r), status_code=202)
+    return JSONResponse(_result_view(ctx, request, r), status_code=202)
 
 
 @router.post(API + "/members/{member_guid}/retry")
 async def api_retry(
-    member_guid: str, ctx: widget.WidgetContext = Depends(widget_session)
+    member_guid: str, request: Request, ctx: widget.WidgetContext = Depends(widget_session)
 ) -> Response:
     r = await widget.retry(ctx, member_guid)
-    return JSONResponse(_result_view(ctx, r), status_code=202 if r.started else 200)
+    return JSONResponse(_result_view(ctx, request, r), status_code=202 if r.started else 200)
 
 
 @router.get(API + "/members/{member_guid}/accounts")
