@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from decimal import Decimal
 
 from openagg.connectors import sandbox_data
 from openagg.db import driver
 
 TODAY = dt.date(2026, 3, 2)
 WINDOW = (TODAY - dt.timedelta(days=89), TODAY)
+CENT = Decimal("0.01")
 
 
 def pull(member: str, today: dt.date = TODAY) -> dict[str, list[tuple[object, ...]]]:
@@ -28,6 +30,8 @@ def forget() -> None:
     """What a new worker process starts with: nothing remembered."""
     sandbox_data.member_profile.cache_clear()
     sandbox_data._purchase_pool.cache_clear()
+    sandbox_data._calendar.cache_clear()
+    sandbox_data._calendar_day.cache_clear()
 
 
 def test_the_pools_and_caches_never_change_what_a_member_gets() -> None:
@@ -82,6 +86,64 @@ def test_a_dates_transactions_do_not_depend_on_the_day_they_are_pulled() -> None
     assert [r[:3] for r in same_day] == [r[:3] for r in next_day] == [r[:3] for r in later]
     assert {r[3] for r in later} == {"POSTED"}
     assert "PENDING" in {r[3] for r in same_day}  # the day's card purchases
+
+
+def test_transactions_have_every_field_in_its_place() -> None:
+    """The sandbox builds TransactionData positionally (keywords cost more than the
+    rest): each field must still hold what its name says."""
+    profile = sandbox_data.member_profile("MBR-gen-fields", "mxbank", TODAY)
+    merchants = {
+        m.name: m
+        for group in (*(g for g, _ in sandbox_data._CARD_MIX), sandbox_data._SUBSCRIPTIONS)
+        for m in group
+    }
+    seen_purchase = seen_bank_item = False
+    for account in profile.accounts:
+        for t in sandbox_data.transactions_for(profile, account.external_id, TODAY, *WINDOW):
+            assert t.external_id.startswith(f"{account.external_id}-{t.date:%Y%m%d}-")
+            assert t.account_external_id == account.external_id
+            assert isinstance(t.amount, Decimal) and t.amount > 0
+            assert t.type in ("CREDIT", "DEBIT") and t.status in ("POSTED", "PENDING")
+            assert t.transacted_at is not None and t.transacted_at.date() == t.date
+            assert t.posted_at is None if t.status == "PENDING" else t.posted_at >= t.transacted_at
+            assert t.original_description and t.description
+            assert (t.memo, t.check_number_string, t.replaces_external_id) == (None, None, None)
+            assert t.currency_code == "USD" and set(t.flags) == set(sandbox_data._FLAG_NAMES)
+            if t.merchant_name in merchants:  # a card purchase or subscription
+                m = merchants[t.merchant_name]
+                assert (t.description, t.category, t.top_level_category) == (
+                    m.name,
+                    m.category,
+                    m.top_level,
+                )
+                assert t.merchant_category_code == m.mcc and t.type == "DEBIT"
+                seen_purchase = True
+            else:
+                assert isinstance(t.category, str) and isinstance(t.top_level_category, str)
+                seen_bank_item = True
+    assert seen_purchase and seen_bank_item
+
+
+def test_a_card_payment_leaves_checking_as_it_reaches_the_card() -> None:
+    profile = sandbox_data.member_profile("MBR-gen-payment", "mxbank", TODAY)
+
+    def payments(acct_type: str, txn_type: str) -> list[tuple[dt.date, Decimal]]:
+        account = profile.account_of_type(acct_type).external_id
+        return [
+            (t.date, t.amount)
+            for t in sandbox_data.transactions_for(profile, account, TODAY, *WINDOW)
+            if t.category == "Credit Card Payment" and t.type == txn_type
+        ]
+
+    sent = payments("CHECKING", "DEBIT")
+    assert len(sent) >= 2 and len({amount for _, amount in sent}) == len(sent)  # monthly, varied
+    assert sent == payments("CREDIT_CARD", "CREDIT")
+
+
+def test_money_rounds_to_cents_as_round_does() -> None:
+    for value in (0.0, 0.005, 0.015, 1.005, 2.675, 12.344999, 99.995, 1234.5, 650000.125, 15.49):
+        assert sandbox_data._money(value) == Decimal(str(round(value, 2))).quantize(CENT)
+        assert sandbox_data._money(value).as_tuple().exponent == -2
 
 
 def test_remembered_conversions_equal_fresh_ones() -> None:
