@@ -89,8 +89,10 @@ class Platform:
         """Run queued jobs (and what they enqueue) until the queue is idle."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            # A job that ends during a claim may enqueue one the claim did not see.
+            was_running = bool(self.worker.running)
             started = await self.worker.claim_and_start()
-            if not started and not self.worker.running:
+            if not started and not self.worker.running and not was_running:
                 return
             if self.worker.running:
                 await asyncio.wait(list(self.worker.running.values()))

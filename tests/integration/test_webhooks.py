@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from openagg.db.migrate import upgrade
 from openagg.db.models import WebhookDelivery, WebhookEvent
 from openagg.domain.statuses import END_USER_ACTIONABLE, STATUS_IDS, Status
+from openagg.engine import deliverer as deliverer_module
 from openagg.engine.deliverer import Deliverer
 from openagg.engine.scheduler import tick
 from openagg.services import admin, webhooks
@@ -617,6 +618,33 @@ async def test_two_deliverers_never_send_twice_and_keep_each_members_order(
 
 
 # ---------------------------------------------------------------------------- API
+
+
+async def test_a_delivery_ending_during_a_claim_does_not_strand_the_next(
+    platform: Platform, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a claim and a delivery's commit run side by side: a claim may see a
+    member's head still pending, find nothing, and return after that head finished. The
+    deliverer must claim again rather than believe the queue is empty."""
+    p = platform
+    await add_endpoint(p, receiver.url)
+    await make_events(p, members=1, updates=2)
+    expected = await stored_events(p)
+    deliverer = Deliverer(p.rt)
+    real_claim = deliverer_module.claim
+
+    async def claim_that_sees_the_past(*args: Any, **kwargs: Any) -> list[int]:
+        ids = await real_claim(*args, **kwargs)
+        if not ids and deliverer.in_flight:  # what it saw predates these ending
+            await asyncio.wait(list(deliverer.in_flight.values()))
+        return ids
+
+    monkeypatch.setattr(deliverer_module, "claim", claim_that_sees_the_past)
+    try:
+        await deliverer.drain()
+    finally:
+        await deliverer.http.aclose()
+    delivered_in_order(receiver, expected)
 
 
 async def test_endpoint_api(platform: Platform, receiver: Receiver) -> None:

@@ -124,13 +124,17 @@ class Deliverer:
         )
         self.in_flight: dict[int, asyncio.Task[None]] = {}
         self._done = asyncio.Event()
+        # Counts finished deliveries: one that ends while a claim runs may have unblocked
+        # the next of its member after the claim's snapshot, so the caller claims again.
+        self._finished_count = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set; POSTs still in flight then get a short grace."""
         try:
             while not stop.is_set():
+                finished_before = self._finished_count
                 started = await self._fill()
-                if started:
+                if started or self._finished_count != finished_before:
                     continue
                 self._done.clear()
                 waiters = [
@@ -156,7 +160,10 @@ class Deliverer:
         same member go out), then return. For tests and one-off runs."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            finished_before = self._finished_count
             started = await self._fill()
+            if self._finished_count != finished_before:
+                continue
             if not started and not self.in_flight:
                 return
             if self.in_flight and not started:
@@ -187,6 +194,7 @@ class Deliverer:
 
     def _finished(self, delivery_id: int, _task: asyncio.Task[None]) -> None:
         self.in_flight.pop(delivery_id, None)
+        self._finished_count += 1
         self._done.set()
 
     async def _deliver(self, delivery_id: int) -> None:
