@@ -11,10 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from openagg.api.app import create_app
-from openagg.db.models import Client, Operator
+from openagg.db.models import Client, LoginFailure, Operator
+from openagg.runtime import build_runtime
 from openagg.services import support
 from openagg.services.clients import create_client
 from openagg.services.support import Prompt
@@ -207,6 +208,42 @@ async def test_logins_are_throttled_after_repeated_failures(
     assert r.status_code == 429 and "Too many failed logins" in r.json()["error"]["message"]
     r = await browser.post(f"{PORTAL}/login", json={"client_id": "other", "api_key": "x"})
     assert r.status_code == 429  # the same address, another account
+
+
+async def test_api_processes_share_the_login_count_and_the_window_forgets(
+    platform: Platform, browser: httpx.AsyncClient, client_key: tuple[Client, str]
+) -> None:
+    """Two API processes (two runtimes on one database) behind one load balancer:
+    failures on either count together, so N processes do not give N times the tries."""
+    client, key = client_key
+    other_rt = build_runtime(platform.rt.settings)
+    other_rt.clock = platform.clock
+    limit = platform.rt.settings.web_login_max_failures
+    guess = {"client_id": client.client_id, "api_key": "guess"}
+    right = {"client_id": client.client_id, "api_key": key}
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(other_rt, run_worker=False)),
+            base_url="http://openagg.test",
+        ) as other:
+            for i in range(limit):
+                r = await (browser if i % 2 else other).post(f"{PORTAL}/login", json=guess)
+                assert r.status_code == 401
+            for b in (browser, other):
+                assert (await b.post(f"{PORTAL}/login", json=right)).status_code == 429
+            async with platform.rt.db.read() as s:
+                stored = list(await s.scalars(select(LoginFailure.key_hash)))
+            assert len(stored) == 2 * limit  # the address and the account, hashed
+            assert not any(client.client_id in h or "ip:" in h for h in stored)
+
+            platform.clock.advance(seconds=platform.rt.settings.web_login_failure_window_seconds)
+            r = await other.post(f"{PORTAL}/login", json=guess)
+            assert r.status_code == 401  # counted afresh; the old failures are gone
+            async with platform.rt.db.read() as s:
+                assert await s.scalar(select(func.count()).select_from(LoginFailure)) == 2
+            assert (await browser.post(f"{PORTAL}/login", json=right)).status_code == 200
+    finally:
+        await other_rt.db.dispose()
 
 
 # ------------------------------------------------------------------------------ tickets

@@ -97,14 +97,7 @@ def client_address(request: Request) -> str | None:
 
 
 def login_throttle(request: Request) -> web_sessions.LoginThrottle:
-    state = request.app.state
-    if not hasattr(state, "login_throttle"):
-        settings = runtime(request).settings
-        state.login_throttle = web_sessions.LoginThrottle(
-            settings.web_login_max_failures, settings.web_login_failure_window_seconds
-        )
-    throttle: web_sessions.LoginThrottle = state.login_throttle
-    return throttle
+    return web_sessions.LoginThrottle(runtime(request))
 
 
 def set_session_cookie(

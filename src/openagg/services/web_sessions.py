@@ -3,22 +3,22 @@
 A login gives a random cookie token (stored hashed) and a CSRF token the page sends
 back in a header on every change. Sessions expire after ``web_session_ttl_seconds``;
 logging out deletes the row. Failed logins are counted per address and per account, in
-this process, and refused with 429 past ``web_login_max_failures`` in the window.
+the database (shared by all API processes), and refused with 429 past
+``web_login_max_failures`` in the window.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
-import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from openagg.crypto import hash_api_key as hash_token
-from openagg.db.models import Client, Operator, WebSession
+from openagg.db.models import Client, LoginFailure, Operator, WebSession
 from openagg.runtime import Runtime
 from openagg.services.errors import TooManyRequests, Unauthorized
 
@@ -88,35 +88,44 @@ async def close_session(rt: Runtime, token: str | None) -> None:
 
 
 class LoginThrottle:
-    """Failed logins per key (an address, an account) in a sliding window."""
+    """Failed logins per key (an address, an account) in a sliding window, counted in
+    the database: every API process behind a load balancer sees the same count, and a
+    restart forgets nothing."""
 
-    def __init__(self, max_failures: int, window_seconds: float):
-        self.max_failures = max_failures
-        self.window = window_seconds
-        self._failures: dict[str, deque[float]] = {}
+    def __init__(self, rt: Runtime):
+        self.rt = rt
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        times = self._failures.setdefault(key, deque())
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        return times
-
-    def check(self, *keys: str) -> None:
-        now = time.monotonic()
-        for key in keys:
-            if len(self._recent(key, now)) >= self.max_failures:
-                minutes = max(1, round(self.window / 60))
+    async def check(self, *keys: str) -> None:
+        settings = self.rt.settings
+        since = self.rt.now() - dt.timedelta(seconds=settings.web_login_failure_window_seconds)
+        async with self.rt.db.read() as s:
+            counts = await s.execute(
+                select(func.count())
+                .select_from(LoginFailure)
+                .where(LoginFailure.key_hash.in_([_key_hash(k) for k in keys]))
+                .where(LoginFailure.failed_at > since)
+                .group_by(LoginFailure.key_hash)
+            )
+            if any(n >= settings.web_login_max_failures for (n,) in counts):
+                minutes = max(1, round(settings.web_login_failure_window_seconds / 60))
                 raise TooManyRequests(
                     f"Too many failed logins. Try again in up to {minutes} minutes."
                 )
 
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
-        if len(self._failures) > 100_000:
-            self._failures.clear()
-        for key in keys:
-            self._recent(key, now).append(now)
+    async def failed(self, *keys: str) -> None:
+        now = self.rt.now()
+        window = dt.timedelta(seconds=self.rt.settings.web_login_failure_window_seconds)
+        async with self.rt.db.write() as s:
+            # Failures past the window count for nothing: they go as new ones come.
+            await s.execute(delete(LoginFailure).where(LoginFailure.failed_at <= now - window))
+            s.add_all(LoginFailure(key_hash=_key_hash(k), failed_at=now) for k in keys)
 
-    def succeeded(self, *keys: str) -> None:
-        for key in keys:
-            self._failures.pop(key, None)
+    async def succeeded(self, *keys: str) -> None:
+        async with self.rt.db.write() as s:
+            await s.execute(
+                delete(LoginFailure).where(LoginFailure.key_hash.in_([_key_hash(k) for k in keys]))
+            )
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()

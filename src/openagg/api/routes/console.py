@@ -160,14 +160,14 @@ async def login(request: Request) -> Response:
     email = body.email.strip().lower()
     keys = (f"ip:{client_address(request) or '-'}", f"operator:{email}")
     throttle = login_throttle(request)
-    throttle.check(*keys)
+    await throttle.check(*keys)
     operator = await operators.authenticate_operator(rt, email, body.password)
     if operator is None:
-        throttle.failed(*keys)
+        await throttle.failed(*keys)
         # One message for a wrong email, a wrong password and a disabled operator:
         # the answer must not tell which emails exist.
         raise HTTPException(401, "Wrong email or password.")
-    throttle.succeeded(f"operator:{email}")
+    await throttle.succeeded(f"operator:{email}")
     opened = await web_sessions.open_session(
         rt, "operator", operator.id, address=client_address(request)
     )

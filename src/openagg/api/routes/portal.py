@@ -120,13 +120,13 @@ async def login(request: Request) -> Response:
     throttle = login_throttle(request)
     client_id = body.client_id.strip()
     keys = (f"ip:{client_address(request) or '-'}", f"client:{client_id}")
-    throttle.check(*keys)
+    await throttle.check(*keys)
     client = await authenticate(rt, client_id, body.api_key)
     if client is None:
-        throttle.failed(*keys)
+        await throttle.failed(*keys)
         raise Unauthorized("Wrong client_id or api_key. Use the pair your app's backend uses.")
     # The address's count is kept: another account's success does not reset it.
-    throttle.succeeded(keys[1])
+    await throttle.succeeded(keys[1])
     opened = await web_sessions.open_session(
         rt, "client", client.id, address=client_address(request)
     )
