@@ -4,6 +4,7 @@ page with the session's options (its mode's first job, MX's APP redirect)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -132,6 +133,17 @@ async def test_pending_member_is_reused(platform: Platform) -> None:
     fresh = (await create_oauth(platform, later)).json()["member"]
     assert fresh["guid"] != first["guid"] and fresh["connection_status"] == "PENDING"
     assert len(await user_members(platform, user)) == 2
+
+
+async def test_two_choices_at_once_make_one_pending_member(platform: Platform) -> None:
+    """A double click, or two widget tabs: the lookup and the create happen under a
+    lock on the user, so both requests answer with the same member."""
+    user = await new_user(platform.http)
+    boots = [await open_session(platform, user) for _ in range(4)]
+    answers = await asyncio.gather(*(create_oauth(platform, b) for b in boots))
+    assert {r.status_code for r in answers} == {200}, [r.text for r in answers]
+    assert len({r.json()["member"]["guid"] for r in answers}) == 1
+    assert len(await user_members(platform, user)) == 1
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,11 @@ from openagg.db.models import Account, Client, Institution, Member, User
 from openagg.services.errors import NotFound
 
 
-async def user_by_guid(s: AsyncSession, client: Client, guid: str) -> User:
-    user = await s.scalar(select(User).where(User.guid == guid, User.client_id == client.id))
+async def user_by_guid(s: AsyncSession, client: Client, guid: str, *, lock: bool = False) -> User:
+    q = select(User).where(User.guid == guid, User.client_id == client.id)
+    if lock:
+        q = q.with_for_update()
+    user = await s.scalar(q)
     if user is None:
         raise NotFound()
     return user

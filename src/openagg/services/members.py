@@ -111,16 +111,40 @@ def _start(
 
 
 async def create_member(
-    rt: Runtime, client: Client, user_guid: str, body: MemberCreateBody, callback: str | None
+    rt: Runtime,
+    client: Client,
+    user_guid: str,
+    body: MemberCreateBody,
+    callback: str | None,
+    *,
+    reuse_pending_oauth: bool = False,
 ) -> MemberResult:
+    """A new member; with ``reuse_pending_oauth`` (the Connect widget), an OAuth
+    member of the user still waiting on this institution's OAuth step is returned
+    instead, found under a lock on the user so two requests at once make one."""
     f = body.member
     now = rt.now()
     async with rt.db.write() as s:
-        user = await user_by_guid(s, client, user_guid)
+        user = await user_by_guid(s, client, user_guid, lock=reuse_pending_oauth)
         inst = await _institution(s, f.institution_code)
         is_oauth = bool(f.is_oauth)
         if is_oauth and not inst.profile.get("supports_oauth"):
             raise BadRequest(f"Institution '{inst.code}' does not support OAuth.")
+        if is_oauth and reuse_pending_oauth:
+            waiting = await s.scalar(
+                select(Member)
+                .where(
+                    Member.user_id == user.id,
+                    Member.institution_id == inst.id,
+                    Member.is_oauth.is_(True),
+                    Member.connection_status == Status.PENDING.value,
+                    Member.oauth_token.is_not(None),
+                )
+                .order_by(Member.id.desc())
+                .limit(1)
+            )
+            if waiting is not None:
+                return MemberResult(waiting, user, inst, None, started=False)
         if not is_oauth and not f.credentials and inst.credentials:
             raise BadRequest("credentials are required (or is_oauth: true for OAuth institutions).")
         if not is_oauth and not inst.credentials and inst.profile.get("supports_oauth"):

@@ -395,7 +395,9 @@ async def create_member(
     return result
 
 
-async def _create(ctx: WidgetContext, inst: Institution, **fields: Any) -> members.MemberResult:
+async def _create(
+    ctx: WidgetContext, inst: Institution, *, reuse_pending_oauth: bool = False, **fields: Any
+) -> members.MemberResult:
     """A member made through the API's own create, with the widget's options."""
     body = MemberCreateBody(
         member=MemberCreateFields(
@@ -405,7 +407,9 @@ async def _create(ctx: WidgetContext, inst: Institution, **fields: Any) -> membe
             **fields,
         )
     )
-    return await members.create_member(ctx.rt, ctx.client, ctx.user.guid, body, None)
+    return await members.create_member(
+        ctx.rt, ctx.client, ctx.user.guid, body, None, reuse_pending_oauth=reuse_pending_oauth
+    )
 
 
 async def _oauth_member(
@@ -421,23 +425,7 @@ async def _oauth_member(
             f"{inst.name} signs in on its own website (OAuth): send no credentials with "
             "is_oauth: true."
         )
-    async with ctx.rt.db.read() as s:
-        pending = await s.scalar(
-            select(Member.guid)
-            .where(
-                Member.user_id == ctx.user.id,
-                Member.institution_id == inst.id,
-                Member.is_oauth.is_(True),
-                Member.connection_status == Status.PENDING.value,
-                Member.oauth_token.is_not(None),
-            )
-            .order_by(Member.id.desc())
-            .limit(1)
-        )
-    if pending is not None:
-        result = await load_member(ctx, pending)
-    else:
-        result = await _create(ctx, inst, is_oauth=True)
+    result = await _create(ctx, inst, is_oauth=True, reuse_pending_oauth=True)
     await mark_present(ctx, result.member.guid)
     return result
 
