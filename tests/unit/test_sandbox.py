@@ -759,20 +759,6 @@ async def test_dynamic_only_touches_checking(conn: SandboxConnector) -> None:
             assert normal["transactions"][a.external_id] == dynamic["transactions"][a.external_id]
 
 
-def test_generation_is_fast() -> None:
-    sandbox_data.member_profile.cache_clear()
-    n = 40
-    start = time.perf_counter()
-    for i in range(n):
-        profile = sandbox_data.member_profile(f"MBR-speed-{i}", SANDBOX_BANK_CODE, TODAY)
-        for a in sandbox_data.accounts_for(profile):
-            sandbox_data.transactions_for(profile, a.external_id, TODAY, WINDOW_START, TODAY)
-            sandbox_data.holdings_for(profile, a.external_id)
-            sandbox_data.owners_for(profile, a.external_id)
-    per_member = (time.perf_counter() - start) / n
-    assert per_member < 0.02  # generous for slow CI; typically ~2.5 ms
-
-
 def test_png_data_uri_is_valid() -> None:
     assert_png_data_uri(sandbox.png_data_uri((1, 2, 3)))
 
