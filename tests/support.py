@@ -21,6 +21,11 @@ def skip_or_fail(reason: str) -> None:
 
 MXBANK_USERNAME = "CRD-9f61fb4c-912c-bd1e-b175-ccc7f0275cc1"
 MXBANK_PASSWORD = "CRD-e3d7ea81-aac7-05e9-fbdd-4b493c6e474d"
+# mxbank's sign-in that connects (any password but the reference's special ones).
+MXBANK_CREDENTIALS = [
+    {"guid": MXBANK_USERNAME, "value": "mxuser"},
+    {"guid": MXBANK_PASSWORD, "value": "secret"},
+]
 
 
 def credentials_for(

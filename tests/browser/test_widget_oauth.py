@@ -45,6 +45,17 @@ def status(w: Widget, guid: str, value: int) -> dict[str, Any]:
     return w.event("memberStatusUpdate", member_guid=guid, connection_status=value)
 
 
+def connected_after_oauth(w: Widget, guid: str) -> list[dict[str, Any]]:
+    """What the widget posts once the OAuth step completes, through to connected."""
+    return [
+        status(w, guid, CREATED),
+        w.step("enterCreds", "connecting"),
+        status(w, guid, CONNECTED),
+        w.event("memberConnected", member_guid=guid),
+        w.step("connecting", "connected"),
+    ]
+
+
 def pending_member(w: Widget) -> str:
     update = next(e for e in w.events(1) if e["type"] == "mx/connect/memberStatusUpdate")
     assert update["metadata"]["connection_status"] == PENDING
@@ -124,11 +135,7 @@ def test_oauth_in_a_new_window(api: httpx.Client, open_widget: Any, server: Live
             status(w, guid, PENDING),
             w.step("search", "enterCreds"),
             w.event("oauthRequested", url=url, member_guid=guid),
-            status(w, guid, CREATED),
-            w.step("enterCreds", "connecting"),
-            status(w, guid, CONNECTED),
-            w.event("memberConnected", member_guid=guid),
-            w.step("connecting", "connected"),
+            *connected_after_oauth(w, guid),
         ]
     )
     m = api.get(f"/users/{user}/members/{guid}").json()["member"]
@@ -178,11 +185,7 @@ def test_app_referral_leaves_the_page_to_the_app(
             w.event("loaded", initial_step="enterCreds"),
             status(w, guid, PENDING),
             w.event("oauthRequested", url=url, member_guid=guid),
-            status(w, guid, CREATED),
-            w.step("enterCreds", "connecting"),
-            status(w, guid, CONNECTED),
-            w.event("memberConnected", member_guid=guid),
-            w.step("connecting", "connected"),
+            *connected_after_oauth(w, guid),
         ]
     )
 
@@ -230,11 +233,7 @@ def test_coming_back_without_finishing(api: httpx.Client, open_widget: Any) -> N
         w.event("selectedInstitution", **OAUTH_INSTITUTION),
         w.step("search", "enterCreds"),
         requested,
-        status(w, guid, CREATED),
-        w.step("enterCreds", "connecting"),
-        status(w, guid, CONNECTED),
-        w.event("memberConnected", member_guid=guid),
-        w.step("connecting", "connected"),
+        *connected_after_oauth(w, guid),
     ]
 
 

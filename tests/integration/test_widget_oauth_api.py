@@ -15,7 +15,7 @@ from openagg.db.models import Job, Member
 from tests.conftest import Platform
 from tests.integration.api_helpers import member, new_user
 from tests.integration.test_widget_urls import bearer, open_session
-from tests.support import MXBANK_PASSWORD, MXBANK_USERNAME
+from tests.support import MXBANK_CREDENTIALS, MXBANK_USERNAME
 
 OAUTH_BANK = "mx_bank_oauth"
 PENDING, CONNECTED = 21, 6
@@ -188,10 +188,7 @@ async def test_credentials_still_work_beside_oauth(platform: Platform) -> None:
     boot = await open_session(platform, user)
     body = {
         "institution_code": "mxbank",
-        "credentials": [
-            {"guid": MXBANK_USERNAME, "value": "mxuser"},
-            {"guid": MXBANK_PASSWORD, "value": "secret"},
-        ],
+        "credentials": MXBANK_CREDENTIALS,
     }
     r = await platform.http.post("/connect/api/members", json=body, headers=bearer(boot))
     assert r.status_code == 202, r.text

@@ -15,7 +15,7 @@ from openagg.crypto import hash_api_key
 from openagg.db.models import Institution, Member, WidgetSession
 from tests.conftest import Platform
 from tests.integration.api_helpers import create_member, member, new_user
-from tests.support import MXBANK_PASSWORD, MXBANK_USERNAME
+from tests.support import MXBANK_CREDENTIALS, MXBANK_USERNAME
 
 
 async def widget_url(platform: Platform, user: str, **options: Any) -> str:
@@ -265,10 +265,7 @@ async def test_session_creates_member_and_marks_presence(platform: Platform) -> 
     boot = await open_session(platform, user)
     body = {
         "institution_code": "mxbank",
-        "credentials": [
-            {"guid": MXBANK_USERNAME, "value": "mxuser"},
-            {"guid": MXBANK_PASSWORD, "value": "secret"},
-        ],
+        "credentials": MXBANK_CREDENTIALS,
     }
     r = await platform.http.post("/connect/api/members", json=body, headers=bearer(boot))
     assert r.status_code == 202, r.text
@@ -302,10 +299,7 @@ async def test_verification_mode_background(
     assert "mxbank" in codes and no_verify_bank not in codes  # only banks that verify
     body = {
         "institution_code": "mxbank",
-        "credentials": [
-            {"guid": MXBANK_USERNAME, "value": "mxuser"},
-            {"guid": MXBANK_PASSWORD, "value": "secret"},
-        ],
+        "credentials": MXBANK_CREDENTIALS,
     }
     r = await platform.http.post("/connect/api/members", json=body, headers=bearer(boot))
     assert r.status_code == 202, r.text
