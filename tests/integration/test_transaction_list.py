@@ -5,15 +5,21 @@ makes of the same row through the ORM, whatever the stored values and query."""
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite as sqlite_dialect
 
 from openagg.api import wire
 from openagg.connectors.base import AccountData, TransactionData
+from openagg.db.driver import Backend, Fetch, Plan
+from openagg.db.engine import Busy, _SqliteReader
 from openagg.db.models import Account, Member, Transaction, User
 from openagg.domain.ids import stable_guid
 from openagg.engine import ingest
@@ -188,3 +194,49 @@ async def test_order_paging_scopes_and_filters(platform: Platform) -> None:
         f"/users/{user}/transactions", params={"from_date": "2026-03-05", "to_date": "2026-03-01"}
     )
     assert r.status_code == 400
+
+
+
+def test_a_locked_database_is_reported_at_once(tmp_path: Path) -> None:
+    """Reads on the event loop's thread never wait for a lock: that would stop the
+    loop. (WAL readers are locked out only by an exclusive-mode connection or a
+    recovery; such a connection opened first stands in for both.)"""
+    path = str(tmp_path / "locked.db")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode=WAL")
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("CREATE TABLE t (x INTEGER)")  # takes the exclusive lock
+    reader = _SqliteReader(path, sqlite_dialect())
+
+    def plan(b: Backend, _d: Any) -> Plan[Any]:
+        rows = yield Fetch(b.sql("SELECT count(*) FROM t"))
+        return rows[0][0]
+
+    started = time.monotonic()
+    with pytest.raises(Busy):
+        reader.run(plan)
+    assert time.monotonic() - started < 1
+    holder.close()
+    assert reader.run(plan) == 0
+    reader.close()
+
+
+async def test_a_busy_direct_read_is_made_through_a_session(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = platform
+    user, _member, _account = await setup_member(p)
+    expected = (await p.http.get(f"/users/{user}/transactions")).json()
+    direct = p.rt.db._direct
+    if direct is None:
+        pytest.skip("PostgreSQL always reads through a session")
+    tried = []
+
+    def busy(_make: Any) -> Any:
+        tried.append(True)
+        raise Busy()
+
+    monkeypatch.setattr(direct, "run", busy)
+    r = await p.http.get(f"/users/{user}/transactions")
+    assert tried and r.status_code == 200, r.text
+    assert r.json() == expected

@@ -153,8 +153,8 @@ class Fetch:
 Plan = Generator[Fetch, Any, T]
 
 
-def _run_sync(conn: Any, plan: Plan[T]) -> T:
-    """Drive a plan on a sqlite3 connection."""
+def run_sync(conn: Any, plan: Plan[T]) -> T:
+    """Drive a plan on a sqlite3 connection, in its current transaction."""
     try:
         step = next(plan)
         while True:
@@ -198,7 +198,7 @@ async def run_plan(session: AsyncSession, make: Callable[[Backend, Dialect], Pla
     """
     driver, dialect = await _driver(session)
     if dialect.name == "sqlite":
-        return _run_sync(driver._conn, make(SQLITE, dialect))
+        return run_sync(driver._conn, make(SQLITE, dialect))
     return await _run_asyncpg(driver, make(POSTGRESQL, dialect))
 
 

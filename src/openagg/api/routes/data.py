@@ -24,7 +24,7 @@ from openagg.api.http import (
     runtime,
     use_case_pattern,
 )
-from openagg.db.driver import Backend, Fetch, Plan, run_plan
+from openagg.db.driver import Backend, Fetch, Plan
 from openagg.db.models import (
     Account,
     AccountNumber,
@@ -360,19 +360,17 @@ async def _transactions(
         if member_guid is not None
         else None
     )
-    async with rt.db.read() as s:
-        user, total, rows = await run_plan(
-            s,
-            lambda b, _: _list_plan(
-                b,
-                client.id,
-                user_guid,
-                scope,
-                lambda: _transaction_filters(request, today, user_level=scope is None),
-                page,
-                per_page,
-            ),
+    user, total, rows = await rt.db.read_plan(
+        lambda b, _: _list_plan(
+            b,
+            client.id,
+            user_guid,
+            scope,
+            lambda: _transaction_filters(request, today, user_level=scope is None),
+            page,
+            per_page,
         )
+    )
     items = wire.transactions_from_rows(
         rows, sqlite=rt.db.sqlite, user_guid=user[1], user_id=user[2], includes=includes
     )
