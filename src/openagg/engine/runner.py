@@ -117,8 +117,7 @@ def _load_plan(
 
 async def _load(rt: Runtime, job_ids: list[int], worker_id: str) -> dict[int, JobContext]:
     """The contexts of those of the jobs this worker still runs, in one read."""
-    async with rt.db.read() as s:
-        return await run_plan(s, lambda b, d: _load_plan(b, d, job_ids, worker_id))
+    return await rt.db.read_plan(lambda b, d: _load_plan(b, d, job_ids, worker_id))
 
 
 class _Loader:
