@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -79,6 +80,21 @@ def _with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[T]])
     return asyncio.run(main())
 
 
+# Collector thresholds for the long-running processes (Python's are 700, 10, 10).
+GC_THRESHOLDS = (20_000, 20, 50)
+
+
+def _tune_gc() -> None:
+    """For ``serve`` and ``worker``, once started: what is alive by then (modules,
+    the schema, settings) lives as long as the process, so the collector stops
+    scanning it, and collects less often. With the defaults, the worker's full
+    collections took a fifth of its CPU and stopped its event loop for ~100 ms at a
+    time, which every aggregation in flight waited out (bench/aggregation_throughput)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def _fail(message: str) -> None:
     typer.echo(message, err=True)
     raise typer.Exit(1)
@@ -126,6 +142,7 @@ def serve(
             access_log=False,
         )
         typer.echo(f"OpenAgg listening on http://{host}:{port}")
+        _tune_gc()
         await uvicorn.Server(config).serve()
 
     asyncio.run(main())
@@ -214,6 +231,7 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        _tune_gc()
         await asyncio.gather(
             Worker(rt, concurrency).run(stop),
             run_scheduler(rt, stop),
