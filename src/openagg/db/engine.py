@@ -8,9 +8,10 @@ a writer (WAL).
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -133,6 +134,7 @@ class Database:
             self.read_engine = self.engine
         self._writer = async_sessionmaker(self.engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self._turns: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         path = make_url(url).database if self.sqlite else None
         self._direct = (
             _SqliteReader(path, self.read_engine.dialect)
@@ -142,8 +144,21 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        async with self._writer() as session, session.begin():
+        async with self._write_turn(), self._writer() as session, session.begin():
             yield session
+
+    def _write_turn(self) -> AbstractAsyncContextManager[Any]:
+        """On SQLite, this process's writers take turns in the order they asked.
+        Racing for the database lock instead, a writer that loses sleeps in SQLite's
+        busy handler (up to 100 ms at a time) and can lose again to one that came
+        later: a worker's claims waited ~100 ms behind its own settling writes.
+        Other processes still queue on the lock itself (``busy_timeout``)."""
+        if not self.sqlite:
+            return nullcontext()
+        loop = asyncio.get_running_loop()
+        if self._turns is None or self._turns[0] is not loop:
+            self._turns = (loop, asyncio.Lock())  # a lock serves one event loop
+        return self._turns[1]
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
