@@ -114,7 +114,9 @@ def serve(
     database_url: str | None = DbOption,
     no_worker: bool = typer.Option(False, "--no-worker", help="API only; run workers apart."),
     demo: bool = typer.Option(False, "--demo", help="Create and print a demo client."),
-    concurrency: int | None = typer.Option(None, help="In-process worker concurrency."),
+    concurrency: int | None = typer.Option(
+        None, help="Jobs the in-process worker runs at once with institutions."
+    ),
 ) -> None:
     """Run the API (and, unless --no-worker, a worker and the scheduler)."""
     import uvicorn
@@ -203,7 +205,9 @@ With MX's Python SDK (pip install mx-platform-python):
 @app.command()
 def worker(
     database_url: str | None = DbOption,
-    concurrency: int | None = typer.Option(None, help="Jobs run at once by this process."),
+    concurrency: int | None = typer.Option(
+        None, help="Jobs this process runs at once with institutions."
+    ),
     metrics_port: int | None = typer.Option(
         None, help="Serve this process's Prometheus metrics on this port (/metrics)."
     ),

@@ -221,6 +221,52 @@ async def test_a_worker_claims_for_freed_slots_together(platform: Platform) -> N
     await all_done_once(p, guids)
 
 
+async def test_a_job_waiting_for_its_final_write_gives_its_slot_to_the_next(
+    platform: Platform,
+) -> None:
+    """A slot is for work with the institution: a job whose final write is queued
+    lets the next start, stays running (leased) until it commits, and at most
+    ``concurrency`` jobs wait for their write."""
+    p = platform
+    bank = gated(p)
+    worker = Worker(p.rt, concurrency=1)
+    commit = worker.runner._commit
+    writes_open = asyncio.Event()
+
+    async def held_commit(group: Any) -> None:  # before its transaction begins
+        await writes_open.wait()
+        await commit(group)
+
+    worker.runner._commit = held_commit  # type: ignore[method-assign]
+    first, second, third = await members(p, 3)
+    async with working(worker) as peak:
+        await until(lambda: _states_are(p, [first], "running"))
+        bank.open(first)
+        await until(lambda: _states_are(p, [first, second], "running"))
+        assert list(worker.settling) and list(worker.running) != list(worker.settling)
+
+        p.clock.now += dt.timedelta(seconds=20)
+        await worker.renew()
+        async with p.rt.db.read() as s:
+            leases = set(await s.scalars(select(Job.lease_until).where(Job.state == "running")))
+        assert leases == {p.clock.now + worker.lease}  # the waiting job's lease too
+
+        bank.open(second)  # two jobs wait for their write: the third must not start
+        await until(lambda: _len_is(worker.settling, 2))
+        await asyncio.sleep(0.2)
+        assert (await states(p))[third] == "queued"
+
+        writes_open.set()
+        bank.open(third)
+        await until(lambda: _none_active(p))
+    assert peak[0] == 1
+    await all_done_once(p, [first, second, third])
+
+
+async def _len_is(of: dict[int, Any], n: int) -> bool:
+    return len(of) == n
+
+
 async def test_a_job_held_back_by_a_cap_starts_when_the_slot_frees(platform: Platform) -> None:
     p = platform
     bank = gated(p)

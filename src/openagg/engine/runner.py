@@ -364,6 +364,9 @@ class Runner:
         # Jobs waiting to be settled, and the tasks settling them group by group.
         self._waiting: list[_Settling] = []
         self._settlers: set[asyncio.Task[None]] = set()
+        # Told when a job's work at the institution is over and it waits for its final
+        # write (the worker then gives its slot to another job).
+        self.on_settling: Callable[[int], None] | None = None
 
     async def run(self, job_id: int) -> None:
         jc = await self.loader.load(job_id)
@@ -442,6 +445,8 @@ class Runner:
         transaction shared with the other jobs settling meanwhile."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Settling(job_id, write, done))
+        if self.on_settling is not None:
+            self.on_settling(job_id)
         # As many groups in flight as the batcher commits at once (SQLite: one).
         if len(self._settlers) < self.batcher.flushers:
             settler = asyncio.create_task(self._settle_waiting())

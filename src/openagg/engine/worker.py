@@ -37,7 +37,12 @@ class Worker:
         self.concurrency = concurrency or rt.settings.worker_concurrency
         self.id = new_worker_id()
         self.runner = Runner(rt, self.id)
+        self.runner.on_settling = self._settling
+        # Jobs at the institution (each holds one of the ``concurrency`` slots), and
+        # jobs whose work there is over, waiting for their final write (at most
+        # ``concurrency`` more: the slots must not outrun the writes).
         self.running: dict[int, asyncio.Task[None]] = {}
+        self.settling: dict[int, asyncio.Task[None]] = {}
         self.claim_batch = max(1, self.concurrency // CLAIM_FRACTION)
         self.claim_delay = CLAIM_DELAY_SECONDS
         # Set when enough slots are free (or have been for long enough) to claim.
@@ -50,7 +55,8 @@ class Worker:
 
     @property
     def free(self) -> int:
-        return self.concurrency - len(self.running)
+        in_flight = len(self.running) + len(self.settling)
+        return max(0, min(self.concurrency - len(self.running), 2 * self.concurrency - in_flight))
 
     async def run(self, stop: asyncio.Event) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(stop))
@@ -85,8 +91,18 @@ class Worker:
             task.add_done_callback(functools.partial(self._done, job_id))
         return len(ids)
 
+    def _settling(self, job_id: int) -> None:
+        task = self.running.pop(job_id, None)
+        if task is not None:
+            self.settling[job_id] = task
+            self._slot_freed()
+
     def _done(self, job_id: int, _task: asyncio.Task[None]) -> None:
         self.running.pop(job_id, None)
+        self.settling.pop(job_id, None)
+        self._slot_freed()
+
+    def _slot_freed(self) -> None:
         # A free slot may take a job held back (a cap, a full batch) or one that came
         # while all slots were busy; claim for it soon, together with the next ones.
         if self.free >= self.claim_batch:
@@ -126,23 +142,28 @@ class Worker:
         every = self.rt.settings.lease_seconds / 3
         while not stop.is_set():
             await asyncio.sleep(every)
-            try:
-                await renew_leases(
-                    self.rt.db,
-                    worker_id=self.id,
-                    job_ids=list(self.running),
-                    now=self.rt.now(),
-                    lease=self.lease,
-                )
-            except Exception:
-                log.exception("lease renewal failed")
+            await self.renew()
+
+    async def renew(self) -> None:
+        """Extend the leases of this worker's jobs, those waiting for their write too."""
+        try:
+            await renew_leases(
+                self.rt.db,
+                worker_id=self.id,
+                job_ids=[*self.running, *self.settling],
+                now=self.rt.now(),
+                lease=self.lease,
+            )
+        except Exception:
+            log.exception("lease renewal failed")
 
     async def _release(self, grace: float) -> None:
         """On a clean stop, let running jobs finish briefly, then hand the rest back."""
-        if self.running:
-            await asyncio.wait(list(self.running.values()), timeout=grace)
-        left = list(self.running)
-        for task in self.running.values():
+        tasks = {**self.running, **self.settling}
+        if tasks:
+            await asyncio.wait(list(tasks.values()), timeout=grace)
+        left = [job_id for job_id, task in tasks.items() if not task.done()]
+        for task in tasks.values():
             task.cancel()
         if left:
             async with self.rt.db.write() as s:
