@@ -41,8 +41,6 @@ async def test_writers_of_one_process_take_turns_in_the_order_they_asked(
         release.set()
         await asyncio.gather(first, *later)
         async with db.read() as s:
-            assert list(await s.scalars(text("SELECT n FROM log ORDER BY rowid"))) == list(
-                range(7)
-            )
+            assert list(await s.scalars(text("SELECT n FROM log ORDER BY rowid"))) == list(range(7))
     finally:
         await db.dispose()

@@ -196,7 +196,6 @@ async def test_order_paging_scopes_and_filters(platform: Platform) -> None:
     assert r.status_code == 400
 
 
-
 def test_a_locked_database_is_reported_at_once(tmp_path: Path) -> None:
     """Reads on the event loop's thread never wait for a lock: that would stop the
     loop. (WAL readers are locked out only by an exclusive-mode connection or a

@@ -137,9 +137,7 @@ class Database:
         self._turns: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         path = make_url(url).database if self.sqlite else None
         self._direct = (
-            _SqliteReader(path, self.read_engine.dialect)
-            if path and path != ":memory:"
-            else None
+            _SqliteReader(path, self.read_engine.dialect) if path and path != ":memory:" else None
         )
 
     @asynccontextmanager
