@@ -43,6 +43,11 @@ MXBANK_LOGIN = {"LOGIN": "mxuser", "PASSWORD": "benchmark"}
 # --- temp platforms -------------------------------------------------------------
 
 
+async def prepare_nothing(job_ids: list[int]) -> dict[int, int]:
+    """``Runner.prepare`` for the benchmarks' no-op jobs, which read nothing."""
+    return dict.fromkeys(job_ids, 0)
+
+
 @contextlib.contextmanager
 def temp_dir(name: str, keep: bool = False) -> Iterator[Path]:
     """A scratch directory for one benchmark's database, removed afterwards."""

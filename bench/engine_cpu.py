@@ -39,6 +39,7 @@ from bench._common import (
     enqueue_aggregations,
     header,
     institution,
+    prepare_nothing,
     ratio,
     show,
     temp_dir,
@@ -213,6 +214,7 @@ async def measure(rt: Runtime, n: int, concurrency: int, profile: bool) -> tuple
         await idle.runner.batcher.run(write)
 
     idle.runner.run = noop  # type: ignore[method-assign]
+    idle.runner.prepare = prepare_nothing  # type: ignore[method-assign]
     await enqueue_aggregations(rt, client.id, members)
     passes = [await _timed("baseline: claim + finish no-op jobs", rt, idle, n)]
 

@@ -62,6 +62,7 @@ from bench._common import (
     machine_cpu,
     pg_bench_database,
     postgres_cpu_in,
+    prepare_nothing,
     ratio,
     run_queue_seconds,
     show,
@@ -441,6 +442,7 @@ def noop_worker(
 
         noop = finish_batched if finish == "batched" else finish_own
         worker.runner.run = noop  # type: ignore[method-assign]
+        worker.runner.prepare = prepare_nothing  # type: ignore[method-assign]
         halt = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

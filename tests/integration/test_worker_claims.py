@@ -169,7 +169,7 @@ async def test_a_full_worker_starts_foreground_jobs_first_as_slots_free(
     background = await members(p, 6, skip_aggregation=True)
     await make_due(p, background)
     assert await enqueue_background(p.rt) == 6
-    worker = Worker(p.rt, concurrency=4)
+    worker = Worker(p.rt, concurrency=4, prefetch=0)  # claimed here means started
     async with working(worker) as peak:
         await until(lambda: _running(p, 4))
         foreground = await members(p, 2)  # automatic jobs, enqueued after the background ones
@@ -192,7 +192,7 @@ async def test_a_full_worker_starts_foreground_jobs_first_as_slots_free(
 async def test_a_worker_claims_for_freed_slots_together(platform: Platform) -> None:
     p = platform
     bank = gated(p)
-    worker = Worker(p.rt, concurrency=8)
+    worker = Worker(p.rt, concurrency=8, prefetch=0)
     assert worker.claim_batch == 2  # a quarter of the slots
     worker.claim_delay = 60.0  # no timer inside this test: the batch alone decides
     guids = await members(p, 12)
@@ -229,7 +229,7 @@ async def test_a_job_waiting_for_its_final_write_gives_its_slot_to_the_next(
     ``concurrency`` jobs wait for their write."""
     p = platform
     bank = gated(p)
-    worker = Worker(p.rt, concurrency=1)
+    worker = Worker(p.rt, concurrency=1, prefetch=0)
     commit = worker.runner._commit
     writes_open = asyncio.Event()
 
@@ -263,8 +263,65 @@ async def test_a_job_waiting_for_its_final_write_gives_its_slot_to_the_next(
     await all_done_once(p, [first, second, third])
 
 
-async def _len_is(of: dict[int, Any], n: int) -> bool:
+async def _len_is(of: dict[int, Any] | list[Any], n: int) -> bool:
     return len(of) == n
+
+
+async def test_a_worker_holds_jobs_claimed_ahead_and_starts_one_as_a_slot_frees(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs claimed ahead (leased, ``running`` in the database) start the moment a
+    slot frees, with no claim in between, foreground first; a clean stop hands
+    back those that never started."""
+    p = platform
+    bank = gated(p)
+    background = await members(p, 4, skip_aggregation=True)
+    await make_due(p, background)
+    assert await enqueue_background(p.rt) == 4
+    worker = Worker(p.rt, concurrency=2, prefetch=2)
+    claims_open = asyncio.Event()
+    claims_open.set()
+
+    async def gated_claim(*args: Any, **kwargs: Any) -> list[int]:
+        await claims_open.wait()
+        return await claim(*args, **kwargs)
+
+    monkeypatch.setattr("openagg.engine.worker.claim", gated_claim)
+    stop = asyncio.Event()
+    run = asyncio.create_task(worker.run(stop))
+    await until(lambda: _running(p, 4))
+    await until(lambda: _len_is(list(bank.gates), 2))
+    assert len(worker.running) == 2 and len(worker.ready) == 2
+    at_bank = [g for g in background if g in bank.gates]
+    held = [g for g in background if g not in at_bank]
+    assert len(at_bank) == 2 and len(held) == 2
+
+    claims_open.clear()
+    foreground = await members(p, 1)  # queued: claims are held
+    bank.open(at_bank[0])
+    await until(lambda: _len_is(list(bank.gates), 3))  # a held job went to the bank
+    assert len(worker.running) == 2 and len(worker.ready) == 1
+
+    claims_open.set()  # the foreground job is claimed and goes before the held one
+    await until(lambda: _len_is(worker.ready, 2))
+    bank.open(at_bank[1])
+    await until(lambda: _len_is(list(bank.gates), 4))
+    assert foreground[0] in bank.gates
+    assert sum(g in bank.gates for g in held) == 1
+
+    stop.set()
+    await asyncio.sleep(0.05)
+    bank.open(*bank.gates)  # the running jobs finish within the stop's grace
+    await run
+    now = await states(p)
+    never_started = [g for g in held if g not in bank.gates]
+    assert [now[g] for g in never_started] == ["queued"]
+    async with p.rt.db.read() as s:
+        attempts = await s.scalar(
+            select(Job.attempts).where(Job.member_id == _member_id(never_started[0]))
+        )
+    assert attempts == 0  # handed back, not a failed attempt
+    assert count(now, "succeeded") == 4
 
 
 async def test_a_job_held_back_by_a_cap_starts_when_the_slot_frees(platform: Platform) -> None:

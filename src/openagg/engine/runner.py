@@ -120,47 +120,6 @@ async def _load(rt: Runtime, job_ids: list[int], worker_id: str) -> dict[int, Jo
     return await rt.db.read_plan(lambda b, d: _load_plan(b, d, job_ids, worker_id))
 
 
-class _Loader:
-    """Loads the contexts of the jobs a worker starts together in one read
-    transaction: a claim starts many jobs at once, and each would otherwise open
-    its own."""
-
-    def __init__(self, rt: Runtime, worker_id: str):
-        self.rt = rt
-        self.worker_id = worker_id
-        self._waiting: dict[int, asyncio.Future[JobContext | None]] = {}
-        self._flusher: asyncio.Task[None] | None = None
-
-    async def load(self, job_id: int) -> JobContext | None:
-        future: asyncio.Future[JobContext | None] = asyncio.get_running_loop().create_future()
-        self._waiting[job_id] = future
-        if self._flusher is None or self._flusher.done():
-            # Runs after the other jobs started in this turn have asked too.
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        batch: dict[int, asyncio.Future[JobContext | None]] = {}
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, {}
-                try:
-                    found = await _load(self.rt, list(batch), self.worker_id)
-                except Exception as exc:
-                    for future in batch.values():
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for job_id, future in batch.items():
-                    if not future.done():
-                        future.set_result(found.get(job_id))
-        except BaseException:  # cancelled (shutdown)
-            for future in [*batch.values(), *self._waiting.values()]:
-                future.cancel()
-            self._waiting.clear()
-            raise
-
-
 async def _owned(s: AsyncSession, job_id: int, worker_id: str) -> tuple[Job, Member] | None:
     """The job and member (ORM, locked for this transaction), if this worker still
     owns the job. For the rare writes off the hot path."""
@@ -357,8 +316,8 @@ class Runner:
     def __init__(self, rt: Runtime, worker_id: str):
         self.rt = rt
         self.worker_id = worker_id
-        # Jobs that start together are loaded together.
-        self.loader = _Loader(rt, worker_id)
+        # Contexts of claimed jobs, loaded together when claimed (``prepare``).
+        self._prepared: dict[int, JobContext] = {}
         # Ends of jobs (success, failure, MFA park) are written in shared transactions.
         self.batcher = WriteBatcher(rt.db)
         # Jobs waiting to be settled, and the tasks settling them group by group.
@@ -368,8 +327,22 @@ class Runner:
         # write (the worker then gives its slot to another job).
         self.on_settling: Callable[[int], None] | None = None
 
+    async def prepare(self, job_ids: list[int]) -> dict[int, int]:
+        """Load the contexts of jobs just claimed, in one read, for ``run``; returns
+        the priority of each job this worker still owns."""
+        found = await _load(self.rt, job_ids, self.worker_id)
+        self._prepared.update(found)
+        return {job_id: jc.job.priority for job_id, jc in found.items()}
+
+    def forget(self, job_ids: list[int]) -> None:
+        """Drop the contexts of prepared jobs that will not run here."""
+        for job_id in job_ids:
+            self._prepared.pop(job_id, None)
+
     async def run(self, job_id: int) -> None:
-        jc = await self.loader.load(job_id)
+        jc = self._prepared.pop(job_id, None)
+        if jc is None:  # not prepared (its read failed): load it alone
+            jc = (await _load(self.rt, [job_id], self.worker_id)).get(job_id)
         if jc is None:
             return
         # Each job runs in its own task, so this tags only this job's log lines.

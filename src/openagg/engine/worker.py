@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import heapq
 import logging
 import os
 import socket
@@ -24,15 +25,18 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-# A worker claims when a quarter of its slots are free, or this long after the first
-# slot freed, whichever comes first: one claim transaction then starts many jobs
-# instead of one per finished job, and a long job still leaves no slot idle for long.
+# A worker claims in batches of about a quarter of its slots: one claim transaction
+# then starts many jobs instead of one per finished job. It holds that many jobs
+# claimed ahead, so a slot that frees starts the next job at once instead of waiting
+# for a claim (on SQLite, a claim waits for the write in progress). With no job held
+# ahead, it claims this long after the first slot freed, so a long job still leaves
+# no slot idle for long.
 CLAIM_FRACTION = 4
 CLAIM_DELAY_SECONDS = 0.01
 
 
 class Worker:
-    def __init__(self, rt: Runtime, concurrency: int | None = None):
+    def __init__(self, rt: Runtime, concurrency: int | None = None, prefetch: int | None = None):
         self.rt = rt
         self.concurrency = concurrency or rt.settings.worker_concurrency
         self.id = new_worker_id()
@@ -45,6 +49,14 @@ class Worker:
         self.settling: dict[int, asyncio.Task[None]] = {}
         self.claim_batch = max(1, self.concurrency // CLAIM_FRACTION)
         self.claim_delay = CLAIM_DELAY_SECONDS
+        # Jobs claimed (running and leased in the database) that wait for a slot,
+        # foreground first: (priority, job id).
+        self.prefetch = self.claim_batch if prefetch is None else prefetch
+        self.ready: list[tuple[int, int]] = []
+        self._loading: list[int] = []  # claimed, their contexts being read
+        # With jobs held ahead, claim once half of them have started.
+        self.claim_at = max(1, self.prefetch // 2) if self.prefetch else self.claim_batch
+        self._stopping = False
         # Set when enough slots are free (or have been for long enough) to claim.
         self._slots_free = asyncio.Event()
         self._claim_timer: asyncio.TimerHandle | None = None
@@ -55,8 +67,15 @@ class Worker:
 
     @property
     def free(self) -> int:
-        in_flight = len(self.running) + len(self.settling)
-        return max(0, min(self.concurrency - len(self.running), 2 * self.concurrency - in_flight))
+        """How many jobs to claim now."""
+        held = len(self.running) + len(self.ready) + len(self._loading)
+        in_flight = held + len(self.settling)
+        limit = self.concurrency + self.prefetch
+        return max(0, min(limit - held, limit + self.concurrency - in_flight))
+
+    def _slot_open(self) -> bool:
+        running = len(self.running)
+        return running < self.concurrency and running + len(self.settling) < 2 * self.concurrency
 
     async def run(self, stop: asyncio.Event) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(stop))
@@ -85,11 +104,26 @@ class Worker:
             log.exception("claiming jobs failed; retrying")
             await asyncio.sleep(1)
             return 0
-        for job_id in ids:
+        if not ids:
+            return 0
+        self._loading = ids  # (left set if cancelled: ``_release`` hands them back)
+        try:
+            priorities = await self.runner.prepare(ids)
+        except Exception:  # each job then loads its own when it starts
+            log.exception("loading claimed jobs failed")
+            priorities = dict.fromkeys(ids, 0)
+        self._loading = []
+        for job_id, priority in priorities.items():
+            heapq.heappush(self.ready, (priority, job_id))
+        self._start_ready()
+        return len(ids)
+
+    def _start_ready(self) -> None:
+        while self.ready and self._slot_open() and not self._stopping:
+            _, job_id = heapq.heappop(self.ready)
             task = asyncio.create_task(self.runner.run(job_id))
             self.running[job_id] = task
             task.add_done_callback(functools.partial(self._done, job_id))
-        return len(ids)
 
     def _settling(self, job_id: int) -> None:
         task = self.running.pop(job_id, None)
@@ -103,11 +137,13 @@ class Worker:
         self._slot_freed()
 
     def _slot_freed(self) -> None:
-        # A free slot may take a job held back (a cap, a full batch) or one that came
-        # while all slots were busy; claim for it soon, together with the next ones.
-        if self.free >= self.claim_batch:
+        # A free slot takes a job held ahead. Otherwise it may take a job held back (a
+        # cap, a full batch) or one that came while all slots were busy: claim for it
+        # soon, together with the next ones.
+        self._start_ready()
+        if self.free >= self.claim_at:
             self._slots_free.set()
-        elif self._claim_timer is None and not self._slots_free.is_set():
+        elif self._slot_open() and self._claim_timer is None and not self._slots_free.is_set():
             self._claim_timer = asyncio.get_running_loop().call_later(
                 self.claim_delay, self._slots_free.set
             )
@@ -145,24 +181,33 @@ class Worker:
             await self.renew()
 
     async def renew(self) -> None:
-        """Extend the leases of this worker's jobs, those waiting for their write too."""
+        """Extend the leases of this worker's jobs, those waiting for a slot or for
+        their write too."""
         try:
             await renew_leases(
                 self.rt.db,
                 worker_id=self.id,
-                job_ids=[*self.running, *self.settling],
+                job_ids=[*self.running, *self.settling, *self._waiting_for_slot()],
                 now=self.rt.now(),
                 lease=self.lease,
             )
         except Exception:
             log.exception("lease renewal failed")
 
+    def _waiting_for_slot(self) -> list[int]:
+        return [*self._loading, *(job_id for _, job_id in self.ready)]
+
     async def _release(self, grace: float) -> None:
-        """On a clean stop, let running jobs finish briefly, then hand the rest back."""
+        """On a clean stop, let running jobs finish briefly, then hand the rest back,
+        with those that never started."""
+        self._stopping = True
+        waiting = self._waiting_for_slot()
+        self.ready.clear()
+        self.runner.forget(waiting)
         tasks = {**self.running, **self.settling}
         if tasks:
             await asyncio.wait(list(tasks.values()), timeout=grace)
-        left = [job_id for job_id, task in tasks.items() if not task.done()]
+        left = waiting + [job_id for job_id, task in tasks.items() if not task.done()]
         for task in tasks.values():
             task.cancel()
         if left:
