@@ -263,10 +263,10 @@ async def test_concurrency_cap_holds_across_worker_processes(
         for log in logs
     ]
     most = 0
-    try:
-        for log in logs:
-            wait_listening(log)
-        guids = await members(p, count)
+    created = asyncio.Event()
+
+    async def watch() -> None:  # from the first job on: the members are made one by one
+        nonlocal most
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             async with p.rt.db.read() as s:
@@ -279,9 +279,17 @@ async def test_concurrency_cap_holds_across_worker_processes(
                     select(func.count()).select_from(Job).where(Job.active_member_id.is_not(None))
                 )
             most = max(most, running or 0)
-            if not left:
-                break
+            if created.is_set() and not left:
+                return
             await asyncio.sleep(0.01)
+
+    try:
+        for log in logs:
+            wait_listening(log)
+        watching = asyncio.create_task(watch())
+        guids = await members(p, count)
+        created.set()
+        await watching
     finally:
         stop_processes(workers)
     jobs = await jobs_of(p.rt, guids)

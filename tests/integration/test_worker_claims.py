@@ -208,12 +208,12 @@ async def test_a_worker_claims_for_freed_slots_together(platform: Platform) -> N
 
         bank.open(first[1])
         await until(lambda: _queued(p, 2))  # two slots: one claim fills both
-        assert len(worker.running) == 8
+        await until(lambda: _len_is(worker.running, 8))  # once their contexts are read
 
         worker.claim_delay = 0.02  # a slot left alone is filled after the short delay
         bank.open(first[2])
         await until(lambda: _queued(p, 1))
-        assert len(worker.running) == 8
+        await until(lambda: _len_is(worker.running, 8))
 
         bank.open(*guids)
         await until(lambda: _none_active(p))
@@ -417,6 +417,32 @@ async def test_claim_with_an_institution_cap_of_its_own_takes_no_more(
     assert len(first) == 2 and again == []
     assert count(await states(p), "queued") == 3
     assert len(guids) == 5
+
+
+async def test_claim_takes_jobs_ahead_only_while_no_institution_has_a_cap(
+    platform: Platform,
+) -> None:
+    """A job held ahead does nothing at the institution: under a cap it would take
+    a session another worker could use."""
+    p = platform
+    await members(p, 6)
+
+    async def take(limit: int, ahead: int) -> list[int]:
+        return await claim(
+            p.rt.db,
+            worker_id="w",
+            limit=limit,
+            ahead=ahead,
+            now=p.clock.now,
+            lease=LEASE,
+            defaults=NO_CAPS,
+        )
+
+    assert len(await take(1, 2)) == 3
+    await institution_caps(p.rt.db, "mxbank", now=p.clock.now, defaults=NO_CAPS, max_per_day=100)
+    assert len(await take(1, 2)) == 1
+    assert await take(0, 2) == []
+    assert count(await states(p), "queued") == 2
 
 
 # --- group commit -----------------------------------------------------------------------

@@ -119,9 +119,12 @@ async def claim(
     now: dt.datetime,
     lease: dt.timedelta,
     defaults: Caps | None = None,
+    ahead: int = 0,
 ) -> list[int]:
     """Take up to ``limit`` due jobs for this worker, within the institutions' caps;
-    returns their ids.
+    returns their ids. When no institution has a cap, take up to ``ahead`` more
+    (jobs the worker holds for its next free slots: under a cap, a held job would
+    take a session at the institution that it does not use).
 
     Jobs are taken by priority (foreground first), then age. On PostgreSQL the
     candidates are locked with ``FOR UPDATE SKIP LOCKED``, so concurrent claimers
@@ -130,12 +133,12 @@ async def claim(
     read under that lock, so two claimers cannot both take an institution's last
     slot. ``defaults`` are the global caps (from the process's settings when None).
     """
-    if limit <= 0:
+    if limit + ahead <= 0:
         return []
     defaults = default_caps() if defaults is None else defaults
     async with db.write() as session:
         if not db.sqlite and not defaults.any:
-            claimed = await _claim_uncapped(session, worker_id, limit, now, lease)
+            claimed = await _claim_uncapped(session, worker_id, limit + ahead, now, lease)
             if claimed is not None:
                 return claimed
         limits = {
@@ -143,7 +146,9 @@ async def claim(
             for row in await session.scalars(select(InstitutionLimit))
         }
         if not defaults.any and not any(c.any for c in limits.values()):
-            return await _start(session, _due(db, limit, now), worker_id, now, lease)
+            return await _start(session, _due(db, limit + ahead, now), worker_id, now, lease)
+        if limit <= 0:
+            return []
         return await _claim_within_caps(
             session, db, limits, defaults, worker_id=worker_id, limit=limit, now=now, lease=lease
         )

@@ -91,11 +91,15 @@ class Worker:
     async def claim_and_start(self) -> int:
         self._slots_free.clear()
         self._cancel_claim_timer()
+        free = self.free
+        idle = self.concurrency - len(self.running) - len(self.ready) - len(self._loading)
+        slots = max(0, min(free, idle))  # the rest would be held ahead
         try:
             ids = await claim(
                 self.rt.db,
                 worker_id=self.id,
-                limit=self.free,
+                limit=slots,
+                ahead=free - slots,
                 now=self.rt.now(),
                 lease=self.lease,
                 defaults=default_caps(self.rt.settings),  # this runtime's, not the process's
