@@ -338,7 +338,12 @@ class Codec:
         self.columns = {key: column.name for key, column in props}
         impl = {key: column.type.dialect_impl(dialect) for key, column in props}
         self._bind = {key: t.bind_processor(dialect) for key, t in impl.items()}
-        self._read = {key: t.result_processor(dialect, None) for key, t in impl.items()}
+        # Only the columns whose stored form differs from their Python value.
+        self._read = [
+            (key, process)
+            for key, t in impl.items()
+            if (process := t.result_processor(dialect, None)) is not None
+        ]
         self.json = frozenset(key for key, column in props if isinstance(column.type, JSON))
         self.select_list = ", ".join(f"{table.name}.{self.columns[k]}" for k in self.keys)
 
@@ -348,11 +353,11 @@ class Codec:
 
     def read(self, row: Sequence[Any], offset: int = 0) -> dict[str, Any]:
         """Attribute values from ``row[offset:]`` (columns in ``select_list`` order)."""
-        out = {}
-        for i, key in enumerate(self.keys):
-            value = row[offset + i]
-            process = self._read[key]
-            out[key] = value if process is None or value is None else process(value)
+        out = dict(zip(self.keys, row[offset : offset + len(self.keys)], strict=True))
+        for key, process in self._read:
+            value = out[key]
+            if value is not None:
+                out[key] = process(value)
         return out
 
     def unattached(self, row: Sequence[Any], offset: int = 0) -> Any:

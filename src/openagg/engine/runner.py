@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import instance_dict
 
 from openagg import logs
 from openagg.connectors.base import (
@@ -135,7 +136,7 @@ async def _owned(s: AsyncSession, job_id: int, worker_id: str) -> tuple[Job, Mem
 
 
 @dataclass
-class _Owned:
+class Owned:
     """A job this worker still owns and its member, as read in the settling
     transaction: unattached model objects, and their values as read (to find
     what the rules changed)."""
@@ -148,12 +149,18 @@ class _Owned:
 
 
 def _snapshot(obj: Any, keys: tuple[str, ...], json: frozenset[str]) -> dict[str, Any]:
-    return {k: copy.deepcopy(getattr(obj, k)) if k in json else getattr(obj, k) for k in keys}
+    # Straight from the instance dict: an unattached object holds every column
+    # there, and the ORM's attribute access costs far more than a dict lookup.
+    values = instance_dict(obj)
+    out = {k: values[k] for k in keys}
+    for k in json:
+        out[k] = copy.deepcopy(out[k])
+    return out
 
 
 def _owned_plan(
     b: Backend, dialect: Any, job_ids: list[int], worker_id: str
-) -> Plan[dict[int, _Owned]]:
+) -> Plan[dict[int, Owned]]:
     """The jobs this worker still owns among ``job_ids``, with their members (locked
     on PostgreSQL; SQLite's write transaction holds the whole database), and who
     listens to their outcomes."""
@@ -184,7 +191,7 @@ def _owned_plan(
     with_tickets = {r[0] for r in ticketed}
     accounts = yield from ingest.accounts_of(b, [m.id for _, m in pairs])
     return {
-        job.id: _Owned(
+        job.id: Owned(
             job,
             member,
             Listeners(
@@ -200,19 +207,24 @@ def _owned_plan(
     }
 
 
-def _save(later: Deferred, dialect: Any, owned: _Owned, attempt: Attempt) -> None:
-    """Add what the rules changed on the job and the member, and the attempt, to
-    the transaction's writes."""
+def stage_changes(later: Deferred, dialect: Any, owned: Owned) -> None:
+    """Add what changed on the job and the member since they were read to the
+    transaction's writes."""
     for cls, obj, name in ((Member, owned.member, "member"), (Job, owned.job, "job")):
         c = codec(cls, dialect)
-        before = owned.read[name]
-        changed = [k for k in c.keys if getattr(obj, k) != before[k]]
+        before, now = owned.read[name], instance_dict(obj)
+        changed = [k for k in c.keys if now[k] != before[k]]
         if changed:
             later.update(
                 c.table,
                 tuple(c.columns[k] for k in changed),
-                [(obj.id, *(c.bind(k, getattr(obj, k)) for k in changed))],
+                [(obj.id, *(c.bind(k, now[k]) for k in changed))],
             )
+
+
+def _save(later: Deferred, dialect: Any, owned: Owned, attempt: Attempt) -> None:
+    """``stage_changes``, and the attempt's insert."""
+    stage_changes(later, dialect, owned)
     c = codec(Attempt, dialect)
     keys = [k for k in c.keys if k != "id"]
     later.insert(
@@ -222,7 +234,7 @@ def _save(later: Deferred, dialect: Any, owned: _Owned, attempt: Attempt) -> Non
     )
 
 
-_Write = Callable[[AsyncSession, _Owned, Deferred], Awaitable[None]]
+Write = Callable[[AsyncSession, Owned, Deferred], Awaitable[None]]
 
 
 @dataclass
@@ -230,7 +242,7 @@ class _Settling:
     """A job waiting for its final write."""
 
     job_id: int
-    write: _Write
+    write: Write
     done: asyncio.Future[None]
 
 
@@ -413,7 +425,7 @@ class Runner:
                 job.is_delayed = True
                 set_status(member, Status.DELAYED, self.rt.now())
 
-    async def _settle(self, job_id: int, write: _Write) -> None:
+    async def settle(self, job_id: int, write: Write) -> None:
         """Run ``write`` for the job, if this worker still owns it, in a write
         transaction shared with the other jobs settling meanwhile."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -474,7 +486,7 @@ class Runner:
     async def _save(
         self,
         s: AsyncSession,
-        owned: _Owned,
+        owned: Owned,
         outcome: Outcome,
         applied: Applied,
         later: Deferred,
@@ -493,7 +505,7 @@ class Runner:
     ) -> None:
         rt = self.rt
 
-        async def write(s: AsyncSession, owned: _Owned, later: Deferred) -> None:
+        async def write(s: AsyncSession, owned: Owned, later: Deferred) -> None:
             job, member = owned.job, owned.member
             now = rt.now()
             vault.seal_connector_state(rt, member, result.state, now)
@@ -509,7 +521,7 @@ class Runner:
             wait_for_user(job)
             await self._save(s, owned, outcome, applied, later)
 
-        await self._settle(jc.job.id, write)
+        await self.settle(jc.job.id, write)
 
     async def _succeed(
         self, jc: JobContext, started: dt.datetime, kind: JobKind, pulled: Pulled
@@ -517,7 +529,7 @@ class Runner:
         rt = self.rt
         prepared = _prepare(rt, pulled)
 
-        async def write(s: AsyncSession, owned: _Owned, later: Deferred) -> None:
+        async def write(s: AsyncSession, owned: Owned, later: Deferred) -> None:
             job, member = owned.job, owned.member
             counts = await _ingest(rt, s, member, kind, pulled, prepared, later, owned.accounts)
             vault.clear_connector_state(member)
@@ -532,12 +544,12 @@ class Runner:
             finish(job, state="succeeded", now=rt.now())
             await self._save(s, owned, outcome, applied, later)
 
-        await self._settle(jc.job.id, write)
+        await self.settle(jc.job.id, write)
 
     async def _fail(self, jc: JobContext, started: dt.datetime, cause: Cause, message: str) -> None:
         rt = self.rt
 
-        async def write(s: AsyncSession, owned: _Owned, later: Deferred) -> None:
+        async def write(s: AsyncSession, owned: Owned, later: Deferred) -> None:
             job, member = owned.job, owned.member
             vault.clear_connector_state(member)
             outcome = Outcome(cause, message)
@@ -547,4 +559,4 @@ class Runner:
             finish(job, state="failed", now=rt.now(), error=f"{cause.value}: {message}"[:500])
             await self._save(s, owned, outcome, applied, later)
 
-        await self._settle(jc.job.id, write)
+        await self.settle(jc.job.id, write)
