@@ -5,9 +5,10 @@ The benchmark creates its own PostgreSQL database (``openagg_bench_jobq_<pid>``,
 ``OPENAGG_TEST_PG``, default the local server) and drops it afterwards. For each
 pass it vacuums the tables (as autovacuum would between bursts), starts real
 worker processes (``python -m bench.job_queue --noop-worker``: the real ``Worker``
-loop, claim, leases, LISTEN wake-up and the runner's group commit; each job ends
-with one no-op write, the UPDATE ``queue.finish`` would make, instead of an
-aggregation), waits until they listen, enqueues N foreground jobs in one
+loop, claim, leases, LISTEN wake-up and the runner's settling of finished jobs; a
+job does no work and ends as a real one does, through ``Runner.settle``: its
+group's one locked read of the jobs and members, ``queue.finish``, and one
+UPDATE for the group), waits until they listen, enqueues N foreground jobs in one
 transaction and measures from the first claim to the last finish, read from the
 ``jobs`` table. Afterwards it checks that every job ran exactly once: each job is
 ``succeeded`` after one claim, and the workers' own lists of the jobs they ran
@@ -389,11 +390,14 @@ def _report(best: list[Pass], passes: list[Pass]) -> None:
 def noop_worker(
     out: Path, *, concurrency: int, finish: str, profile: Path | None, count_sql: bool
 ) -> None:
-    """A real worker process whose jobs each end with one no-op write: through the
-    runner's group commit (``batched``, as the runner ends real jobs) or in a
+    """A real worker process whose jobs do nothing and end through the runner's
+    settling, as real jobs end (``batched``), or each with its own UPDATE in a
     transaction of its own (``own``). Writes the ids of the jobs it ran to ``out``."""
     import logging
 
+    from openagg.db.driver import Deferred
+    from openagg.engine import queue
+    from openagg.engine.runner import Owned, stage_changes
     from openagg.engine.scheduler import run_scheduler
     from openagg.engine.wakeup import listen_for_jobs
     from openagg.engine.worker import Worker
@@ -408,8 +412,8 @@ def noop_worker(
         if count_sql:
             _count_statements(rt, sql)
 
-        # The job itself: one write, as queue.finish would make it, refused unless this
-        # worker still owns the job. Built once: the no-op should cost the engine little.
+        # ``own``: one write, as queue.finish would make it, refused unless this worker
+        # still owns the job. Built once: the no-op should cost the engine little.
         finished = (
             update(Job)
             .where(
@@ -426,12 +430,15 @@ def noop_worker(
         )
 
         async def finish_batched(job_id: int) -> None:
-            async def write(s: AsyncSession) -> int:
-                conn = await s.connection()
-                result = await conn.execute(finished, {"job_id": job_id, "now": rt.now()})
-                return result.rowcount
+            owned_here: list[bool] = []
 
-            if await worker.runner.batcher.run(write):
+            async def write(s: AsyncSession, owned: Owned, later: Deferred) -> None:
+                queue.finish(owned.job, state="succeeded", now=rt.now())
+                stage_changes(later, s.get_bind().dialect, owned)
+                owned_here.append(True)
+
+            await worker.runner.settle(job_id, write)
+            if owned_here:
                 ran.append(job_id)
 
         async def finish_own(job_id: int) -> None:
