@@ -239,3 +239,24 @@ async def test_a_busy_direct_read_is_made_through_a_session(
     r = await p.http.get(f"/users/{user}/transactions")
     assert tried and r.status_code == 200, r.text
     assert r.json() == expected
+
+
+async def test_a_failing_direct_read_answers_503(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A direct read that fails for another reason than a lock (the disk, a file
+    that cannot be opened) answers as any read through a session would: 503."""
+    p = platform
+    user, _member, _account = await setup_member(p)
+    direct = p.rt.db._direct
+    if direct is None:
+        pytest.skip("PostgreSQL always reads through a session")
+
+    def failing(_make: Any) -> Any:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(direct, "run", failing)
+    r = await p.http.get(f"/users/{user}/transactions")
+    assert r.status_code == 503, r.text
+    assert r.headers["Retry-After"] == "5"
+    assert "database" in r.json()["error"]["message"].lower()

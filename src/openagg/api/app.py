@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
@@ -96,6 +97,8 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
+    # The direct SQLite reads (``Database.read_plan``) meet the driver's own errors.
+    @app.exception_handler(sqlite3.OperationalError)
     # asyncpg lets a refused connection through as the OS error itself.
     @app.exception_handler(ConnectionError)
     async def database_error(_r: Request, exc: Exception) -> Response:
