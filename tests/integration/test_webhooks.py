@@ -617,6 +617,33 @@ async def test_two_deliverers_never_send_twice_and_keep_each_members_order(
     delivered_in_order(receiver, expected)
 
 
+async def test_drain_goes_on_after_a_failed_claim(
+    platform: Platform, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim that fails (the database away for a moment) is retried: ``drain`` must
+    not take the failure for an empty queue and return with events undelivered."""
+    p = platform
+    await add_endpoint(p, receiver.url)
+    await make_events(p, members=2, updates=1)
+    expected = await stored_events(p)
+    deliverer = Deliverer(p.rt)
+    real_claim = deliverer_module.claim
+    failures = [ConnectionError("the database went away")]
+
+    async def claim_failing_once(*args: Any, **kwargs: Any) -> list[int]:
+        if failures:
+            raise failures.pop()
+        return await real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(deliverer_module, "claim", claim_failing_once)
+    try:
+        await deliverer.drain()
+    finally:
+        await deliverer.http.aclose()
+    assert not failures
+    delivered_in_order(receiver, expected)
+
+
 # ---------------------------------------------------------------------------- API
 
 

@@ -162,8 +162,8 @@ class Deliverer:
         while time.monotonic() < deadline:
             finished_before = self._finished_count
             started = await self._fill()
-            if self._finished_count != finished_before:
-                continue
+            if started is None or self._finished_count != finished_before:
+                continue  # the claim failed (it waited before answering): try again
             if not started and not self.in_flight:
                 return
             if self.in_flight and not started:
@@ -172,7 +172,8 @@ class Deliverer:
                 )
         raise TimeoutError("webhook deliveries still in flight")
 
-    async def _fill(self) -> int:
+    async def _fill(self) -> int | None:
+        """Start deliveries in the free slots; how many, or None if the claim failed."""
         free = self.concurrency - len(self.in_flight)
         try:
             ids = await claim(
@@ -185,7 +186,7 @@ class Deliverer:
         except Exception:
             log.exception("claiming webhook deliveries failed; retrying")
             await asyncio.sleep(1)
-            return 0
+            return None
         for delivery_id in ids:
             task = asyncio.create_task(self._deliver(delivery_id))
             self.in_flight[delivery_id] = task
