@@ -3,6 +3,7 @@ duplicates on update, filtered member lists."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
@@ -108,3 +109,19 @@ async def test_user_level_lists_filter_by_use_case(platform: Platform) -> None:
     # The member-level list ignores it, as at MX.
     r = await http.get(f"/users/{user}/members/{none}/transactions", params={"use_case": "PFM"})
     assert r.status_code == 200 and r.json()["transactions"]
+
+
+async def test_two_creates_at_once_with_the_same_credentials_make_one_member(
+    platform: Platform,
+) -> None:
+    """The duplicate check and the insert are one step: two requests racing with the
+    same credentials (or the same partner id) leave one member and a 409."""
+    http = platform.http
+    user = await new_user(http)
+    for _ in range(3):
+        results = await asyncio.gather(
+            *(create_member(http, user, "same", skip_aggregation=True) for _ in range(4))
+        )
+        assert sorted(r.status_code for r in results) in ([200, 409, 409, 409], [409] * 4)
+    r = await http.get(f"/users/{user}/members")
+    assert r.json()["pagination"]["total_entries"] == 1

@@ -121,11 +121,13 @@ async def create_member(
 ) -> MemberResult:
     """A new member; with ``reuse_pending_oauth`` (the Connect widget), an OAuth
     member of the user still waiting on this institution's OAuth step is returned
-    instead, found under a lock on the user so two requests at once make one."""
+    instead. The user is locked, so the checks for a duplicate (that waiting member,
+    the same credentials, the same partner id) and the insert are one step: two
+    requests at once make one member."""
     f = body.member
     now = rt.now()
     async with rt.db.write() as s:
-        user = await user_by_guid(s, client, user_guid, lock=reuse_pending_oauth)
+        user = await user_by_guid(s, client, user_guid, lock=True)
         inst = await _institution(s, f.institution_code)
         is_oauth = bool(f.is_oauth)
         if is_oauth and not inst.profile.get("supports_oauth"):
@@ -206,7 +208,10 @@ async def update_member(
         raise BadRequest("The request body can't be empty: give at least one member field.")
     now = rt.now()
     async with rt.db.write() as s:
-        user = await user_by_guid(s, client, user_guid)
+        # New credentials or partner id are checked against the user's other members:
+        # lock the user first, as creating a member does.
+        checks = f.credentials is not None or "id" in given
+        user = await user_by_guid(s, client, user_guid, lock=checks)
         member = await member_by_guid(s, user, member_guid, lock=True)
         inst = await s.get(Institution, member.institution_id)
         assert inst is not None
