@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -617,34 +617,46 @@ async def test_two_deliverers_never_send_twice_and_keep_each_members_order(
     delivered_in_order(receiver, expected)
 
 
+async def deliver_with_claim(
+    p: Platform,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    claim: Callable[[Deliverer, Callable[..., Awaitable[list[int]]]], Any],
+    *,
+    members: int,
+    updates: int,
+) -> None:
+    """``make_events``, then ``drain`` by a deliverer whose claims go through
+    ``claim(deliverer, real_claim)``: every member's events must arrive, in order."""
+    await add_endpoint(p, receiver.url)
+    await make_events(p, members=members, updates=updates)
+    expected = await stored_events(p)
+    deliverer = Deliverer(p.rt)
+    monkeypatch.setattr(deliverer_module, "claim", claim(deliverer, deliverer_module.claim))
+    try:
+        await deliverer.drain()
+    finally:
+        await deliverer.http.aclose()
+    delivered_in_order(receiver, expected)
+
+
 async def test_drain_goes_on_after_a_failed_claim(
     platform: Platform, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A claim that fails (the database away for a moment) is retried: ``drain`` must
     not take the failure for an empty queue and return with events undelivered."""
-    p = platform
-    await add_endpoint(p, receiver.url)
-    await make_events(p, members=2, updates=1)
-    expected = await stored_events(p)
-    deliverer = Deliverer(p.rt)
-    real_claim = deliverer_module.claim
     failures = [ConnectionError("the database went away")]
 
-    async def claim_failing_once(*args: Any, **kwargs: Any) -> list[int]:
-        if failures:
-            raise failures.pop()
-        return await real_claim(*args, **kwargs)
+    def failing_once(_d: Deliverer, real_claim: Callable[..., Awaitable[list[int]]]) -> Any:
+        async def claim(*args: Any, **kwargs: Any) -> list[int]:
+            if failures:
+                raise failures.pop()
+            return await real_claim(*args, **kwargs)
 
-    monkeypatch.setattr(deliverer_module, "claim", claim_failing_once)
-    try:
-        await deliverer.drain()
-    finally:
-        await deliverer.http.aclose()
+        return claim
+
+    await deliver_with_claim(platform, receiver, monkeypatch, failing_once, members=2, updates=1)
     assert not failures
-    delivered_in_order(receiver, expected)
-
-
-# ---------------------------------------------------------------------------- API
 
 
 async def test_a_delivery_ending_during_a_claim_does_not_strand_the_next(
@@ -653,25 +665,22 @@ async def test_a_delivery_ending_during_a_claim_does_not_strand_the_next(
     """On PostgreSQL a claim and a delivery's commit run side by side: a claim may see a
     member's head still pending, find nothing, and return after that head finished. The
     deliverer must claim again rather than believe the queue is empty."""
-    p = platform
-    await add_endpoint(p, receiver.url)
-    await make_events(p, members=1, updates=2)
-    expected = await stored_events(p)
-    deliverer = Deliverer(p.rt)
-    real_claim = deliverer_module.claim
 
-    async def claim_that_sees_the_past(*args: Any, **kwargs: Any) -> list[int]:
-        ids = await real_claim(*args, **kwargs)
-        if not ids and deliverer.in_flight:  # what it saw predates these ending
-            await asyncio.wait(list(deliverer.in_flight.values()))
-        return ids
+    def seeing_the_past(
+        deliverer: Deliverer, real_claim: Callable[..., Awaitable[list[int]]]
+    ) -> Any:
+        async def claim(*args: Any, **kwargs: Any) -> list[int]:
+            ids = await real_claim(*args, **kwargs)
+            if not ids and deliverer.in_flight:  # what it saw predates these ending
+                await asyncio.wait(list(deliverer.in_flight.values()))
+            return ids
 
-    monkeypatch.setattr(deliverer_module, "claim", claim_that_sees_the_past)
-    try:
-        await deliverer.drain()
-    finally:
-        await deliverer.http.aclose()
-    delivered_in_order(receiver, expected)
+        return claim
+
+    await deliver_with_claim(platform, receiver, monkeypatch, seeing_the_past, members=1, updates=2)
+
+
+# ---------------------------------------------------------------------------- API
 
 
 async def test_endpoint_api(platform: Platform, receiver: Receiver) -> None:
