@@ -114,8 +114,8 @@ async def test_user_level_lists_filter_by_use_case(platform: Platform) -> None:
 async def test_two_creates_at_once_with_the_same_credentials_make_one_member(
     platform: Platform,
 ) -> None:
-    """The duplicate check and the insert are one step: two requests racing with the
-    same credentials (or the same partner id) leave one member and a 409."""
+    """The duplicate check and the insert are one step: requests racing with the same
+    credentials leave one member; the others get 409."""
     http = platform.http
     user = await new_user(http)
     for _ in range(3):
