@@ -131,6 +131,9 @@ class Member(Base):
     has_processed_accounts: Mapped[bool] = mapped_column(Boolean, default=False)
     has_processed_transactions: Mapped[bool] = mapped_column(Boolean, default=False)
     has_processed_account_numbers: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Counts the changes to the member's transactions: a cached transaction list
+    # (api/list_cache.py) is served again only while its members' counts are unchanged.
+    transactions_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     credentials_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     credentials_fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)
     consecutive_credential_failures: Mapped[int] = mapped_column(Integer, default=0)

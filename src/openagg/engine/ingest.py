@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,7 +46,7 @@ from openagg.db.driver import (
     json_text,
     run_plan,
 )
-from openagg.db.models import AccountNumber, AccountOwner
+from openagg.db.models import AccountNumber, AccountOwner, Member
 from openagg.domain.ids import new_guid, stable_guid
 
 _UTC = dt.UTC
@@ -97,6 +97,10 @@ class IngestCounts:
     created: int = 0
     updated: int = 0
     removed: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.removed)
 
 
 @dataclass(frozen=True)
@@ -607,7 +611,9 @@ async def ingest_pull(
 ) -> Ingested:
     """Upsert one aggregation's pull (best ``prepare``d before the transaction) in
     the session's transaction. With ``later``, the bulk writes wait in it for the
-    caller's ``flush``; without, they are made before this returns."""
+    caller's ``flush``, and the caller, which settles the member row, counts a change
+    to its transactions (``transactions_version``); without, both are done before
+    this returns."""
     writes = Deferred() if later is None else later
 
     def make(b: Backend, _: Dialect) -> Plan[Ingested]:
@@ -625,6 +631,12 @@ async def ingest_pull(
     done = await run_plan(session, make)
     if later is None:
         await flush(session, writes)
+        if done.counts.changed:
+            await session.execute(
+                update(Member)
+                .where(Member.id == owner.member_id)
+                .values(transactions_version=Member.transactions_version + 1)
+            )
     return done
 
 

@@ -309,6 +309,8 @@ async def _ingest(
         stored_accounts=stored_accounts,
     )
     counts = done.counts
+    if counts.changed:
+        member.transactions_version += 1  # cached lists of them are stale now
     if kind in (JobKind.VERIFY, JobKind.IDENTIFY):
         for data in pulled.accounts:
             acct = done.accounts[data.external_id]

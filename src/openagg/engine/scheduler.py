@@ -204,19 +204,41 @@ async def _enqueue_background_batch(rt: Runtime, now: dt.datetime) -> tuple[int,
     return len(rows), count
 
 
+PURGE_BATCH = 1000  # members per transaction (bound parameters stay few)
+
+
 async def purge_stale_pending(rt: Runtime) -> None:
-    """MX's failsafe: pending transactions older than the limit are deleted."""
+    """MX's failsafe: pending transactions older than the limit are deleted, a batch
+    of members at a time. Each member is locked first, as a job settling it would
+    (members, then their transactions), and members being settled right now are
+    skipped: their own ingest removes stale pendings, or the next tick does."""
     cutoff = (rt.now() - dt.timedelta(days=rt.settings.pending_transaction_max_age_days)).date()
-    async with rt.db.write() as s:
-        if not rt.db.sqlite and not await s.scalar(
-            select(func.pg_try_advisory_xact_lock(PURGE_LOCK))
-        ):
-            return  # another scheduler is purging right now
-        await s.execute(
-            delete(Transaction).where(
-                and_(Transaction.status == "PENDING", Transaction.date < cutoff)
+    stale = and_(Transaction.status == "PENDING", Transaction.date < cutoff)
+    while True:
+        async with rt.db.write() as s:
+            if not rt.db.sqlite and not await s.scalar(
+                select(func.pg_try_advisory_xact_lock(PURGE_LOCK))
+            ):
+                return  # another scheduler is purging right now
+            members = (
+                await s.scalars(
+                    select(Member.id)
+                    .where(Member.id.in_(select(Transaction.member_id).where(stale)))
+                    .order_by(Member.id)
+                    .limit(PURGE_BATCH)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not members:
+                return
+            await s.execute(delete(Transaction).where(stale, Transaction.member_id.in_(members)))
+            await s.execute(
+                update(Member)
+                .where(Member.id.in_(members))
+                .values(transactions_version=Member.transactions_version + 1)
             )
-        )
+        if len(members) < PURGE_BATCH:
+            return
 
 
 async def wake_for_due_jobs(rt: Runtime) -> None:
