@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from openagg.api.app import create_app
 from openagg.db.migrate import upgrade
@@ -84,6 +85,7 @@ class Platform:
     clock: Clock
     http: httpx.AsyncClient
     worker: Worker
+    app: FastAPI
 
     async def drain(self, timeout: float = 20) -> None:
         """Run queued jobs (and what they enqueue) until the queue is idle."""
@@ -112,7 +114,7 @@ async def make_platform(settings: Settings) -> tuple[Platform, str]:
         base_url="http://openagg.test",
         headers={"Authorization": f"Basic {token}", "Accept": "application/vnd.mx.api.v1+json"},
     )
-    return Platform(rt, clock, http, Worker(rt, concurrency=50)), new.api_key
+    return Platform(rt, clock, http, Worker(rt, concurrency=50), app), new.api_key
 
 
 @pytest.fixture

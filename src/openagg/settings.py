@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # "/demo": the demo host page. Off unless `openagg serve --demo` (or this is set).
     widget_demo: bool = False
 
+    # Transaction list responses kept in each API process's memory, served while
+    # unchanged (api/list_cache.py); 0 turns the cache off.
+    list_cache_mb: int = 64
+
     # readTransaction: "real" ({"transaction": ...}) or "spec" ({"transactions": [...]}).
     read_transaction_shape: Literal["real", "spec"] = "real"
 

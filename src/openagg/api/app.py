@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 
 from openagg.api import pages
 from openagg.api.http import error
+from openagg.api.list_cache import ListCache
 from openagg.api.request_ids import RequestIds
 from openagg.api.routes import (
     console,
@@ -65,6 +66,7 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
     )
     app.state.runtime = rt
     app.state.auth_cache = {}
+    app.state.list_cache = ListCache(rt.settings.list_cache_mb * 1024 * 1024)
     app.add_middleware(RequestIds)
     routes = (users, institutions, members, data, ops, widget, webhook_routes, support)
     for module in (*routes, console, portal, pages):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openagg.api import wire
 from openagg.api.http import (
+    MX_MEDIA_TYPE,
     current_client,
     mx,
     mx_page,
@@ -24,6 +26,7 @@ from openagg.api.http import (
     runtime,
     use_case_pattern,
 )
+from openagg.api.list_cache import ListCache
 from openagg.db.driver import Backend, Fetch, Plan
 from openagg.db.models import (
     Account,
@@ -289,6 +292,16 @@ _LIST_COLUMNS = (
 )
 
 
+@dataclass(frozen=True)
+class _Listed:
+    """One page of transactions as read, and the version it was read at."""
+
+    user: Any
+    total: int
+    rows: list[Any]
+    version: Any
+
+
 def _list_plan(
     b: Backend,
     client_id: int,
@@ -297,28 +310,40 @@ def _list_plan(
     filters: Callable[[], list[tuple[str, list[Any]]]],
     page: int,
     per_page: int,
-) -> Plan[tuple[Any, int, list[Any]]]:
+    cached: Callable[[Any], bytes | None],
+) -> Plan[bytes | _Listed]:
     """The user, the number of matching transactions and one page of them, read in
-    one transaction straight from the driver (the list is a hot path). ``filters``
+    one transaction straight from the driver (the list is a hot path); or the body
+    ``cached`` holds for the version read first (see api/list_cache.py). ``filters``
     are read once the user and the scope are found (a 404 before a 400)."""
-    users = yield Fetch(
-        b.sql("SELECT id, guid, external_id FROM users WHERE guid = ? AND client_id = ?"),
+    # The user and the version of what the list shows, read before the page, so a
+    # page is never older than the version kept with it.
+    found = yield Fetch(
+        b.sql(
+            "SELECT u.id, u.guid, u.external_id, m.id, m.transactions_version, m.use_cases "
+            "FROM users u LEFT JOIN members m ON m.user_id = u.id "
+            "WHERE u.guid = ? AND u.client_id = ? ORDER BY m.id"
+        ),
         [user_guid, client_id],
     )
-    if not users:
+    if not found:
         raise NotFound()
-    user = users[0]
+    user = tuple(found[0][:3])
+    version = (user, tuple(tuple(r[3:]) for r in found if r[3] is not None))
+    body = cached(version)
+    if body is not None:
+        return body
     where, params = "t.user_id = ?", [user[0]]
     if scope is not None:  # a member's or an account's transactions, within the user's
         table, guid = scope
-        found = yield Fetch(
+        scoped = yield Fetch(
             b.sql(f"SELECT id FROM {table}s WHERE guid = ? AND user_id = ? AND client_id = ?"),
             [guid, user[0], client_id],
         )
-        if not found:
+        if not scoped:
             raise NotFound()
         # Within the user's rows: their index is the one ordered by date.
-        where, params = f"t.user_id = ? AND t.{table}_id = ?", [user[0], found[0][0]]
+        where, params = f"t.user_id = ? AND t.{table}_id = ?", [user[0], scoped[0][0]]
     for condition, values in filters():
         where += f" AND {condition}"
         params += [_stored(b, v) for v in values]
@@ -331,7 +356,7 @@ def _list_plan(
         ),
         [*params, per_page, (page - 1) * per_page],
     )
-    return user, int(counted[0][0]), rows
+    return _Listed(user, int(counted[0][0]), rows, version)
 
 
 def _includes(request: Request) -> frozenset[str]:
@@ -360,7 +385,10 @@ async def _transactions(
         if member_guid is not None
         else None
     )
-    user, total, rows = await rt.db.read_plan(
+    cache: ListCache = request.app.state.list_cache
+    # The default window moves with the day; the rest of the answer is in the URL.
+    key = (client.id, request.scope["path"], request.scope["query_string"], today)
+    listed = await rt.db.read_plan(
         lambda b, _: _list_plan(
             b,
             client.id,
@@ -369,12 +397,18 @@ async def _transactions(
             lambda: _transaction_filters(request, today, user_level=scope is None),
             page,
             per_page,
+            lambda version: cache.get(key, version),
         )
     )
+    if isinstance(listed, bytes):
+        return Response(listed, media_type=MX_MEDIA_TYPE)
+    user = listed.user
     items = wire.transactions_from_rows(
-        rows, sqlite=rt.db.sqlite, user_guid=user[1], user_id=user[2], includes=includes
+        listed.rows, sqlite=rt.db.sqlite, user_guid=user[1], user_id=user[2], includes=includes
     )
-    return mx_page("transactions", items, page, per_page, total)
+    response = mx_page("transactions", items, page, per_page, listed.total)
+    cache.put(key, listed.version, bytes(response.body))
+    return response
 
 
 @router.get(USER + "/transactions")
