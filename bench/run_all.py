@@ -65,12 +65,15 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     size = (100_000, 100, 5.0) if a.quick else (1_000_000, 1_000, 10.0)
-    bare, real = transactions_list.run(transactions=size[0], users=size[1], seconds=size[2])
+    bare, uncached, cached = transactions_list.run(
+        transactions=size[0], users=size[1], seconds=size[2]
+    )
     summary.append(
         (
             f"GET /users/{{guid}}/transactions ({size[0]:,} rows)",
-            f"{real.rps:.0f} req/s vs bare {bare.rps:.0f} req/s = "
-            f"{ratio(real.rps, bare.rps):.2f} (target >= 0.5)",
+            f"bare {bare.rps:.0f} req/s; no cache {uncached.rps:.0f} req/s = "
+            f"{ratio(uncached.rps, bare.rps):.2f}; cached {cached.rps:.0f} req/s = "
+            f"{ratio(cached.rps, bare.rps):.2f} (target >= 0.5)",
         )
     )
 

@@ -24,6 +24,7 @@ import asyncio
 import base64
 import datetime as dt
 import random
+import subprocess
 import sys
 import time
 import uuid
@@ -319,10 +320,13 @@ async def _load(
     pid: int,
     expect_bytes: int,
     client: str = "raw",
+    *,
+    prewarm: bool = False,
 ) -> Load:
     """``in_flight`` connections, each sending the next request as soon as the last
     answer is read, over random users. A 200 whose body is not about the size of
-    the captured one counts as an error too."""
+    the captured one counts as an error too. ``prewarm``: first ask for every user
+    once, unmeasured."""
     url = httpx.URL(base_url)
     host, port = url.host, url.port or 80
     rng = random.Random(7)
@@ -351,7 +355,15 @@ async def _load(
             else:
                 latencies.append(latency)
 
+    async def each_once(conn: _Connection | _Httpx, guids: list[str]) -> None:
+        for guid in guids:
+            await conn.get(PATH.format(guid=guid))
+
     try:
+        if prewarm:
+            await asyncio.gather(
+                *(each_once(c, user_guids[n::in_flight]) for n, c in enumerate(connections))
+            )
         end = time.perf_counter() + warmup
         await asyncio.gather(*(loop(c, end) for c in connections))
         latencies.clear()
@@ -377,6 +389,20 @@ def _capture(url: str, headers: dict[str, str], guid: str) -> tuple[bytes, dict[
     return r.content, body
 
 
+def _serve(tmp: Path, name: str, list_cache_mb: int) -> tuple[str, subprocess.Popen[bytes], Path]:
+    env = subprocess_env(tmp, OPENAGG_LIST_CACHE_MB=str(list_cache_mb))
+    url = f"http://127.0.0.1:{(port := free_port())}"
+    log = tmp / f"{name}.log"
+    server = spawn([OPENAGG, "serve", "--no-worker", "--port", str(port)], env, log)
+    try:
+        wait_healthy(url, server)
+    except Exception:
+        print(tail(log))
+        stop(server)
+        raise
+    return url, server, log
+
+
 def run(
     transactions: int = 1_000_000,
     users: int = 1_000,
@@ -385,26 +411,47 @@ def run(
     *,
     keep: bool = False,
     client: str = "raw",
-) -> tuple[Load, Load]:
+    list_cache_mb: int = 256,
+) -> tuple[Load, Load, Load]:
+    """The bare baseline, then OpenAgg with its list cache off (every request reads
+    the database), then with a cache holding every user's first page (each user
+    asked once before the load): the figures an app sees for a list it asks for the
+    first time after a change, and again."""
     header(
         f"transactions list: {transactions:,} transactions, {users:,} users, "
         f"{in_flight} requests in flight for {seconds:.0f}s, records_per_page=100, "
         f"{client} client"
     )
+    warm = min(2.0, seconds / 5)
     with temp_dir("transactions", keep) as tmp:
         settings = bench_settings(tmp)
         data = build(settings, tmp, users, transactions)
         token = base64.b64encode(f"{data.client_id}:{data.api_key}".encode()).decode()
         headers = {"Authorization": f"Basic {token}", "Accept": ACCEPT}
-        env = subprocess_env(tmp)
 
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        log = tmp / "server.log"
-        server = spawn([OPENAGG, "serve", "--no-worker", "--port", str(port)], env, log)
+        def load(name: str, url: str, pid: int, *, prewarm: bool = False) -> Load:
+            t = step(f"loading {name}")
+            out = asyncio.run(
+                _load(
+                    name,
+                    url,
+                    headers,
+                    data.user_guids,
+                    in_flight,
+                    seconds,
+                    warm,
+                    pid,
+                    len(raw),
+                    client,
+                    prewarm=prewarm,
+                )
+            )
+            done(t)
+            return out
+
+        url, server, log = _serve(tmp, "server-uncached", 0)
         bare = None
         try:
-            wait_healthy(url, server)
             raw, body = _capture(url, headers, data.user_guids[0])
             total = body["pagination"]["total_entries"]
             items = len(body["transactions"])
@@ -414,48 +461,28 @@ def run(
             bare_port = free_port()
             bare_url = f"http://127.0.0.1:{bare_port}"
             bare_args = [sys.executable, "-m", "bench.bare_app", "--body", str(body_path)]
-            bare = spawn([*bare_args, "--port", str(bare_port)], env, tmp / "bare.log")
+            bare = spawn(
+                [*bare_args, "--port", str(bare_port)], subprocess_env(tmp), tmp / "bare.log"
+            )
             wait_healthy(bare_url, bare)
-
-            warm = min(2.0, seconds / 5)
-            t = step("loading the bare app (baseline)")
-            base = asyncio.run(
-                _load(
-                    "bare FastAPI+uvicorn",
-                    bare_url,
-                    headers,
-                    data.user_guids,
-                    in_flight,
-                    seconds,
-                    warm,
-                    bare.pid,
-                    len(raw),
-                    client,
-                )
-            )
-            done(t)
-            t = step("loading openagg serve")
-            real = asyncio.run(
-                _load(
-                    "openagg serve",
-                    url,
-                    headers,
-                    data.user_guids,
-                    in_flight,
-                    seconds,
-                    warm,
-                    server.pid,
-                    len(raw),
-                    client,
-                )
-            )
-            done(t)
+            base = load("bare FastAPI+uvicorn", bare_url, bare.pid)
+            stop(bare)
+            bare = None
+            uncached = load("openagg, no cache", url, server.pid)
         except Exception:
             print(tail(log))
             raise
         finally:
             if bare is not None:
                 stop(bare)
+            stop(server)
+        url, server, log = _serve(tmp, "server-cached", list_cache_mb)
+        try:
+            cached = load(f"openagg, cache {list_cache_mb} MB", url, server.pid, prewarm=True)
+        except Exception:
+            print(tail(log))
+            raise
+        finally:
             stop(server)
 
     per_user = transactions // users
@@ -467,11 +494,16 @@ def run(
                 f"{len(raw):,} bytes, {items} transactions, total_entries {total:,}",
             ),
             base.row(),
-            real.row(),
-            ("ratio openagg/bare", f"{ratio(real.rps, base.rps):.2f}  (target >= 0.5)"),
+            uncached.row(),
+            cached.row(),
+            (
+                "ratio openagg/bare",
+                f"no cache {ratio(uncached.rps, base.rps):.2f}, cached "
+                f"{ratio(cached.rps, base.rps):.2f}  (target >= 0.5)",
+            ),
         ]
     )
-    return base, real
+    return base, uncached, cached
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -487,8 +519,22 @@ def main(argv: list[str] | None = None) -> None:
         default="raw",
         help="the load generator: a minimal HTTP/1.1 client (default), or httpx",
     )
+    p.add_argument(
+        "--list-cache-mb",
+        type=int,
+        default=256,
+        help="the cached pass's OPENAGG_LIST_CACHE_MB (256: every user's first page fits)",
+    )
     a = p.parse_args(argv)
-    run(a.transactions, a.users, a.in_flight, a.seconds, keep=a.keep, client=a.client)
+    run(
+        a.transactions,
+        a.users,
+        a.in_flight,
+        a.seconds,
+        keep=a.keep,
+        client=a.client,
+        list_cache_mb=a.list_cache_mb,
+    )
 
 
 if __name__ == "__main__":
