@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openagg.connectors.base import AccountData, ConnectorContext, LoginResult
 from openagg.db.migrate import upgrade
-from openagg.db.models import Institution, Job, Member
+from openagg.db.models import Attempt, Institution, Job, Member
 from openagg.engine import scheduler
 from openagg.engine.batcher import WriteBatcher
 from openagg.engine.caps import Caps
@@ -272,11 +272,25 @@ async def test_a_worker_holds_jobs_claimed_ahead_and_starts_one_as_a_slot_frees(
 ) -> None:
     """Jobs claimed ahead (leased, ``running`` in the database) start the moment a
     slot frees, with no claim in between, foreground first; a clean stop hands
-    back those that never started."""
+    back those that never started, and their members' aggregated_at with them."""
     p = platform
     bank = gated(p)
     background = await members(p, 4, skip_aggregation=True)
     await make_due(p, background)
+    last_run = p.clock.now - dt.timedelta(days=1)
+    async with p.rt.db.write() as s:  # each member was aggregated once, a day ago
+        for m in await s.scalars(select(Member).where(Member.guid.in_(background))):
+            s.add(
+                Attempt(
+                    client_id=m.client_id,
+                    member_id=m.id,
+                    institution_id=m.institution_id,
+                    kind="aggregate",
+                    trigger="background",
+                    started_at=last_run,
+                )
+            )
+            m.aggregated_at = last_run
     assert await enqueue_background(p.rt) == 4
     worker = Worker(p.rt, concurrency=2, prefetch=2)
     claims_open = asyncio.Event()
@@ -322,6 +336,10 @@ async def test_a_worker_holds_jobs_claimed_ahead_and_starts_one_as_a_slot_frees(
         )
     assert attempts == 0  # handed back, not a failed attempt
     assert count(now, "succeeded") == 4
+    async with p.rt.db.read() as s:
+        stamped = dict((await s.execute(select(Member.guid, Member.aggregated_at))).all())
+    assert stamped[never_started[0]] == last_run  # it never started
+    assert all(stamped[g] == p.clock.now for g in background if g != never_started[0])
 
 
 async def test_a_job_held_back_by_a_cap_starts_when_the_slot_frees(platform: Platform) -> None:

@@ -376,6 +376,35 @@ async def renew_leases(
         )
 
 
+async def hand_back(
+    session: AsyncSession, job_ids: list[int], *, never_started: set[int], worker_id: str
+) -> None:
+    """A stopping worker's jobs back to the queue: a clean stop is not a failed
+    attempt. A job in ``never_started`` never reached the institution, so its member
+    gets back the ``aggregated_at`` its claim stamped over: when the member's last
+    attempt started (None if it has none)."""
+    rows = await session.execute(
+        update(Job)
+        .where(Job.id.in_(job_ids), Job.worker_id == worker_id, Job.state == "running")
+        .values(state="queued", worker_id=None, lease_until=None, attempts=Job.attempts - 1)
+        .returning(Job.id, Job.member_id, Job.answers_enc)
+        .execution_options(synchronize_session=False)
+    )
+    # A resumed MFA job did not stamp its member (see ``_start``).
+    unstamp = [m for job_id, m, answers in rows if job_id in never_started and answers is None]
+    if unstamp:
+        await session.execute(
+            update(Member)
+            .where(Member.id.in_(unstamp))
+            .values(
+                aggregated_at=select(func.max(Attempt.started_at))
+                .where(Attempt.member_id == Member.id)
+                .scalar_subquery()
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
 def finish(job: Job, *, state: str, now: dt.datetime, error: str | None = None) -> None:
     """End a job (in the caller's transaction) and free its member for the next one."""
     job.state = state

@@ -11,10 +11,7 @@ import os
 import socket
 import uuid
 
-from sqlalchemy import update
-
-from openagg.db.models import Job
-from openagg.engine.queue import claim, default_caps, renew_leases
+from openagg.engine.queue import claim, default_caps, hand_back, renew_leases
 from openagg.engine.runner import Runner
 from openagg.runtime import Runtime
 
@@ -216,14 +213,4 @@ class Worker:
             task.cancel()
         if left:
             async with self.rt.db.write() as s:
-                await s.execute(
-                    update(Job)
-                    .where(Job.id.in_(left), Job.worker_id == self.id, Job.state == "running")
-                    .values(
-                        state="queued",
-                        worker_id=None,
-                        lease_until=None,
-                        attempts=Job.attempts - 1,  # a clean stop is not a failed attempt
-                    )
-                    .execution_options(synchronize_session=False)
-                )
+                await hand_back(s, left, never_started=set(waiting), worker_id=self.id)
