@@ -8,27 +8,13 @@ import re
 
 from starlette.routing import compile_path
 
-from openagg.api import pages
-from openagg.api.routes import (
-    console,
-    data,
-    institutions,
-    members,
-    ops,
-    portal,
-    support,
-    users,
-    webhooks,
-    widget,
-)
-
-ROUTERS = (users, institutions, members, data, ops, widget, webhooks, support, console, portal)
+from openagg.api.app import ROUTE_MODULES
 
 
 def test_no_two_routers_answer_the_same_path() -> None:
     routes = [
         (module.__name__, r.path, set(getattr(r, "methods", None) or ()))
-        for module in (*ROUTERS, pages)
+        for module in ROUTE_MODULES
         for r in module.router.routes
     ]
     assert len(routes) > 90
