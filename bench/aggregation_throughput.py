@@ -187,7 +187,7 @@ async def setup(settings: Settings, members: int) -> tuple[Baseline, list[int]]:
         if status != "CONNECTED":
             raise RuntimeError(f"the baseline aggregation ended {status}")
         baseline = Baseline(
-            dict(counting.calls), settings.sandbox_latency_ms / 1000, wall, cpu, txns or 0
+            dict(counting.calls), sandbox_latency_ms(settings) / 1000, wall, cpu, txns or 0
         )
 
         t = step(f"enqueueing {members:,} foreground aggregate jobs")
@@ -253,7 +253,7 @@ async def drain_subprocess(
     env = subprocess_env(
         tmp,
         OPENAGG_DATABASE_URL=settings.database_url,
-        OPENAGG_SANDBOX_LATENCY_MS=str(settings.sandbox_latency_ms),
+        OPENAGG_CONNECTOR_SANDBOX_LATENCY_MS=str(sandbox_latency_ms(settings)),
         OPENAGG_BACKGROUND_JITTER_SECONDS="0",
     )
     n = result.workers
@@ -333,6 +333,10 @@ async def drain_in_process(
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
     return cpu, loop_cpu
 
+
+
+def sandbox_latency_ms(settings: Settings) -> int:
+    return int(settings.connector_options.get("sandbox", {}).get("latency_ms", "0"))
 
 def _expected(member_guid: str, today: dt.date) -> int:
     """How many transactions the sandbox gives a first aggregation of this member."""
@@ -443,7 +447,9 @@ def run(
         f"{latency_ms} ms per bank call, {where}, {workers} worker process(es)"
     )
     with temp_dir("aggregation", keep) as tmp, pg_database(database_url, keep) as url:
-        overrides: dict[str, Any] = {"sandbox_latency_ms": latency_ms}
+        overrides: dict[str, Any] = {
+            "connector_options": {"sandbox": {"latency_ms": str(latency_ms)}}
+        }
         if url:
             overrides["database_url"] = url
         settings = bench_settings(tmp, **overrides)

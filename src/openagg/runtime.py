@@ -7,7 +7,10 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import httpx
+
 from openagg.connectors.base import Connector
+from openagg.connectors.http import connector_client
 from openagg.crypto import KeyRing, load_keyring
 from openagg.db.engine import Database
 from openagg.domain.policy import FailureRules
@@ -28,6 +31,8 @@ class Runtime:
     clock: Callable[[], dt.datetime] = utcnow
     # Set when this process enqueues a job, so an in-process worker starts at once.
     job_enqueued: asyncio.Event = field(default_factory=asyncio.Event)
+    # Each connector's HTTP client (``ctx.http``), made on first use.
+    _http: dict[str, httpx.AsyncClient] = field(default_factory=dict)
 
     def now(self) -> dt.datetime:
         return self.clock()
@@ -43,6 +48,14 @@ class Runtime:
 
     def connector_for(self, name: str) -> Connector:
         return self.connectors[name]
+
+    def http_for(self, connector: str) -> httpx.AsyncClient:
+        client = self._http.get(connector)
+        if client is None:
+            client = self._http[connector] = connector_client(
+                connector, allow_private=self.settings.connector_allow_private_addresses
+            )
+        return client
 
 
 def build_runtime(settings: Settings) -> Runtime:

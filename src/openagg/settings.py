@@ -56,9 +56,16 @@ class Settings(BaseSettings):
     # PostgreSQL: LISTEN for new jobs so idle workers wake at once (engine/wakeup.py).
     listen_for_jobs: bool = True
 
-    # Sandbox.
-    sandbox_latency_ms: int = 0
-    sandbox_slow_seconds: float = 0  # 0: delayed_after_seconds + 2
+    # Connectors.
+    # A job's time at the institution (login or MFA answer, then the data); past it
+    # the connector call is cancelled and the attempt ends with cause TIMEOUT.
+    job_deadline_seconds: float = 300
+    # Connectors' requests to private, loopback or link-local addresses are refused
+    # unless this is set (tests, labs, a bank on your own network).
+    connector_allow_private_addresses: bool = False
+    # Each connector's own settings by connector name; OPENAGG_CONNECTOR_<NAME>_<KEY>
+    # environment variables give the same (connectors/registry.py).
+    connector_options: dict[str, dict[str, str]] = {}
 
     # Widget.
     widget_url_ttl_seconds: int = 600  # MX: a widget URL expires after 10 minutes if unused

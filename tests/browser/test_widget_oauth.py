@@ -35,7 +35,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     s = start_live_server(
         tmp_path_factory.mktemp("widget-oauth"),
         OPENAGG_WIDGET_POLL_INTERVAL_MS="100",
-        OPENAGG_SANDBOX_LATENCY_MS="700",
+        OPENAGG_CONNECTOR_SANDBOX_LATENCY_MS="700",
     )
     yield s
     s.stop()

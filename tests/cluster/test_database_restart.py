@@ -25,7 +25,7 @@ def test_restart_postgres_during_a_run(private_postgres: PrivatePostgres, tmp_pa
     cluster = make_cluster(
         tmp_path,
         OPENAGG_DATABASE_URL=private_postgres.url,
-        OPENAGG_SANDBOX_LATENCY_MS="100",
+        OPENAGG_CONNECTOR_SANDBOX_LATENCY_MS="100",
         OPENAGG_LEASE_SECONDS="5",
         OPENAGG_SCHEDULER_INTERVAL_SECONDS="0.5",
     )

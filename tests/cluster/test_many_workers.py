@@ -52,7 +52,7 @@ def test_four_workers_aggregate_every_member_exactly_once(cluster: Cluster) -> N
 
 
 def test_killed_worker_jobs_are_taken_over(cluster: Cluster) -> None:
-    cluster.env["OPENAGG_SANDBOX_LATENCY_MS"] = "150"  # ~1.4 s per aggregation
+    cluster.env["OPENAGG_CONNECTOR_SANDBOX_LATENCY_MS"] = "150"  # ~1.4 s per aggregation
     cluster.env["OPENAGG_LEASE_SECONDS"] = "3"  # the dead worker's jobs come back soon
     cluster.start_api()
     victim = cluster.start_worker(concurrency=20)

@@ -167,7 +167,9 @@ async def test_closed_by_institution_and_by_operator(platform: Platform) -> None
 
 @pytest.fixture
 def slow_settings(tmp_path: Path) -> Settings:
-    settings = settings_for(tmp_path, delayed_after_seconds=0.3, sandbox_slow_seconds=1.5)
+    settings = settings_for(
+        tmp_path, delayed_after_seconds=0.3, connector_options={"sandbox": {"slow_seconds": "1.5"}}
+    )
     settings.ensure_data_dir()
     upgrade(settings.database_url)
     return settings

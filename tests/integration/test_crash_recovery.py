@@ -25,7 +25,7 @@ DUPLICATE_TRANSACTIONS = (
 def slow_server(tmp_path: Path) -> Iterator[LiveServer]:
     server = start_live_server(
         tmp_path,
-        OPENAGG_SANDBOX_LATENCY_MS="300",
+        OPENAGG_CONNECTOR_SANDBOX_LATENCY_MS="300",
         OPENAGG_LEASE_SECONDS="2",
         OPENAGG_SCHEDULER_INTERVAL_SECONDS="0.5",
         OPENAGG_WORKER_CONCURRENCY="10",

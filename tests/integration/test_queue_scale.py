@@ -238,7 +238,7 @@ async def test_concurrency_cap_holds_across_worker_processes(
         "PATH": "/usr/bin:/bin",
         "OPENAGG_DATABASE_URL": settings.database_url,
         "OPENAGG_DATA_DIR": str(settings.data_dir),
-        "OPENAGG_SANDBOX_LATENCY_MS": "30",
+        "OPENAGG_CONNECTOR_SANDBOX_LATENCY_MS": "30",
         "OPENAGG_SCHEDULER_INTERVAL_SECONDS": "30",
         "OPENAGG_POLL_INTERVAL_SECONDS": "0.2",
     }

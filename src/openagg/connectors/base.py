@@ -1,4 +1,4 @@
-"""The connector interface: one small async protocol per institution family.
+"""The connector interface: one small async class per institution family.
 
 A connector logs in (maybe answering challenges over several rounds), then lists
 accounts, transactions, holdings, account numbers and owners. It reports failures
@@ -9,9 +9,13 @@ member's connection status.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
+
+import httpx
 
 from openagg.domain.causes import Cause
 
@@ -132,25 +136,83 @@ class OwnerData:
 
 @dataclass(frozen=True)
 class ConnectorContext:
+    """What the platform tells a connector about the job at hand.
+
+    ``secrets`` is the member's stored secrets (tokens, access URLs, client ids the
+    connector earned in earlier jobs). Change it in place, from any step, to keep new
+    ones: the engine seals what it holds when the job settles, whatever the outcome.
+    ``log`` never prints the member's credentials, secrets or the institution's
+    secret options. ``http`` is the platform's client: timeouts, a user agent, and no
+    requests to private addresses unless the operator allows them.
+    """
+
     member_guid: str
     institution_code: str
     today: dt.date
     # Attempts this member made before this one (scripted sandbox scenarios use it).
     previous_attempts: int = 0
+    options: Mapping[str, str] = field(default_factory=dict)
+    secrets: dict[str, Any] = field(default_factory=dict)
+    log: logging.Logger | logging.LoggerAdapter[logging.Logger] = field(
+        default_factory=lambda: logging.getLogger("openagg.connector")
+    )
+    http: httpx.AsyncClient | None = None
 
 
-class Connector(Protocol):
+@dataclass(frozen=True)
+class PullWindow:
+    """What a whole-login ``pull`` is asked for: transactions dated ``from_date`` to
+    ``to_date`` (none when ``from_date`` is None) and holdings when ``holdings``."""
+
+    from_date: dt.date | None
+    to_date: dt.date
+    holdings: bool
+
+
+@dataclass
+class PullResult:
+    """Everything one login sees, as a whole-login ``pull`` returns it. Each
+    transaction and holding names its account by ``account_external_id``."""
+
+    accounts: list[AccountData]
+    transactions: list[TransactionData] = field(default_factory=list)
+    holdings: list[HoldingData] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OAuthStart:
+    """Where to send the end user to authorize access (``Connector.oauth_start``)."""
+
+    authorize_url: str
+
+
+class Connector:
+    """The base of a connector. ``login`` is required, and either ``accounts`` (with
+    ``transactions``) or a whole-login ``pull(ctx, state, window) -> PullResult``,
+    which the engine prefers when a connector has it. The rest is optional:
+
+    - ``answer`` for institutions with MFA;
+    - ``holdings`` and ``owners`` per account;
+    - ``institutions()`` for institutions served out of the box;
+    - ``oauth_start(ctx, redirect_uri, state, code_challenge) -> OAuthStart`` and
+      ``oauth_finish(ctx, params, redirect_uri, code_verifier)`` for OAuth
+      institutions (keep the tokens in ``ctx.secrets``).
+
+    The engine also runs objects that do not subclass this, if they have the methods.
+    """
+
     async def login(self, ctx: ConnectorContext, credentials: dict[str, str]) -> LoginResult:
         """``credentials`` maps credential ``field_name`` (e.g. "LOGIN") to its value."""
-        ...
+        raise NotImplementedError
 
     async def answer(
         self, ctx: ConnectorContext, state: dict[str, Any], answers: dict[str, str]
     ) -> LoginResult:
         """``answers`` maps challenge guid to the answer value."""
-        ...
+        raise ConnectorError(Cause.MFA_EXPIRED, "There is no challenge waiting for an answer.")
 
-    async def accounts(self, ctx: ConnectorContext, state: dict[str, Any]) -> list[AccountData]: ...
+    async def accounts(self, ctx: ConnectorContext, state: dict[str, Any]) -> list[AccountData]:
+        raise NotImplementedError
 
     async def transactions(
         self,
@@ -159,15 +221,21 @@ class Connector(Protocol):
         account: AccountData,
         from_date: dt.date,
         to_date: dt.date,
-    ) -> list[TransactionData]: ...
+    ) -> list[TransactionData]:
+        return []
 
     async def holdings(
         self, ctx: ConnectorContext, state: dict[str, Any], account: AccountData
-    ) -> list[HoldingData]: ...
+    ) -> list[HoldingData]:
+        return []
 
     async def owners(
         self, ctx: ConnectorContext, state: dict[str, Any], account: AccountData
-    ) -> list[OwnerData]: ...
+    ) -> list[OwnerData]:
+        return []
+
+    def institutions(self) -> list[InstitutionSpec]:
+        return []
 
 
 @dataclass(frozen=True)

@@ -434,7 +434,24 @@ def _challenged(code: str, scenario: str, round_no: int, challenge: Challenge) -
 # ---------------------------------------------------------------------------
 
 
-class SandboxConnector:
+# A little longer than MX's DELAYED threshold (60 s), so a slow login shows DELAYED.
+SLOW_SECONDS = 62.0
+
+
+def create_connector(options: dict[str, str]) -> SandboxConnector:
+    """The entry point's factory. Options (``OPENAGG_CONNECTOR_SANDBOX_<KEY>``):
+    ``latency_ms`` added to every simulated bank call, ``slow_seconds`` for the
+    ``slow`` scenario's login."""
+    try:
+        return SandboxConnector(
+            latency_ms=int(options.get("latency_ms", "0")),
+            slow_seconds=float(options.get("slow_seconds", SLOW_SECONDS)),
+        )
+    except ValueError as exc:
+        raise ValueError(f"sandbox connector options: {exc}") from None
+
+
+class SandboxConnector(Connector):
     """Serves the three sandbox institutions from generated, deterministic data.
 
     ``latency_ms`` is added to every simulated bank call so load tests see realistic
@@ -444,6 +461,9 @@ class SandboxConnector:
     def __init__(self, latency_ms: int = 0, slow_seconds: float = 5.0) -> None:
         self.latency_ms = latency_ms
         self.slow_seconds = slow_seconds
+
+    def institutions(self) -> list[InstitutionSpec]:
+        return list(SANDBOX_INSTITUTIONS)
 
     async def _bank_call(self) -> None:
         if self.latency_ms > 0:
@@ -592,8 +612,3 @@ class SandboxConnector:
         await self._bank_call()
         self._require_session(ctx, state)
         return sandbox_data.owners_for(self._profile(ctx), account.external_id)
-
-
-def _conforms(connector: SandboxConnector) -> Connector:
-    """Lets mypy check that SandboxConnector satisfies the Connector protocol."""
-    return connector

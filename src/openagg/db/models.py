@@ -101,6 +101,10 @@ class Institution(Base):
     # MX institution fields (url, logos, supports_*, credentials...).
     profile: Mapped[dict[str, Any]] = mapped_column(JSON)
     credentials: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # What the connector is told about this institution (``ctx.options``): plain
+    # options, and those whose key ends in "secret" or "password", sealed.
+    options: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    options_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Member(Base):
@@ -143,7 +147,12 @@ class Member(Base):
     # Connector session between MFA rounds (encrypted) and when it stops being valid.
     connector_state_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     connector_state_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Secrets the connector earned (tokens, access URLs, client ids), sealed; kept
+    # across jobs, apart from the credentials the end user typed.
+    secrets_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The OAuth step's state (``oauth_token``) and its PKCE verifier, sealed.
     oauth_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    oauth_verifier_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     callback_payload: Mapped[str | None] = mapped_column(String(1024))
     data_source: Mapped[str | None] = mapped_column(String(50))
     next_background_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

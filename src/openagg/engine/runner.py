@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import instance_dict
@@ -36,6 +37,8 @@ from openagg.connectors.base import (
     HoldingData,
     LoginResult,
     OwnerData,
+    PullResult,
+    PullWindow,
     TransactionData,
 )
 from openagg.db.driver import Backend, Deferred, Fetch, Plan, codec, flush, run_plan
@@ -251,29 +254,61 @@ def _field_names(institution: Institution, by_guid: dict[str, str]) -> dict[str,
     return {names.get(guid, guid): value for guid, value in by_guid.items()}
 
 
+def _window(
+    ctx: ConnectorContext,
+    kind: JobKind,
+    options: dict[str, Any],
+    last_success: dt.datetime | None,
+) -> PullWindow:
+    start = None
+    if kind in (JobKind.AGGREGATE, JobKind.HISTORY) and options.get("include_transactions", True):
+        start = ctx.today - dt.timedelta(days=HISTORY_DAYS[kind])
+        if kind == JobKind.AGGREGATE and last_success is not None:
+            start = max(start, last_success.date() - dt.timedelta(days=OVERLAP_DAYS))
+    holdings = kind == JobKind.AGGREGATE and bool(options.get("include_holdings", True))
+    return PullWindow(start, ctx.today + dt.timedelta(days=5), holdings)
+
+
+def _by_account(items: list[Any], accounts: list[AccountData]) -> dict[str, list[Any]]:
+    grouped: dict[str, list[Any]] = {a.external_id: [] for a in accounts}
+    for item in items:
+        if item.account_external_id not in grouped:
+            raise ConnectorError(
+                Cause.DATA_ERROR,
+                f"The connector returned data for an unknown account {item.account_external_id!r}.",
+            )
+        grouped[item.account_external_id].append(item)
+    return grouped
+
+
 async def _pull(
     connector: Connector,
     ctx: ConnectorContext,
     state: dict[str, Any],
     kind: JobKind,
-    options: dict[str, Any],
-    last_success: dt.datetime | None,
+    window: PullWindow,
 ) -> Pulled:
-    out = Pulled(accounts=await connector.accounts(ctx, state))
-    if kind in (JobKind.AGGREGATE, JobKind.HISTORY) and options.get("include_transactions", True):
-        start = ctx.today - dt.timedelta(days=HISTORY_DAYS[kind])
-        if kind == JobKind.AGGREGATE and last_success is not None:
-            start = max(start, last_success.date() - dt.timedelta(days=OVERLAP_DAYS))
-        out.from_date = start
-        end = ctx.today + dt.timedelta(days=5)
-        for acct in out.accounts:
-            out.transactions[acct.external_id] = await connector.transactions(
-                ctx, state, acct, start, end
-            )
-    if kind == JobKind.AGGREGATE and options.get("include_holdings", True):
-        for acct in out.accounts:
-            if acct.type == "INVESTMENT":
-                out.holdings[acct.external_id] = await connector.holdings(ctx, state, acct)
+    out = Pulled(from_date=window.from_date)
+    whole = getattr(connector, "pull", None)
+    if whole is not None:
+        result: PullResult = await whole(ctx, state, window)
+        out.accounts = list(result.accounts)
+        if window.from_date is not None:
+            out.transactions = _by_account(result.transactions, out.accounts)
+        if window.holdings:
+            investments = [a for a in out.accounts if a.type == "INVESTMENT"]
+            out.holdings = _by_account(result.holdings, investments)
+    else:
+        out.accounts = await connector.accounts(ctx, state)
+        if window.from_date is not None:
+            for acct in out.accounts:
+                out.transactions[acct.external_id] = await connector.transactions(
+                    ctx, state, acct, window.from_date, window.to_date
+                )
+        if window.holdings:
+            for acct in out.accounts:
+                if acct.type == "INVESTMENT":
+                    out.holdings[acct.external_id] = await connector.holdings(ctx, state, acct)
     if kind == JobKind.IDENTIFY:
         for acct in out.accounts:
             out.owners[acct.external_id] = await connector.owners(ctx, state, acct)
@@ -326,6 +361,101 @@ async def _ingest(
     return counts
 
 
+# Secrets a connector holds at the end of a job, when they changed (None: unchanged).
+Earned = dict[str, Any] | None
+
+
+def _keep(rt: Runtime, member: Member, earned: Earned) -> None:
+    if earned is not None:
+        vault.seal_secrets(rt, member, earned)
+
+
+class _Ended(Exception):
+    """The job's work at the institution ended without data: why, and what to say."""
+
+    def __init__(self, cause: Cause, message: str = "") -> None:
+        self.cause, self.message = cause, message
+
+
+class _Work:
+    """One job's calls to its connector: log in or answer MFA, then pull."""
+
+    def __init__(self, rt: Runtime, jc: JobContext, started: dt.datetime) -> None:
+        self.rt, self.jc = rt, jc
+        self.name = jc.institution.connector
+        member = jc.member
+        self.stored_secrets = vault.open_secrets(rt, member)
+        # What the connector's log must never print; credentials and answers join
+        # when they are opened.
+        self.hidden: list[str] = []
+        options = vault.open_institution_options(rt, jc.institution)
+        self.hidden.extend(v for k, v in options.items() if vault.is_secret_option(k))
+        self.log = logs.Redacting(logging.getLogger(f"openagg.connector.{self.name}"), self._hidden)
+        self.ctx = ConnectorContext(
+            member_guid=member.guid,
+            institution_code=jc.institution.code,
+            today=started.date(),
+            previous_attempts=jc.previous_attempts,
+            options=options,
+            secrets=copy.deepcopy(self.stored_secrets),
+            log=self.log,
+            http=rt.http_for(self.name),
+        )
+        self.started = started
+
+    def _hidden(self) -> list[str]:
+        return [*self.hidden, *logs.secret_strings(self.ctx.secrets)]
+
+    def earned(self) -> Earned:
+        secrets = self.ctx.secrets
+        return None if secrets == self.stored_secrets else copy.deepcopy(secrets)
+
+    async def run(self, deadline: float) -> LoginResult | Pulled:
+        """The challenges to park for, or the data; raises ``_Ended`` otherwise."""
+        connector = self.rt.connectors.get(self.name)
+        if connector is None:
+            log.error("job %s: connector %r is not installed here", self.jc.job.guid, self.name)
+            raise _Ended(Cause.INTERNAL_ERROR, "")
+        try:
+            async with asyncio.timeout(deadline) as budget:
+                return await self._calls(connector)
+        except ConnectorError as exc:
+            raise _Ended(exc.cause, self.log.redact(exc.institution_message)) from None
+        except (TimeoutError, httpx.TimeoutException):
+            if budget.expired():
+                log.warning("job %s: past the %g s deadline; cancelled", self.jc.job.guid, deadline)
+            raise _Ended(Cause.TIMEOUT, "") from None
+        except httpx.HTTPError as exc:
+            # Connection refused, reset, a private address refused: the institution
+            # could not be reached.
+            self.log.warning("job %s: %s: %s", self.jc.job.guid, type(exc).__name__, exc)
+            raise _Ended(Cause.INSTITUTION_UNAVAILABLE, "") from None
+        except Exception:
+            self.log.exception("job %s failed inside the connector", self.jc.job.guid)
+            raise _Ended(Cause.INTERNAL_ERROR, "") from None
+
+    async def _calls(self, connector: Connector) -> LoginResult | Pulled:
+        rt, jc, ctx = self.rt, self.jc, self.ctx
+        member, job = jc.member, jc.job
+        result: LoginResult
+        if job.answers_enc is not None:  # resuming after MFA
+            state = vault.open_connector_state(rt, member, self.started)
+            answers = vault.open_answers(rt, member, job)
+            if state is None or answers is None:
+                raise ConnectorError(Cause.MFA_EXPIRED, "The security session expired.")
+            self.hidden.extend(answers.values())
+            result = await connector.answer(ctx, state, answers)
+        else:
+            creds = _field_names(jc.institution, vault.open_credentials(rt, member))
+            self.hidden.extend(creds.values())
+            result = await connector.login(ctx, creds)
+        if result.challenges:
+            return result
+        kind = JobKind(job.kind)
+        window = _window(ctx, kind, job.options, member.successfully_aggregated_at)
+        return await _pull(connector, ctx, result.state, kind, window)
+
+
 class Runner:
     def __init__(self, rt: Runtime, worker_id: str):
         self.rt = rt
@@ -362,45 +492,19 @@ class Runner:
         # Each job runs in its own task, so this tags only this job's log lines.
         logs.job_id.set(jc.job.guid)
         started = self.rt.now()
-        resuming = jc.job.answers_enc is not None
         cancel_delayed = self._mark_delayed_later(job_id)
+        work = _Work(self.rt, jc, started)
         try:
-            await self._run(jc, started, resuming)
-        except ConnectorError as exc:
-            await self._fail(jc, started, exc.cause, exc.institution_message)
-        except Exception:
-            log.exception("job %s failed inside the platform", jc.job.guid)
-            await self._fail(jc, started, Cause.INTERNAL_ERROR, "")
+            done = await work.run(self.rt.settings.job_deadline_seconds)
+        except _Ended as ended:
+            await self._fail(jc, started, ended.cause, ended.message, work.earned())
+            return
         finally:
             cancel_delayed()
-
-    async def _run(self, jc: JobContext, started: dt.datetime, resuming: bool) -> None:
-        rt, member, job = self.rt, jc.member, jc.job
-        connector = rt.connector_for(jc.institution.connector)
-        ctx = ConnectorContext(
-            member_guid=member.guid,
-            institution_code=jc.institution.code,
-            today=started.date(),
-            previous_attempts=jc.previous_attempts,
-        )
-        result: LoginResult
-        if resuming:
-            state = vault.open_connector_state(rt, member, started)
-            answers = vault.open_answers(rt, member, job)
-            if state is None or answers is None:
-                raise ConnectorError(Cause.MFA_EXPIRED, "The security session expired.")
-            result = await connector.answer(ctx, state, answers)
+        if isinstance(done, LoginResult):
+            await self._park_for_mfa(jc, started, done, work.earned())
         else:
-            creds = _field_names(jc.institution, vault.open_credentials(rt, member))
-            result = await connector.login(ctx, creds)
-        if result.challenges:
-            await self._park_for_mfa(jc, started, result)
-            return
-        kind = JobKind(job.kind)
-        pulled = await _pull(
-            connector, ctx, result.state, kind, job.options, member.successfully_aggregated_at
-        )
-        await self._succeed(jc, started, kind, pulled)
+            await self._succeed(jc, started, JobKind(jc.job.kind), done, work.earned())
 
     def _mark_delayed_later(self, job_id: int) -> Callable[[], None]:
         """Mark the job DELAYED if it still runs after ``delayed_after_seconds``;
@@ -503,13 +607,14 @@ class Runner:
             )
 
     async def _park_for_mfa(
-        self, jc: JobContext, started: dt.datetime, result: LoginResult
+        self, jc: JobContext, started: dt.datetime, result: LoginResult, earned: Earned
     ) -> None:
         rt = self.rt
 
         async def write(s: AsyncSession, owned: Owned, later: Deferred) -> None:
             job, member = owned.job, owned.member
             now = rt.now()
+            _keep(rt, member, earned)
             vault.seal_connector_state(rt, member, result.state, now)
             outcome = Outcome(Cause.MFA_REQUIRED)
             applied = await decide_outcome(
@@ -526,13 +631,21 @@ class Runner:
         await self.settle(jc.job.id, write)
 
     async def _succeed(
-        self, jc: JobContext, started: dt.datetime, kind: JobKind, pulled: Pulled
+        self, jc: JobContext, started: dt.datetime, kind: JobKind, pulled: Pulled, earned: Earned
     ) -> None:
         rt = self.rt
-        prepared = _prepare(rt, pulled)
+        try:
+            prepared = _prepare(rt, pulled)
+        except Exception:
+            # What the connector returned does not fit (types, values): its fault,
+            # not the institution's, and nothing of it is written.
+            log.exception("job %s: the connector's data could not be read", jc.job.guid)
+            await self._fail(jc, started, Cause.INTERNAL_ERROR, "", earned)
+            return
 
         async def write(s: AsyncSession, owned: Owned, later: Deferred) -> None:
             job, member = owned.job, owned.member
+            _keep(rt, member, earned)
             counts = await _ingest(rt, s, member, kind, pulled, prepared, later, owned.accounts)
             vault.clear_connector_state(member)
             outcome = Outcome(
@@ -548,11 +661,19 @@ class Runner:
 
         await self.settle(jc.job.id, write)
 
-    async def _fail(self, jc: JobContext, started: dt.datetime, cause: Cause, message: str) -> None:
+    async def _fail(
+        self,
+        jc: JobContext,
+        started: dt.datetime,
+        cause: Cause,
+        message: str,
+        earned: Earned = None,
+    ) -> None:
         rt = self.rt
 
         async def write(s: AsyncSession, owned: Owned, later: Deferred) -> None:
             job, member = owned.job, owned.member
+            _keep(rt, member, earned)
             vault.clear_connector_state(member)
             outcome = Outcome(cause, message)
             applied = await decide_outcome(

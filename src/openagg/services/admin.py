@@ -23,7 +23,7 @@ from openagg.services.member_state import current_status, schedule_background, s
 async def seed_institutions(rt: Runtime) -> None:
     """Insert or refresh the institutions the built-in connectors serve."""
     async with rt.db.write() as s:
-        for spec in builtin_institutions():
+        for spec in builtin_institutions(rt.connectors):
             inst = await institution_by_code(s, spec.code)
             if inst is None:
                 inst = Institution(code=spec.code, guid=spec.guid, data_source="default")

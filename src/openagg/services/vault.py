@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from openagg.db.models import Job, Member
+from openagg.db.models import Institution, Job, Member
 from openagg.runtime import Runtime
 
 
@@ -65,3 +65,50 @@ def open_answers(rt: Runtime, member: Member, job: Job) -> dict[str, str] | None
         return None
     value: dict[str, str] = rt.keys.open_json(job.answers_enc, _ctx(member, f"answers:{job.guid}"))
     return value
+
+
+def seal_secrets(rt: Runtime, member: Member, secrets: dict[str, Any]) -> None:
+    """The secrets a connector earned for this member (empty: none)."""
+    member.secrets_enc = rt.keys.seal_json(secrets, _ctx(member, "secrets")) if secrets else None
+
+
+def open_secrets(rt: Runtime, member: Member) -> dict[str, Any]:
+    if member.secrets_enc is None:
+        return {}
+    value: dict[str, Any] = rt.keys.open_json(member.secrets_enc, _ctx(member, "secrets"))
+    return value
+
+
+def seal_oauth_verifier(rt: Runtime, member: Member, verifier: str) -> None:
+    member.oauth_verifier_enc = rt.keys.seal_json(verifier, _ctx(member, "oauth_verifier"))
+
+
+def open_oauth_verifier(rt: Runtime, member: Member) -> str | None:
+    if member.oauth_verifier_enc is None:
+        return None
+    value: str = rt.keys.open_json(member.oauth_verifier_enc, _ctx(member, "oauth_verifier"))
+    return value
+
+
+def is_secret_option(key: str) -> bool:
+    """Institution options kept sealed and never printed."""
+    return key.lower().endswith(("secret", "password"))
+
+
+def seal_institution_options(
+    rt: Runtime, institution: Institution, options: dict[str, str]
+) -> None:
+    """Split ``options`` into the plain ones and the sealed secret ones."""
+    plain = {k: v for k, v in options.items() if not is_secret_option(k)}
+    hidden = {k: v for k, v in options.items() if is_secret_option(k)}
+    institution.options = plain or None
+    institution.options_enc = (
+        rt.keys.seal_json(hidden, f"{institution.code}:options") if hidden else None
+    )
+
+
+def open_institution_options(rt: Runtime, institution: Institution) -> dict[str, str]:
+    options = dict(institution.options or {})
+    if institution.options_enc is not None:
+        options.update(rt.keys.open_json(institution.options_enc, f"{institution.code}:options"))
+    return options
