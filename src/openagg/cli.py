@@ -132,6 +132,7 @@ def serve(
     async def main() -> None:
         rt = build_runtime(settings)
         await seed_institutions(rt)
+        await _check_connectors(rt)
         if demo:
             await _print_demo(rt, host, port)
         config = uvicorn.Config(
@@ -148,6 +149,16 @@ def serve(
         await uvicorn.Server(config).serve()
 
     asyncio.run(main())
+
+
+async def _check_connectors(rt: Runtime) -> None:
+    from openagg.services.institutions import MissingConnectors, check_connectors
+
+    try:
+        await check_connectors(rt)
+    except MissingConnectors as exc:
+        await rt.db.dispose()
+        _fail(f"cannot start: {exc}")
 
 
 async def _demo_secret(
@@ -230,6 +241,7 @@ def worker(
         start_http_server(metrics_port, metrics_host, registry=PROCESS)
 
     async def main(rt: Runtime) -> None:
+        await _check_connectors(rt)
         stop = asyncio.Event()
         # SIGINT/SIGTERM: stop claiming, let running jobs finish briefly, hand back the rest.
         loop = asyncio.get_running_loop()
@@ -379,6 +391,150 @@ def institutions_move(
     from openagg.services.admin import move_institution
 
     _member_action(_settings(database_url), lambda rt: move_institution(rt, code, data_source))
+
+
+# --- institutions as data, connectors as plugins --------------------------------------
+
+CredentialOption = typer.Option(
+    None,
+    "--credential",
+    help="FIELD_NAME:LABEL[:TYPE] (TEXT, PASSWORD, TOKEN), in display order; "
+    "default LOGIN:Username and PASSWORD:Password:PASSWORD.",
+)
+
+
+def _options(given: list[str] | None) -> dict[str, str]:
+    from openagg.services.institutions import parse_option
+
+    return dict(parse_option(o) for o in given or [])
+
+
+def _institution_action(
+    database_url: str | None, action: Callable[[Runtime], Awaitable[T]]
+) -> T | None:
+    from openagg.services.errors import ServiceError
+
+    settings = _settings(database_url)
+    _prepare(settings)
+    try:
+        return _with_runtime(settings, action)
+    except ServiceError as exc:
+        _fail(exc.message)
+        return None
+
+
+@institutions_app.command("add")
+def institutions_add(
+    connector: str = typer.Option(..., help="An installed connector (openagg connectors list)."),
+    code: str = typer.Option(..., help="The institution's code (institution_code in the API)."),
+    name: str = typer.Option(..., help="The name end users see."),
+    url: str | None = typer.Option(None, help="The institution's website."),
+    option: list[str] | None = typer.Option(
+        None,
+        help="KEY=VALUE for the connector (ctx.options); keys ending in secret or "
+        "password are encrypted and never printed.",
+    ),
+    credential: list[str] | None = CredentialOption,
+    oauth: bool = typer.Option(False, help="End users sign in at the institution (OAuth)."),
+    database_url: str | None = DbOption,
+) -> None:
+    """Add an institution served by an installed connector."""
+    from openagg.services.institutions import InstitutionInput, add_institution, parse_credential
+
+    def given() -> InstitutionInput:
+        creds = [parse_credential(c) for c in credential] if credential else None
+        return InstitutionInput(connector, code, name, url, _options(option), creds, oauth)
+
+    done = _institution_action(database_url, lambda rt: add_institution(rt, given()))
+    if done is not None:
+        typer.echo(f"{done.code} {done.guid} added ({done.connector})")
+
+
+@institutions_app.command("update")
+def institutions_update(
+    code: str,
+    name: str | None = typer.Option(None),
+    url: str | None = typer.Option(None),
+    option: list[str] | None = typer.Option(None, help="KEY=VALUE to set."),
+    remove_option: list[str] | None = typer.Option(None, help="KEY to remove."),
+    credential: list[str] | None = CredentialOption,
+    database_url: str | None = DbOption,
+) -> None:
+    """Change an institution; running processes see it at once."""
+    from openagg.services.institutions import parse_credential, update_institution
+
+    def action(rt: Runtime) -> Any:
+        return update_institution(
+            rt,
+            code,
+            name=name,
+            url=url,
+            set_options=_options(option),
+            remove_options=remove_option,
+            credentials=[parse_credential(c) for c in credential] if credential else None,
+        )
+
+    done = _institution_action(database_url, action)
+    if done is not None:
+        typer.echo(f"{code} updated")
+
+
+@institutions_app.command("import")
+def institutions_import(
+    file: Path = typer.Argument(..., help="A JSON list of institutions (docs/connectors.md)."),
+    database_url: str | None = DbOption,
+) -> None:
+    """Add or update many institutions at once: all of them, or none."""
+    from openagg.services.institutions import import_institutions
+
+    try:
+        items = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read {file}: {exc}")
+        return
+    if not isinstance(items, list):
+        _fail(f"{file}: expected a JSON list of institutions")
+        return
+    done = _institution_action(database_url, lambda rt: import_institutions(rt, items))
+    if done is not None:
+        typer.echo(f"{done[0]} added, {done[1]} updated")
+
+
+@institutions_app.command("remove")
+def institutions_remove(code: str, database_url: str | None = DbOption) -> None:
+    """Remove an institution that has no members (otherwise retire it)."""
+    from openagg.services.institutions import remove_institution
+
+    _institution_action(database_url, lambda rt: remove_institution(rt, code))
+    typer.echo(f"{code} removed")
+
+
+@institutions_app.command("list")
+def institutions_list(database_url: str | None = DbOption) -> None:
+    """Every institution: code, connector, members, name, options (secrets masked)."""
+    from openagg.services.institutions import list_institutions
+
+    rows = _institution_action(database_url, list_institutions) or []
+    for r in rows:
+        options = " ".join(f"{k}={v}" for k, v in sorted(r.options.items()))
+        retired = " (retired)" if r.is_retired else ""
+        typer.echo(f"{r.code}\t{r.connector}\t{r.members} members\t{r.name}{retired}\t{options}")
+
+
+connectors_app = typer.Typer(help="Installed connectors (plugins).", no_args_is_help=True)
+app.add_typer(connectors_app, name="connectors")
+
+
+@connectors_app.command("list")
+def connectors_list(database_url: str | None = DbOption) -> None:
+    """One line per installed connector: name, package and version, institutions."""
+    from openagg.connectors.registry import installed
+    from openagg.services.institutions import institutions_per_connector
+
+    used = _institution_action(database_url, institutions_per_connector) or {}
+    for name, plugin in sorted(installed().items()):
+        count = used.get(name, 0)
+        typer.echo(f"{name}\t{plugin.package} {plugin.version}\t{count} institution(s)")
 
 
 # --- queue: fair use of institutions, what a member waits on ------------------------
