@@ -537,6 +537,28 @@ def connectors_list(database_url: str | None = DbOption) -> None:
         typer.echo(f"{name}\t{plugin.package} {plugin.version}\t{count} institution(s)")
 
 
+@connectors_app.command("check")
+def connectors_check(
+    name: str,
+    scenario: Path = typer.Option(..., help="The scenario file (docs/connectors.md)."),
+) -> None:
+    """Run the conformance suite against an installed connector, on a temporary
+    database; exits 1 unless every check passes."""
+    from openagg.testing.conformance import Scenario, run_conformance
+
+    try:
+        given = Scenario.load(scenario)
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read {scenario}: {exc}")
+        return
+    if given.connector != name:
+        _fail(f"{scenario} is a scenario for connector {given.connector!r}, not {name!r}")
+    report = asyncio.run(run_conformance(given))
+    typer.echo(report.text())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 # --- queue: fair use of institutions, what a member waits on ------------------------
 
 
