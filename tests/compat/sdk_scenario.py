@@ -475,7 +475,33 @@ def scenario_read_transaction(s: Session) -> dict[str, Any]:
     return out
 
 
+PLUGIN_BANK = "test_bank"  # served by tests/connector_plugin, added with the CLI
+
+
+def scenario_plugin_bank(s: Session) -> dict[str, Any]:
+    """A member at an institution of a plugin connector: connect, then a second job
+    (a credential update), and the data."""
+    out: dict[str, Any] = {}
+    u = s.create_user("plugin").guid
+    out["institution_name"] = s.institutions.read_institution(PLUGIN_BANK).institution.name
+    code, member = s.create_member(u, PLUGIN_BANK, "ada", "correct-horse-9")
+    m = member.guid
+    out["create_status"] = code
+    out["first_status"] = s.wait_for(m, u, "CONNECTED").connection_status
+    again = s.credentials(PLUGIN_BANK, "ada", "correct-horse-9")
+    body = mx.MemberUpdateRequestBody(member=mx.MemberUpdateRequest(credentials=again))
+    updated = s.members.update_member_with_http_info(m, u, body)
+    out["update_status"] = updated.status_code
+    out["update_is_being_aggregated"] = updated.data.member.is_being_aggregated
+    out["second_status"] = s.wait_for(m, u, "CONNECTED").connection_status
+    listed = s.transactions.list_transactions_by_member(m, u).transactions or []
+    out["transactions"] = sorted((t.id, t.status, t.amount) for t in listed)
+    s.delete_user(u)
+    return out
+
+
 SCENARIOS: dict[str, Callable[[Session], dict[str, Any]]] = {
+    "plugin_bank": scenario_plugin_bank,
     "full": scenario_full,
     "mfa": scenario_mfa,
     "denied_then_update": scenario_denied_then_update,
