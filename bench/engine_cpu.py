@@ -54,8 +54,8 @@ from openagg.connectors.base import (
     TransactionData,
 )
 from openagg.db.models import Client, Institution, Job, Member, Transaction
-from openagg.engine.queue import finish
 from openagg.engine.worker import Worker
+from openagg.queue import finish
 from openagg.runtime import Runtime, build_runtime
 from openagg.services.admin import seed_institutions
 from openagg.services.clients import create_client

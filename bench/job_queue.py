@@ -395,8 +395,8 @@ def noop_worker(
     transaction of its own (``own``). Writes the ids of the jobs it ran to ``out``."""
     import logging
 
+    from openagg import queue
     from openagg.db.driver import Deferred
-    from openagg.engine import queue
     from openagg.engine.runner import Owned, stage_changes
     from openagg.engine.scheduler import run_scheduler
     from openagg.engine.wakeup import listen_for_jobs

@@ -45,7 +45,7 @@ from openagg.domain.policy import JobKind
 from openagg.domain.statuses import Status
 from openagg.engine import ingest
 from openagg.engine.batcher import MAX_BATCH, WriteBatcher
-from openagg.engine.queue import finish, wait_for_user
+from openagg.queue import finish, wait_for_user
 from openagg.runtime import Runtime
 from openagg.services import vault
 from openagg.services.member_state import (

@@ -18,7 +18,7 @@ from openagg.db.models import Client, Job, Member, Transaction, User
 from openagg.domain.causes import Cause
 from openagg.domain.policy import JobKind, Trigger, background_eligible, next_background_at
 from openagg.domain.statuses import Status
-from openagg.engine.queue import enqueue_unless_active, finish, new_job_values, requeue
+from openagg.queue import enqueue_unless_active, finish, new_job_values, requeue
 from openagg.runtime import Runtime
 from openagg.services import vault
 from openagg.services.member_state import Outcome, apply_outcome

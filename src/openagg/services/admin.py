@@ -12,7 +12,7 @@ from openagg.connectors.registry import builtin_institutions
 from openagg.db.models import Client, Institution, Job, Member
 from openagg.domain.ids import new_guid
 from openagg.domain.statuses import NOT_AGGREGATABLE, Status
-from openagg.engine.queue import finish
+from openagg.queue import finish
 from openagg.runtime import Runtime
 from openagg.services import vault, webhooks
 from openagg.services.errors import BadRequest, NotFound

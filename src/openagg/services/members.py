@@ -17,7 +17,7 @@ from openagg.db.models import Client, Institution, Job, Member, User
 from openagg.domain.ids import new_guid
 from openagg.domain.policy import Decision, JobKind, JobRequestView, Trigger, decide_job_request
 from openagg.domain.statuses import NOT_AGGREGATABLE, Status
-from openagg.engine.queue import active_job, enqueue, finish, requeue
+from openagg.queue import active_job, enqueue, finish, requeue
 from openagg.runtime import Runtime
 from openagg.services import support, vault, webhooks
 from openagg.services.errors import BadRequest, Conflict, NotFound, Unprocessable

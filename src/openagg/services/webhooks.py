@@ -46,7 +46,7 @@ from openagg.db.models import (
 from openagg.domain.ids import new_guid
 from openagg.domain.policy import JobKind, Trigger
 from openagg.domain.statuses import END_USER_ACTIONABLE, Status
-from openagg.engine.queue import active_job
+from openagg.queue import active_job
 from openagg.runtime import Runtime
 from openagg.services.errors import BadRequest, Conflict, NotFound
 from openagg.services.inputs import Strict

@@ -21,8 +21,8 @@ from openagg.db.engine import Database
 from openagg.db.models import Attempt, Institution, InstitutionLimit, Job, Member, UTCDateTime
 from openagg.domain.ids import new_guid
 from openagg.domain.policy import JobKind, Trigger
-from openagg.engine import caps
-from openagg.engine.caps import Candidate, Caps, effective_caps
+from openagg.queue import caps
+from openagg.queue.caps import Candidate, Caps, effective_caps
 from openagg.settings import Settings, get_settings
 
 ACTIVE_STATES = ("queued", "running", "waiting")
