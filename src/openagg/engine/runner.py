@@ -42,6 +42,7 @@ from openagg.db.driver import Backend, Deferred, Fetch, Plan, codec, flush, run_
 from openagg.db.models import Attempt, Institution, Job, Member
 from openagg.domain.causes import Cause
 from openagg.domain.policy import JobKind
+from openagg.domain.states import JobState
 from openagg.domain.statuses import Status
 from openagg.engine import ingest
 from openagg.engine.batcher import MAX_BATCH, WriteBatcher
@@ -128,7 +129,7 @@ async def _owned(s: AsyncSession, job_id: int, worker_id: str) -> tuple[Job, Mem
         await s.execute(
             select(Job, Member)
             .join(Member, Member.id == Job.member_id)
-            .where(Job.id == job_id, Job.state == "running", Job.worker_id == worker_id)
+            .where(Job.id == job_id, Job.state == JobState.RUNNING, Job.worker_id == worker_id)
             .with_for_update()
         )
     ).first()
@@ -543,7 +544,7 @@ class Runner:
             applied = await decide_outcome(
                 s, rt, member, job, outcome, started_at=started, institution_id=jc.institution.id
             )
-            finish(job, state="succeeded", now=rt.now())
+            finish(job, state=JobState.SUCCEEDED, now=rt.now())
             await self._save(s, owned, outcome, applied, later)
 
         await self.settle(jc.job.id, write)
@@ -558,7 +559,9 @@ class Runner:
             applied = await decide_outcome(
                 s, rt, member, job, outcome, started_at=started, institution_id=jc.institution.id
             )
-            finish(job, state="failed", now=rt.now(), error=f"{cause.value}: {message}"[:500])
+            finish(
+                job, state=JobState.FAILED, now=rt.now(), error=f"{cause.value}: {message}"[:500]
+            )
             await self._save(s, owned, outcome, applied, later)
 
         await self.settle(jc.job.id, write)
