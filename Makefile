@@ -35,12 +35,14 @@ test-sqlite: $(BIN)/.installed $(SDK_VENV)/bin/.installed
 test-postgresql: $(BIN)/.installed $(SDK_VENV)/bin/.installed
 	OPENAGG_TEST_BACKEND=postgresql $(PYTEST) $(PYTEST_ARGS)
 
+# lint-imports: the layers import downward only ([tool.importlinter] in pyproject.toml).
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.run_all
 
 clean:
-	rm -rf $(VENV) $(SDK_VENV) .openagg .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SDK_VENV) .openagg .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

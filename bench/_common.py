@@ -25,7 +25,7 @@ from openagg.db.models import Client, Institution, Member, User
 from openagg.domain.ids import new_guid
 from openagg.domain.policy import JobKind, Trigger
 from openagg.domain.statuses import Status
-from openagg.engine.queue import enqueue
+from openagg.queue import enqueue
 from openagg.runtime import Runtime
 from openagg.services import vault
 from openagg.services.member_state import schedule_background, set_status

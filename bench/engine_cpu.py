@@ -54,8 +54,9 @@ from openagg.connectors.base import (
     TransactionData,
 )
 from openagg.db.models import Client, Institution, Job, Member, Transaction
-from openagg.engine.queue import finish
+from openagg.domain.states import JobState
 from openagg.engine.worker import Worker
+from openagg.queue import finish
 from openagg.runtime import Runtime, build_runtime
 from openagg.services.admin import seed_institutions
 from openagg.services.clients import create_client
@@ -209,7 +210,7 @@ async def measure(rt: Runtime, n: int, concurrency: int, profile: bool) -> tuple
         async def write(s: AsyncSession) -> None:
             job = await s.get(Job, job_id)
             assert job is not None
-            finish(job, state="succeeded", now=rt.now())
+            finish(job, state=JobState.SUCCEEDED, now=rt.now())
 
         await idle.runner.batcher.run(write)
 

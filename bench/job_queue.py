@@ -395,8 +395,9 @@ def noop_worker(
     transaction of its own (``own``). Writes the ids of the jobs it ran to ``out``."""
     import logging
 
+    from openagg import queue
     from openagg.db.driver import Deferred
-    from openagg.engine import queue
+    from openagg.domain.states import JobState
     from openagg.engine.runner import Owned, stage_changes
     from openagg.engine.scheduler import run_scheduler
     from openagg.engine.wakeup import listen_for_jobs
@@ -419,10 +420,10 @@ def noop_worker(
             .where(
                 Job.id == bindparam("job_id"),
                 Job.worker_id == worker.id,
-                Job.state == "running",
+                Job.state == JobState.RUNNING,
             )
             .values(
-                state="succeeded",
+                state=JobState.SUCCEEDED,
                 active_member_id=None,
                 lease_until=None,
                 finished_at=bindparam("now"),
@@ -433,7 +434,7 @@ def noop_worker(
             owned_here: list[bool] = []
 
             async def write(s: AsyncSession, owned: Owned, later: Deferred) -> None:
-                queue.finish(owned.job, state="succeeded", now=rt.now())
+                queue.finish(owned.job, state=JobState.SUCCEEDED, now=rt.now())
                 stage_changes(later, s.get_bind().dialect, owned)
                 owned_here.append(True)
 

@@ -577,7 +577,7 @@ def institutions_caps(
     database_url: str | None = DbOption,
 ) -> None:
     """Show or set an institution's caps, honoured across all workers."""
-    from openagg.engine.queue import default_caps, institution_caps
+    from openagg.queue import default_caps, institution_caps
 
     settings = _settings(database_url)
     _prepare(settings)
@@ -611,7 +611,7 @@ def institutions_caps(
 @members_app.command("show")
 def members_show(member_guid: str, database_url: str | None = DbOption) -> None:
     """A member's status, its active job (deferred? until when, why) and last attempts."""
-    from openagg.engine.queue import member_queue_view
+    from openagg.queue import member_queue_view
 
     settings = _settings(database_url)
     view = _with_runtime(settings, lambda rt: member_queue_view(rt.db, member_guid))

@@ -20,7 +20,7 @@ from sqlalchemy import case, func, select
 
 from openagg.db.engine import Database
 from openagg.db.models import Attempt, Institution, Job, WebhookDelivery
-from openagg.services.webhooks import FAILED, PENDING
+from openagg.domain.states import DeliveryState, JobState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Success rate and failures are reported over this trailing window.
@@ -127,12 +127,14 @@ async def read_snapshot(db: Database, now: dt.datetime) -> Snapshot:
         snap.jobs = {(kind, state): n for kind, state, n in active.all()}
         failed = await s.execute(
             select(Job.kind, func.count())
-            .where(Job.state == "failed", Job.finished_at >= since)
+            .where(Job.state == JobState.FAILED, Job.finished_at >= since)
             .group_by(Job.kind)
         )
         snap.jobs_failed_recent = {kind: n for kind, n in failed.all()}
         oldest = await s.scalar(
-            select(func.min(Job.run_after)).where(Job.state == "queued", Job.run_after <= now)
+            select(func.min(Job.run_after)).where(
+                Job.state == JobState.QUEUED, Job.run_after <= now
+            )
         )
         snap.oldest_due_seconds = (now - oldest).total_seconds() if oldest else 0.0
         attempts = await s.execute(
@@ -149,7 +151,7 @@ async def read_snapshot(db: Database, now: dt.datetime) -> Snapshot:
         pending, oldest_pending = (
             await s.execute(
                 select(func.count(), func.min(WebhookDelivery.created_at)).where(
-                    WebhookDelivery.state == PENDING
+                    WebhookDelivery.state == DeliveryState.PENDING
                 )
             )
         ).one()
@@ -160,7 +162,7 @@ async def read_snapshot(db: Database, now: dt.datetime) -> Snapshot:
             await s.scalar(
                 select(func.count())
                 .select_from(WebhookDelivery)
-                .where(WebhookDelivery.state == FAILED)
+                .where(WebhookDelivery.state == DeliveryState.FAILED)
             )
             or 0
         )

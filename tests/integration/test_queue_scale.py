@@ -22,9 +22,9 @@ import pytest
 from sqlalchemy import delete, func, select, update
 
 from openagg.db.models import Attempt, Institution, InstitutionLimit, Job, Member
-from openagg.engine.caps import Caps, day_start
-from openagg.engine.queue import claim, institution_caps, member_queue_view
 from openagg.engine.scheduler import enqueue_background, recover_lost_jobs, tick
+from openagg.queue import claim, institution_caps, member_queue_view
+from openagg.queue.caps import Caps, day_start
 from openagg.runtime import Runtime, build_runtime, utcnow
 from openagg.settings import Settings
 from tests.conftest import VENV_BIN, Platform, free_port, make_platform, settings_for

@@ -26,10 +26,10 @@ from openagg.db.migrate import upgrade
 from openagg.db.models import Attempt, Institution, Job, Member
 from openagg.engine import scheduler
 from openagg.engine.batcher import WriteBatcher
-from openagg.engine.caps import Caps
-from openagg.engine.queue import claim, institution_caps
 from openagg.engine.scheduler import enqueue_background
 from openagg.engine.worker import Worker
+from openagg.queue import claim, institution_caps
+from openagg.queue.caps import Caps
 from openagg.settings import Settings
 from tests.conftest import Platform, settings_for
 from tests.integration.api_helpers import create_member, new_user

@@ -1,10 +1,10 @@
-"""The per-institution fair-use rules (engine/caps.py)."""
+"""The per-institution fair-use rules (queue/caps.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from openagg.engine.caps import (
+from openagg.queue.caps import (
     DAY,
     Candidate,
     Caps,

@@ -205,7 +205,7 @@ class Job(Base):
     answers_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     is_delayed: Mapped[bool] = mapped_column(Boolean, default=False)
     last_error: Mapped[str | None] = mapped_column(Text)
-    # Set when claimed (engine/queue.py), for the per-institution concurrency cap.
+    # Set when claimed (queue/jobs.py), for the per-institution concurrency cap.
     institution_id: Mapped[int | None] = mapped_column(BigInteger)
     # Last time an institution cap pushed run_after out, and why (kept after it runs).
     deferred_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -216,7 +216,7 @@ class Job(Base):
 
 
 class InstitutionLimit(Base):
-    """Fair use of one institution (engine/queue.py, engine/caps.py): its caps and the
+    """Fair use of one institution (queue/jobs.py, queue/caps.py): its caps and the
     per-day counter. Claimers lock this row, so the caps hold across all workers."""
 
     __tablename__ = "institution_limits"

@@ -35,11 +35,9 @@ from sqlalchemy.orm import aliased
 from openagg import metrics
 from openagg.db.engine import Database
 from openagg.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from openagg.domain.states import DeliveryState
 from openagg.runtime import Runtime
 from openagg.services.webhooks import (
-    DELIVERED,
-    FAILED,
-    PENDING,
     PRIVATE_ADDRESS_HINT,
     address_allowed,
     open_secret,
@@ -68,14 +66,14 @@ async def claim(
     behind_older = exists().where(
         older.endpoint_id == d.endpoint_id,
         older.ordering_key == d.ordering_key,
-        older.state == PENDING,
+        older.state == DeliveryState.PENDING,
         older.id < d.id,
     )
     enabled = select(WebhookEndpoint.id).where(WebhookEndpoint.enabled.is_(True))
     due = (
         select(d.id)
         .where(
-            d.state == PENDING,
+            d.state == DeliveryState.PENDING,
             d.next_attempt_at <= now,
             or_(d.lease_until.is_(None), d.lease_until < now),
             d.endpoint_id.in_(enabled),
@@ -275,7 +273,7 @@ class Deliverer:
                 .where(
                     WebhookDelivery.id == delivery_id,
                     WebhookDelivery.deliverer_id == self.id,
-                    WebhookDelivery.state == PENDING,
+                    WebhookDelivery.state == DeliveryState.PENDING,
                 )
                 .with_for_update()
             )
@@ -297,7 +295,7 @@ class Deliverer:
             delivery.last_error = outcome.error
             delivery.lease_until = None
             if outcome.succeeded:
-                delivery.state = DELIVERED
+                delivery.state = DeliveryState.DELIVERED
                 delivery.delivered_at = now
                 return
             retry_at = now + dt.timedelta(
@@ -309,7 +307,7 @@ class Deliverer:
                 seconds=s_.webhook_max_age_seconds
             )
             if delivery.attempts >= s_.webhook_max_attempts or too_old:
-                delivery.state = FAILED
+                delivery.state = DeliveryState.FAILED
                 delivery.failed_at = now
                 log.warning(
                     "webhook delivery %s failed after %d attempts: %s",

@@ -45,10 +45,11 @@ from openagg.db.driver import Backend, Deferred, Fetch, Plan, codec, flush, run_
 from openagg.db.models import Attempt, Institution, Job, Member
 from openagg.domain.causes import Cause
 from openagg.domain.policy import JobKind
+from openagg.domain.states import JobState
 from openagg.domain.statuses import Status
 from openagg.engine import ingest
 from openagg.engine.batcher import MAX_BATCH, WriteBatcher
-from openagg.engine.queue import finish, wait_for_user
+from openagg.queue import finish, wait_for_user
 from openagg.runtime import Runtime
 from openagg.services import vault
 from openagg.services.member_state import (
@@ -131,7 +132,7 @@ async def _owned(s: AsyncSession, job_id: int, worker_id: str) -> tuple[Job, Mem
         await s.execute(
             select(Job, Member)
             .join(Member, Member.id == Job.member_id)
-            .where(Job.id == job_id, Job.state == "running", Job.worker_id == worker_id)
+            .where(Job.id == job_id, Job.state == JobState.RUNNING, Job.worker_id == worker_id)
             .with_for_update()
         )
     ).first()
@@ -656,7 +657,7 @@ class Runner:
             applied = await decide_outcome(
                 s, rt, member, job, outcome, started_at=started, institution_id=jc.institution.id
             )
-            finish(job, state="succeeded", now=rt.now())
+            finish(job, state=JobState.SUCCEEDED, now=rt.now())
             await self._save(s, owned, outcome, applied, later)
 
         await self.settle(jc.job.id, write)
@@ -679,7 +680,9 @@ class Runner:
             applied = await decide_outcome(
                 s, rt, member, job, outcome, started_at=started, institution_id=jc.institution.id
             )
-            finish(job, state="failed", now=rt.now(), error=f"{cause.value}: {message}"[:500])
+            finish(
+                job, state=JobState.FAILED, now=rt.now(), error=f"{cause.value}: {message}"[:500]
+            )
             await self._save(s, owned, outcome, applied, later)
 
         await self.settle(jc.job.id, write)

@@ -17,8 +17,9 @@ from sqlalchemy import and_, bindparam, delete, func, select, update
 from openagg.db.models import Client, Job, Member, Transaction, User
 from openagg.domain.causes import Cause
 from openagg.domain.policy import JobKind, Trigger, background_eligible, next_background_at
+from openagg.domain.states import JobState
 from openagg.domain.statuses import Status
-from openagg.engine.queue import enqueue_unless_active, finish, new_job_values, requeue
+from openagg.queue import enqueue_unless_active, finish, new_job_values, requeue
 from openagg.runtime import Runtime
 from openagg.services import vault
 from openagg.services.member_state import Outcome, apply_outcome
@@ -60,7 +61,7 @@ async def recover_lost_jobs(rt: Runtime) -> int:
         lost = list(
             await s.scalars(
                 select(Job)
-                .where(Job.state == "running", Job.lease_until < now)
+                .where(Job.state == JobState.RUNNING, Job.lease_until < now)
                 .with_for_update(skip_locked=True)
             )
         )
@@ -79,7 +80,7 @@ async def recover_lost_jobs(rt: Runtime) -> int:
                     started_at=job.started_at or now,
                     institution_id=member.institution_id,
                 )
-            finish(job, state="failed", now=now, error="worker lost too many times")
+            finish(job, state=JobState.FAILED, now=now, error="worker lost too many times")
     if lost:
         rt.job_enqueued.set()
     return len(lost)
@@ -92,7 +93,7 @@ async def expire_challenges(rt: Runtime) -> int:
             await s.execute(
                 select(Job, Member)
                 .join(Member, Member.id == Job.member_id)
-                .where(Job.state == "waiting", Member.challenge_expires_at < now)
+                .where(Job.state == JobState.WAITING, Member.challenge_expires_at < now)
                 .with_for_update(skip_locked=True)
             )
         )
@@ -107,7 +108,7 @@ async def expire_challenges(rt: Runtime) -> int:
                 started_at=member.status_changed_at or now,
                 institution_id=member.institution_id,
             )
-            finish(job, state="failed", now=now, error="challenge expired")
+            finish(job, state=JobState.FAILED, now=now, error="challenge expired")
     return len(rows)
 
 
@@ -247,7 +248,7 @@ async def wake_for_due_jobs(rt: Runtime) -> None:
     the worker's next poll."""
     async with rt.db.read() as s:
         due = await s.scalar(
-            select(Job.id).where(Job.state == "queued", Job.run_after <= rt.now()).limit(1)
+            select(Job.id).where(Job.state == JobState.QUEUED, Job.run_after <= rt.now()).limit(1)
         )
     if due is not None:
         rt.job_enqueued.set()

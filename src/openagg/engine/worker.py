@@ -11,8 +11,8 @@ import os
 import socket
 import uuid
 
-from openagg.engine.queue import claim, default_caps, hand_back, renew_leases
 from openagg.engine.runner import Runner
+from openagg.queue import claim, default_caps, hand_back, renew_leases
 from openagg.runtime import Runtime
 
 log = logging.getLogger("openagg.worker")

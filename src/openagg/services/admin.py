@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openagg.connectors.registry import builtin_institutions
 from openagg.db.models import Client, Institution, Job, Member
 from openagg.domain.ids import new_guid
+from openagg.domain.states import JobState
 from openagg.domain.statuses import NOT_AGGREGATABLE, Status
-from openagg.engine.queue import finish
+from openagg.queue import finish
 from openagg.runtime import Runtime
 from openagg.services import vault, webhooks
 from openagg.services.errors import BadRequest, NotFound
@@ -49,7 +50,7 @@ async def _cancel_active_job(
 ) -> None:
     job = await s.scalar(select(Job).where(Job.active_member_id == member.id))
     if job is not None:
-        finish(job, state="cancelled", now=now, error=reason)
+        finish(job, state=JobState.CANCELLED, now=now, error=reason)
     vault.clear_connector_state(member)
 
 

@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openagg.db.models import Client, Institution, Job, Member, User
 from openagg.domain.ids import new_guid
 from openagg.domain.policy import Decision, JobKind, JobRequestView, Trigger, decide_job_request
+from openagg.domain.states import JobState
 from openagg.domain.statuses import NOT_AGGREGATABLE, Status
-from openagg.engine.queue import active_job, enqueue, finish, requeue
+from openagg.queue import active_job, enqueue, finish, requeue
 from openagg.runtime import Runtime
 from openagg.services import support, vault, webhooks
 from openagg.services.errors import BadRequest, Conflict, NotFound, Unprocessable
@@ -231,10 +232,10 @@ async def update_member(
         started = False
         if f.credentials is not None:
             values = _credential_values(inst, f.credentials)
-            if job is not None and job.state == "running":
+            if job is not None and job.state == JobState.RUNNING:
                 raise Conflict("An aggregation is running on this member; update it when it ends.")
             if job is not None:  # queued, or waiting on MFA: the new credentials win
-                finish(job, state="cancelled", now=now, error="credentials updated")
+                finish(job, state=JobState.CANCELLED, now=now, error="credentials updated")
                 await s.flush()
                 job = None
             fingerprints = vault.seal_credentials(rt, member, values)
@@ -346,7 +347,11 @@ async def resume(
         inst = await s.get(Institution, member.institution_id)
         assert inst is not None
         job = await active_job(s, member.id)
-        if current_status(member) != Status.CHALLENGED or job is None or job.state != "waiting":
+        if (
+            current_status(member) != Status.CHALLENGED
+            or job is None
+            or job.state != JobState.WAITING
+        ):
             raise Unprocessable(
                 f"This member is {member.connection_status}, not CHALLENGED: "
                 "there is no challenge to answer."

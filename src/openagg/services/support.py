@@ -52,7 +52,7 @@ from openagg.domain.tickets import (
     requester_refusal,
     trailing_rate,
 )
-from openagg.engine.queue import active_job, enqueue
+from openagg.queue import active_job, enqueue
 from openagg.runtime import Runtime
 from openagg.services import webhooks
 from openagg.services.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unprocessable

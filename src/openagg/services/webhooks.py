@@ -45,8 +45,9 @@ from openagg.db.models import (
 )
 from openagg.domain.ids import new_guid
 from openagg.domain.policy import JobKind, Trigger
+from openagg.domain.states import DeliveryState
 from openagg.domain.statuses import END_USER_ACTIONABLE, Status
-from openagg.engine.queue import active_job
+from openagg.queue import active_job
 from openagg.runtime import Runtime
 from openagg.services.errors import BadRequest, Conflict, NotFound
 from openagg.services.inputs import Strict
@@ -73,9 +74,6 @@ JOB_EVENT = {
     JobKind.VERIFY: EventType.VERIFICATION,
     JobKind.IDENTIFY: EventType.IDENTIFICATION,
 }
-
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
-DELIVERY_STATES = (PENDING, DELIVERED, FAILED)
 
 # --------------------------------------------------------------------------- signing
 
@@ -179,7 +177,7 @@ async def emit(
                 event_id=event.id,
                 endpoint_id=endpoint.id,
                 ordering_key=member_guid or event.guid,
-                state=PENDING,
+                state=DeliveryState.PENDING,
                 attempts=0,
                 next_attempt_at=now,
                 retry_window_start=now,
@@ -512,7 +510,7 @@ async def list_deliveries(
     q = _delivery_query(client)
     if status is not None:
         state = status.lower()
-        if state not in DELIVERY_STATES:
+        if state not in tuple(DeliveryState):
             raise BadRequest("'status' must be one of PENDING, DELIVERED, FAILED.")
         q = q.where(WebhookDelivery.state == state)
     if member_guid is not None:
@@ -549,10 +547,10 @@ async def replay_delivery(rt: Runtime, client: Client, guid: str) -> DeliveryVie
             .where(
                 WebhookDelivery.guid == guid,
                 WebhookDelivery.client_id == client.id,
-                WebhookDelivery.state != PENDING,
+                WebhookDelivery.state != DeliveryState.PENDING,
             )
             .values(
-                state=PENDING,
+                state=DeliveryState.PENDING,
                 attempts=0,
                 next_attempt_at=now,
                 retry_window_start=now,

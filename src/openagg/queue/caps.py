@@ -1,6 +1,6 @@
 """Fair use of institutions: the pure rules behind the per-institution caps.
 
-Two caps per institution, honoured across all workers (``engine/queue.py: claim``
+Two caps per institution, honoured across all workers (``queue/jobs.py: claim``
 applies them while holding the institution's ``institution_limits`` row lock):
 
 - ``max_concurrent``: sessions open at the institution at once (running jobs). A job

@@ -21,11 +21,12 @@ from openagg.db.engine import Database
 from openagg.db.models import Attempt, Institution, InstitutionLimit, Job, Member, UTCDateTime
 from openagg.domain.ids import new_guid
 from openagg.domain.policy import JobKind, Trigger
-from openagg.engine import caps
-from openagg.engine.caps import Candidate, Caps, effective_caps
+from openagg.domain.states import JobState
+from openagg.queue import caps
+from openagg.queue.caps import Candidate, Caps, effective_caps
 from openagg.settings import Settings, get_settings
 
-ACTIVE_STATES = ("queued", "running", "waiting")
+ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING, JobState.WAITING)
 
 # Lower runs first: an end user is waiting on foreground work.
 PRIORITY = {
@@ -76,7 +77,7 @@ def new_job_values(
         "active_member_id": member_id,
         "kind": kind.value,
         "trigger": trigger.value,
-        "state": "queued",
+        "state": JobState.QUEUED,
         "priority": PRIORITY[trigger],
         "run_after": now,
         "attempts": 0,
@@ -205,7 +206,7 @@ async def _claim_uncapped(
 def _due(db: Database, limit: int, now: dt.datetime) -> Select[Any]:
     due = (
         select(Job.id)
-        .where(Job.state == "queued", Job.run_after <= now)
+        .where(Job.state == JobState.QUEUED, Job.run_after <= now)
         .order_by(Job.priority, Job.id)
         .limit(limit)
     )
@@ -227,7 +228,7 @@ async def _start(
         update(Job)
         .where(Job.id.in_(chosen))
         .values(
-            state="running",
+            state=JobState.RUNNING,
             worker_id=worker_id,
             lease_until=now + lease,
             started_at=now,
@@ -277,7 +278,7 @@ async def _claim_within_caps(
     due = (
         select(Job.id, Job.trigger, Job.answers_enc.is_not(None), Member.institution_id)
         .outerjoin(Member, Member.id == Job.member_id)
-        .where(Job.state == "queued", Job.run_after <= now)
+        .where(Job.state == JobState.QUEUED, Job.run_after <= now)
         .order_by(Job.priority, Job.id)
         .limit(limit)
     )
@@ -330,7 +331,7 @@ async def _running_counts(
     """Running jobs per institution (all institutions when ``institution_ids`` is None)."""
     q = (
         select(Job.institution_id, func.count())
-        .where(Job.state == "running", Job.institution_id.is_not(None))
+        .where(Job.state == JobState.RUNNING, Job.institution_id.is_not(None))
         .group_by(Job.institution_id)
     )
     if institution_ids is not None:
@@ -370,7 +371,7 @@ async def renew_leases(
     async with db.write() as session:
         await session.execute(
             update(Job)
-            .where(Job.id.in_(job_ids), Job.worker_id == worker_id, Job.state == "running")
+            .where(Job.id.in_(job_ids), Job.worker_id == worker_id, Job.state == JobState.RUNNING)
             .values(lease_until=now + lease)
             .execution_options(synchronize_session=False)
         )
@@ -385,8 +386,8 @@ async def hand_back(
     attempt started (None if it has none)."""
     rows = await session.execute(
         update(Job)
-        .where(Job.id.in_(job_ids), Job.worker_id == worker_id, Job.state == "running")
-        .values(state="queued", worker_id=None, lease_until=None, attempts=Job.attempts - 1)
+        .where(Job.id.in_(job_ids), Job.worker_id == worker_id, Job.state == JobState.RUNNING)
+        .values(state=JobState.QUEUED, worker_id=None, lease_until=None, attempts=Job.attempts - 1)
         .returning(Job.id, Job.member_id, Job.answers_enc)
         .execution_options(synchronize_session=False)
     )
@@ -405,7 +406,7 @@ async def hand_back(
         )
 
 
-def finish(job: Job, *, state: str, now: dt.datetime, error: str | None = None) -> None:
+def finish(job: Job, *, state: JobState, now: dt.datetime, error: str | None = None) -> None:
     """End a job (in the caller's transaction) and free its member for the next one."""
     job.state = state
     job.active_member_id = None
@@ -418,13 +419,13 @@ def finish(job: Job, *, state: str, now: dt.datetime, error: str | None = None) 
 
 def wait_for_user(job: Job) -> None:
     """Park a job while the end user answers MFA: it keeps the member, holds no lease."""
-    job.state = "waiting"
+    job.state = JobState.WAITING
     job.lease_until = None
     job.worker_id = None
 
 
 def requeue(job: Job, *, now: dt.datetime) -> None:
-    job.state = "queued"
+    job.state = JobState.QUEUED
     job.run_after = now
     job.lease_until = None
     job.worker_id = None

@@ -1,0 +1,51 @@
+"""The job queue's storage: the ``jobs`` table and the per-institution caps.
+
+Enqueue, claim, lease renewal, hand back, finish, wait for the user, requeue, and
+what operators see of it. No loops here (those are in ``openagg.engine``), so the
+services can enqueue without importing the engine. ``caps`` holds the pure cap
+allocation rules.
+"""
+
+from openagg.queue.caps import Caps
+from openagg.queue.jobs import (
+    ACTIVE_STATES,
+    PRIORITY,
+    InstitutionCapsView,
+    JobAlreadyActive,
+    MemberQueueView,
+    active_job,
+    claim,
+    default_caps,
+    enqueue,
+    enqueue_unless_active,
+    finish,
+    hand_back,
+    institution_caps,
+    member_queue_view,
+    new_job_values,
+    renew_leases,
+    requeue,
+    wait_for_user,
+)
+
+__all__ = [
+    "ACTIVE_STATES",
+    "PRIORITY",
+    "Caps",
+    "InstitutionCapsView",
+    "JobAlreadyActive",
+    "MemberQueueView",
+    "active_job",
+    "claim",
+    "default_caps",
+    "enqueue",
+    "enqueue_unless_active",
+    "finish",
+    "hand_back",
+    "institution_caps",
+    "member_queue_view",
+    "new_job_values",
+    "renew_leases",
+    "requeue",
+    "wait_for_user",
+]
