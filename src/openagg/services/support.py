@@ -20,8 +20,7 @@ from pydantic import Field, StrictStr
 from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openagg import logs
-from openagg.api import wire
+from openagg import logs, wire
 from openagg.db.models import (
     Account,
     Attempt,

@@ -28,7 +28,7 @@ from pydantic import Field, StrictBool, StrictStr
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openagg.api import wire
+from openagg import wire
 from openagg.db.models import (
     Account,
     AccountNumber,

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, StrictBool, StrictStr
 from starlette.exceptions import HTTPException
 
-from openagg.api import wire
+from openagg import wire
 from openagg.api.http import parse_body, query_int, runtime
 from openagg.api.pages import (
     clear_session_cookie,

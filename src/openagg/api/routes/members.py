@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from openagg.api import wire
+from openagg import wire
 from openagg.api.http import (
     callback_payload,
     current_client,

@@ -2,7 +2,7 @@
 widget's own JSON API (authenticated by its session) and the demo host page.
 
 The widget API under ``/connect/api`` is OpenAgg's own, not part of MX's contract; its
-payloads reuse MX's serializers (`api/wire.py`) so the widget sees the same fields an
+payloads reuse MX's serializers (`wire/`) so the widget sees the same fields an
 app does.
 """
 
@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from pydantic import Field, StrictBool, StrictStr
 from sqlalchemy import select
 
-from openagg.api import wire
+from openagg import wire
 from openagg.api.http import current_client, error, mx, no_content, parse_body, runtime
 from openagg.api.pages import (
     PAGE_HEADERS,
