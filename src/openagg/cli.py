@@ -753,7 +753,7 @@ def webhooks_deliveries(
     typer.echo(f"({len(views)} of {total})")
 
 
-# --- Aggregation support (services/support.py, services/incidents.py) --------------
+# --- Aggregation support (services/support/, services/incidents.py) ----------------
 
 operators_app = typer.Typer(help="The platform's own engineers.", no_args_is_help=True)
 tickets_app = typer.Typer(

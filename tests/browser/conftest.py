@@ -374,7 +374,9 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
     """``openagg serve --demo``, as ``make run`` starts it."""
     tmp = tmp_path_factory.mktemp("demo")
     url = f"http://127.0.0.1:{free_port()}"
-    env = openagg_env(tmp, OPENAGG_WIDGET_POLL_INTERVAL_MS="100", OPENAGG_CONNECTOR_SANDBOX_LATENCY_MS="0")
+    env = openagg_env(
+        tmp, OPENAGG_WIDGET_POLL_INTERVAL_MS="100", OPENAGG_CONNECTOR_SANDBOX_LATENCY_MS="0"
+    )
     with (tmp / "server.log").open("ab") as log:
         process = subprocess.Popen(
             [str(VENV_BIN / "openagg"), "serve", "--demo", "--port", url.rsplit(":", 1)[1]],

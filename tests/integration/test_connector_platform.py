@@ -11,16 +11,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from openagg.queue import member_queue_view
 from sqlalchemy import select
 
 from openagg.connectors import Cause, ConnectorError
 from openagg.connectors.registry import installed
 from openagg.db.models import Attempt, Member
+from openagg.queue import member_queue_view
 from openagg.services import vault
 from openagg.services.institutions import InstitutionInput, add_institution, list_institutions
 from openagg.testing import Scenario, ScriptedConnector, Step, run_conformance, transaction
-from tests.compat.test_sdk import run_scenario, sdk  # noqa: F401, F811  (the sdk fixture)
+from tests.compat.test_sdk import run_scenario, sdk  # noqa: F401  (the sdk fixture)
 from tests.conftest import (
     VENV_BIN,
     Platform,

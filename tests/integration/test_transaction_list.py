@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite as sqlite_dialect
 
-from openagg.api import wire
+from openagg import wire
 from openagg.connectors.base import AccountData, TransactionData
 from openagg.db.driver import Backend, Fetch, Plan
 from openagg.db.engine import Busy, _SqliteReader

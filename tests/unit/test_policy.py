@@ -13,6 +13,7 @@ from openagg.domain.policy import (
     FailureRules,
     JobKind,
     JobRequestView,
+    background_disabled,
     background_eligible,
     decide_job_request,
     next_background_at,
@@ -153,6 +154,24 @@ def test_background_eligibility() -> None:
         Status.CLOSED,
     ):
         assert not background_eligible(s, **ok)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("member_disabled", "client_enabled", "expected"),
+    [
+        (None, True, False),  # no setting on the member: the client's default
+        (None, False, True),
+        (True, True, True),  # the member's own setting wins either way
+        (False, False, False),
+    ],
+)
+def test_background_disabled_member_setting_else_client_default(
+    member_disabled: bool | None, client_enabled: bool, expected: bool
+) -> None:
+    assert (
+        background_disabled(member_disabled=member_disabled, client_enabled=client_enabled)
+        is expected
+    )
 
 
 def test_next_background_is_spread_but_stable() -> None:

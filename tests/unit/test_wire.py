@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from openagg.api import wire
+from openagg import wire
 from openagg.db.models import (
     Account,
     AccountNumber,
@@ -608,7 +608,7 @@ def test_account_full(spec: dict[str, Any]) -> None:
     assert out["member_id"] == "partner-member-1"
     assert out["institution_code"] == "mxbank"
     assert out["created_at"] == "2024-12-20T18:52:36Z"
-    # feed_* mirror the non-feed values (documented choice in wire.py)...
+    # feed_* mirror the non-feed values (documented choice in wire/accounts.py)...
     assert out["feed_balance"] == out["balance"]
     assert out["feed_name"] == "Checking"
     assert out["feed_is_closed"] is False

@@ -14,7 +14,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
-from openagg.api import wire
+from openagg import wire
 from openagg.db.models import Client
 from openagg.runtime import Runtime
 from openagg.services.clients import authenticate

@@ -473,7 +473,7 @@ class WebhookAttempt(Base):
     succeeded: Mapped[bool] = mapped_column(Boolean)
 
 
-# --- Aggregation support (services/support.py, docs/support.md) ---------------------
+# --- Aggregation support (services/support/, docs/support.md) -----------------------
 
 
 class Operator(Base):

@@ -144,6 +144,14 @@ def background_eligible(
     return not member_disabled
 
 
+def background_disabled(*, member_disabled: bool | None, client_enabled: bool) -> bool:
+    """``background_aggregation_is_disabled`` as MX reports it: the member's own
+    setting, or the client's default when the member has none."""
+    if member_disabled is None:
+        return not client_enabled
+    return member_disabled
+
+
 def next_background_at(
     after: dt.datetime, member_guid: str, interval: dt.timedelta, jitter: dt.timedelta
 ) -> dt.datetime:

@@ -3,7 +3,7 @@
 Who may escalate what (the end user fixes what the end user can fix; an engineer
 gets the rest), the evidence that a person asked (no automatic submission), the
 first-in-first-out queue and its estimate, and how incidents are ranked. Nothing
-here touches the database (services/support.py applies these rules).
+here touches the database (services/support/ applies these rules).
 """
 
 from __future__ import annotations

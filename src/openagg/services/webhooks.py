@@ -28,7 +28,7 @@ from pydantic import Field, StrictBool, StrictStr
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openagg.api import wire
+from openagg import wire
 from openagg.db.models import (
     Account,
     AccountNumber,
@@ -44,7 +44,7 @@ from openagg.db.models import (
     WebhookEvent,
 )
 from openagg.domain.ids import new_guid
-from openagg.domain.policy import JobKind, Trigger
+from openagg.domain.policy import JobKind, Trigger, background_disabled
 from openagg.domain.states import DeliveryState
 from openagg.domain.statuses import END_USER_ACTIONABLE, Status
 from openagg.queue import active_job
@@ -191,9 +191,6 @@ async def member_event(session: AsyncSession, rt: Runtime, member: Member, actio
     """MEMBER created / updated / deleted (for deleted: call before the row goes)."""
 
     async def payload() -> Payload:
-        # Imported here: the routes import the services, not the other way round.
-        from openagg.api.routes.members import background_disabled
-
         user = await session.get(User, member.user_id)
         institution = await session.get(Institution, member.institution_id)
         client = await session.get(Client, member.client_id)
@@ -205,7 +202,10 @@ async def member_event(session: AsyncSession, rt: Runtime, member: Member, actio
             institution=institution,
             is_being_aggregated=action != "deleted"
             and await active_job(session, member.id) is not None,
-            background_disabled=background_disabled(member, client),
+            background_disabled=background_disabled(
+                member_disabled=member.background_aggregation_is_disabled,
+                client_enabled=client.background_aggregation_enabled,
+            ),
         )
 
     await emit(

@@ -3,7 +3,7 @@
 The page (``/console``) is static; it logs in through ``/console/api/login``, which
 sets an HttpOnly, SameSite=Strict cookie scoped to ``/console`` and returns the CSRF
 token every change must send back in ``X-CSRF-Token``. The API is thin over
-``services/support.py``, ``services/incidents.py`` and ``services/support_charts.py``
+``services/support/``, ``services/incidents.py`` and ``services/support_charts.py``
 (docs/console.md).
 """
 
@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, StrictBool, StrictStr
 from starlette.exceptions import HTTPException
 
-from openagg.api import wire
+from openagg import wire
 from openagg.api.http import parse_body, query_int, runtime
 from openagg.api.pages import (
     clear_session_cookie,

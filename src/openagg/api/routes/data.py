@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from sqlalchemy import Select, Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openagg.api import wire
+from openagg import wire
 from openagg.api.http import (
     MX_MEDIA_TYPE,
     current_client,

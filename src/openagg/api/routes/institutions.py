@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from openagg.api import wire
+from openagg import wire
 from openagg.api.http import current_client, mx, mx_page, paging, query_bool, query_list, runtime
 from openagg.db.models import Client, Institution
 from openagg.services.errors import NotFound

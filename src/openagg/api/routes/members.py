@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from openagg.api import wire
+from openagg import wire
 from openagg.api.http import (
     callback_payload,
     current_client,
@@ -23,7 +23,7 @@ from openagg.api.http import (
 )
 from openagg.api.routes.institutions import credentials_page
 from openagg.db.models import Client, Institution, Job, Member, User
-from openagg.domain.policy import JobKind
+from openagg.domain.policy import JobKind, background_disabled
 from openagg.domain.statuses import Status
 from openagg.runtime import Runtime
 from openagg.services import members
@@ -41,12 +41,6 @@ def oauth_window_uri(rt: Runtime, request: Request, m: Member) -> str | None:
     return f"{base}/oauth/sandbox/{m.oauth_token}"
 
 
-def background_disabled(m: Member, client: Client) -> bool:
-    if m.background_aggregation_is_disabled is None:
-        return not client.background_aggregation_enabled
-    return m.background_aggregation_is_disabled
-
-
 def member_body(
     request: Request, client: Client, m: Member, user: User, inst: Institution, job: Job | None
 ) -> dict[str, Any]:
@@ -55,7 +49,10 @@ def member_body(
         user=user,
         institution=inst,
         is_being_aggregated=job is not None,
-        background_disabled=background_disabled(m, client),
+        background_disabled=background_disabled(
+            member_disabled=m.background_aggregation_is_disabled,
+            client_enabled=client.background_aggregation_enabled,
+        ),
     )
     body["oauth_window_uri"] = oauth_window_uri(runtime(request), request, m)
     return {"member": body}

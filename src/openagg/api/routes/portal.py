@@ -4,7 +4,7 @@ and api_key and read the client's support tickets (docs/portal.md).
 One page (``GET /portal``) and its own files; a JSON API under ``/portal/api`` behind
 a cookie session (``services/web_sessions.py``). Reads only: the portal changes no
 ticket, so the only change it makes is logging out (which still needs the CSRF
-header). Tickets are serialised by ``api/wire.py`` like the MX-style client API, so
+header). Tickets are serialised by ``wire/`` like the MX-style client API, so
 the portal shows exactly the status, queue position and estimate the end user sees.
 """
 
@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from pydantic import Field, StrictStr
 
-from openagg.api import wire
+from openagg import wire
 from openagg.api.http import paging, parse_body, query_date, query_list, runtime
 from openagg.api.pages import (
     clear_session_cookie,

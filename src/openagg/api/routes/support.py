@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from openagg.api import wire
+from openagg import wire
 from openagg.api.http import (
     current_client,
     mx,

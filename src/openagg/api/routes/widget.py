@@ -2,7 +2,7 @@
 widget's own JSON API (authenticated by its session) and the demo host page.
 
 The widget API under ``/connect/api`` is OpenAgg's own, not part of MX's contract; its
-payloads reuse MX's serializers (`api/wire.py`) so the widget sees the same fields an
+payloads reuse MX's serializers (`wire/`) so the widget sees the same fields an
 app does.
 """
 
@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from pydantic import Field, StrictBool, StrictStr
 from sqlalchemy import select
 
-from openagg.api import wire
+from openagg import wire
 from openagg.api.http import current_client, error, mx, no_content, parse_body, runtime
 from openagg.api.pages import (
     PAGE_HEADERS,
@@ -28,8 +28,9 @@ from openagg.api.pages import (
     script_json,
     static_asset,
 )
-from openagg.api.routes.members import background_disabled, oauth_window_uri
+from openagg.api.routes.members import oauth_window_uri
 from openagg.db.models import Client, Institution, Member, User
+from openagg.domain.policy import background_disabled
 from openagg.domain.statuses import Status
 from openagg.runtime import Runtime
 from openagg.services import widget
@@ -204,7 +205,10 @@ def _member_view(
         user=ctx.user,
         institution=inst,
         is_being_aggregated=is_being_aggregated,
-        background_disabled=background_disabled(m, ctx.client),
+        background_disabled=background_disabled(
+            member_disabled=m.background_aggregation_is_disabled,
+            client_enabled=ctx.client.background_aggregation_enabled,
+        ),
     )
     status = body["connection_status"]
     uri = oauth_window_uri(ctx.rt, request, m)
