@@ -19,6 +19,12 @@ $(SDK_VENV)/bin/.installed:
 	$(SDK_VENV)/bin/pip install -q mx-platform-python==1.12.0
 	touch $@
 
+# The connector shipped as its own package that the tests install, as a third party's
+# would be (not in the venv of `make run` until the tests have run).
+$(BIN)/.test-plugins: $(BIN)/.installed tests/connector_plugin/pyproject.toml
+	$(BIN)/pip install -q --no-deps -e tests/connector_plugin
+	touch $@
+
 run: $(BIN)/.installed
 	$(BIN)/openagg serve --demo
 
@@ -29,10 +35,10 @@ PYTEST = OPENAGG_SDK_PYTHON=$(SDK_VENV)/bin/python $(BIN)/python -m pytest
 
 test: test-sqlite test-postgresql
 
-test-sqlite: $(BIN)/.installed $(SDK_VENV)/bin/.installed
+test-sqlite: $(BIN)/.test-plugins $(SDK_VENV)/bin/.installed
 	$(PYTEST) $(PYTEST_ARGS)
 
-test-postgresql: $(BIN)/.installed $(SDK_VENV)/bin/.installed
+test-postgresql: $(BIN)/.test-plugins $(SDK_VENV)/bin/.installed
 	OPENAGG_TEST_BACKEND=postgresql $(PYTEST) $(PYTEST_ARGS)
 
 # lint-imports: the layers import downward only ([tool.importlinter] in pyproject.toml).

@@ -72,7 +72,7 @@ def test_a_plugin_connector_serves_an_institution_added_while_running(
         log = server.log_path.read_text()
     assert r["institution_name"] == "Test Bank"
     assert (r["create_status"], r["first_status"]) == (202, "CONNECTED")
-    assert (r["update_status"], r["update_is_being_aggregated"]) == (202, True)
+    assert (r["update_status"], r["update_is_being_aggregated"]) == (200, True)
     assert r["second_status"] == "CONNECTED"
     assert [t[0] for t in r["transactions"]] == ["t-1", "t-2", "t-3"]  # p-1 replaced by t-3
     # The device the bank registered on the first sign-in came back on the second.
