@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import json
@@ -10,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from openagg.runtime import Runtime, build_runtime
 from openagg.services.admin import seed_institutions
 from openagg.services.clients import create_client
 from openagg.settings import Settings
+from openagg.testing.conformance import drain
 from tests.databases import (
     ON_POSTGRES,
     database_url_for,
@@ -89,16 +88,7 @@ class Platform:
 
     async def drain(self, timeout: float = 20) -> None:
         """Run queued jobs (and what they enqueue) until the queue is idle."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            # A job that ends during a claim may enqueue one the claim did not see.
-            was_running = bool(self.worker.running)
-            started = await self.worker.claim_and_start()
-            if not started and not self.worker.running and not was_running:
-                return
-            if self.worker.running:
-                await asyncio.wait(list(self.worker.running.values()))
-        raise TimeoutError("jobs still running")
+        await drain(self.worker, timeout)
 
 
 async def make_platform(settings: Settings) -> tuple[Platform, str]:

@@ -36,10 +36,10 @@ from openagg import metrics
 from openagg.db.engine import Database
 from openagg.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from openagg.domain.states import DeliveryState
+from openagg.netguard import address_allowed
 from openagg.runtime import Runtime
 from openagg.services.webhooks import (
     PRIVATE_ADDRESS_HINT,
-    address_allowed,
     open_secret,
     retry_delay,
     sign,

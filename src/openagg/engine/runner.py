@@ -52,6 +52,7 @@ from openagg.engine.batcher import MAX_BATCH, WriteBatcher
 from openagg.queue import finish, wait_for_user
 from openagg.runtime import Runtime
 from openagg.services import vault
+from openagg.services.connector_calls import ConnectorCall
 from openagg.services.member_state import (
     Applied,
     Listeners,
@@ -382,40 +383,25 @@ class _Work:
     """One job's calls to its connector: log in or answer MFA, then pull."""
 
     def __init__(self, rt: Runtime, jc: JobContext, started: dt.datetime) -> None:
-        self.rt, self.jc = rt, jc
-        self.name = jc.institution.connector
-        member = jc.member
-        self.stored_secrets = vault.open_secrets(rt, member)
-        # What the connector's log must never print; credentials and answers join
-        # when they are opened.
-        self.hidden: list[str] = []
-        options = vault.open_institution_options(rt, jc.institution)
-        self.hidden.extend(v for k, v in options.items() if vault.is_secret_option(k))
-        self.log = logs.Redacting(logging.getLogger(f"openagg.connector.{self.name}"), self._hidden)
-        self.ctx = ConnectorContext(
-            member_guid=member.guid,
-            institution_code=jc.institution.code,
+        self.rt, self.jc, self.started = rt, jc, started
+        self.call = ConnectorCall(
+            rt,
+            jc.member,
+            jc.institution,
             today=started.date(),
             previous_attempts=jc.previous_attempts,
-            options=options,
-            secrets=copy.deepcopy(self.stored_secrets),
-            log=self.log,
-            http=rt.http_for(self.name),
         )
-        self.started = started
-
-    def _hidden(self) -> list[str]:
-        return [*self.hidden, *logs.secret_strings(self.ctx.secrets)]
+        self.ctx, self.log = self.call.ctx, self.call.log
 
     def earned(self) -> Earned:
-        secrets = self.ctx.secrets
-        return None if secrets == self.stored_secrets else copy.deepcopy(secrets)
+        return self.call.earned()
 
     async def run(self, deadline: float) -> LoginResult | Pulled:
         """The challenges to park for, or the data; raises ``_Ended`` otherwise."""
-        connector = self.rt.connectors.get(self.name)
+        connector = self.call.connector
         if connector is None:
-            log.error("job %s: connector %r is not installed here", self.jc.job.guid, self.name)
+            name = self.call.name
+            log.error("job %s: connector %r is not installed here", self.jc.job.guid, name)
             raise _Ended(Cause.INTERNAL_ERROR, "")
         try:
             async with asyncio.timeout(deadline) as budget:
@@ -444,11 +430,11 @@ class _Work:
             answers = vault.open_answers(rt, member, job)
             if state is None or answers is None:
                 raise ConnectorError(Cause.MFA_EXPIRED, "The security session expired.")
-            self.hidden.extend(answers.values())
+            self.call.hide(list(answers.values()))
             result = await connector.answer(ctx, state, answers)
         else:
             creds = _field_names(jc.institution, vault.open_credentials(rt, member))
-            self.hidden.extend(creds.values())
+            self.call.hide(list(creds.values()))
             result = await connector.login(ctx, creds)
         if result.challenges:
             return result
@@ -502,10 +488,16 @@ class Runner:
             return
         finally:
             cancel_delayed()
-        if isinstance(done, LoginResult):
-            await self._park_for_mfa(jc, started, done, work.earned())
-        else:
-            await self._succeed(jc, started, JobKind(jc.job.kind), done, work.earned())
+        try:
+            if isinstance(done, LoginResult):
+                await self._park_for_mfa(jc, started, done, work.earned())
+            else:
+                await self._succeed(jc, started, JobKind(jc.job.kind), done, work.earned())
+        except Exception:
+            # The write of what was pulled failed (e.g. a feed repeating an id): the
+            # job fails alone, without its rows.
+            log.exception("job %s failed inside the platform", jc.job.guid)
+            await self._fail(jc, started, Cause.INTERNAL_ERROR, "", work.earned())
 
     def _mark_delayed_later(self, job_id: int) -> Callable[[], None]:
         """Mark the job DELAYED if it still runs after ``delayed_after_seconds``;

@@ -47,6 +47,7 @@ from openagg.domain.ids import new_guid
 from openagg.domain.policy import JobKind, Trigger, background_disabled
 from openagg.domain.states import DeliveryState
 from openagg.domain.statuses import END_USER_ACTIONABLE, Status
+from openagg.netguard import address_allowed
 from openagg.queue import active_job
 from openagg.runtime import Runtime
 from openagg.services.errors import BadRequest, Conflict, NotFound
@@ -313,19 +314,6 @@ class WebhookEndpointBody(Strict):
 PRIVATE_ADDRESS_HINT = (
     "set OPENAGG_WEBHOOK_ALLOW_PRIVATE_ADDRESSES=true to deliver inside your own network"
 )
-
-
-def address_allowed(address: str) -> bool:
-    """Whether a receiver's IP address is public. Private, loopback, link-local (cloud
-    metadata) and reserved addresses are the platform's own network: a client's webhook
-    must not reach them (SSRF)."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
 
 
 def _name_or_public(host: str) -> bool:

@@ -1,0 +1,57 @@
+"""What one use of a connector is given: its context (the institution's options, the
+member's stored secrets, a logger that hides them, the platform's HTTP client), and
+what it earned. Shared by the engine's jobs and the OAuth steps."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import logging
+from typing import Any
+
+from openagg import logs
+from openagg.connectors.base import Connector, ConnectorContext
+from openagg.db.models import Institution, Member
+from openagg.runtime import Runtime
+from openagg.services import vault
+
+
+class ConnectorCall:
+    def __init__(
+        self,
+        rt: Runtime,
+        member: Member,
+        institution: Institution,
+        *,
+        today: dt.date,
+        previous_attempts: int = 0,
+    ) -> None:
+        self.name = institution.connector
+        self.connector: Connector | None = rt.connectors.get(self.name)
+        self.stored_secrets = vault.open_secrets(rt, member)
+        options = vault.open_institution_options(rt, institution)
+        # What the connector's log must never print; credentials and MFA answers
+        # join when they are opened (``hide``).
+        self._hidden = [v for k, v in options.items() if vault.is_secret_option(k)]
+        self.log = logs.Redacting(logging.getLogger(f"openagg.connector.{self.name}"), self.hidden)
+        self.ctx = ConnectorContext(
+            member_guid=member.guid,
+            institution_code=institution.code,
+            today=today,
+            previous_attempts=previous_attempts,
+            options=options,
+            secrets=copy.deepcopy(self.stored_secrets),
+            log=self.log,
+            http=rt.http_for(self.name),
+        )
+
+    def hide(self, values: list[str]) -> None:
+        self._hidden.extend(values)
+
+    def hidden(self) -> list[str]:
+        return [*self._hidden, *logs.secret_strings(self.ctx.secrets)]
+
+    def earned(self) -> dict[str, Any] | None:
+        """The connector's secrets when they changed (None: unchanged)."""
+        secrets = self.ctx.secrets
+        return None if secrets == self.stored_secrets else copy.deepcopy(secrets)
