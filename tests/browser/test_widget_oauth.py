@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from openagg.connectors.sandbox import SANDBOX_OAUTH_AUTHORIZE_PATH
 from tests.browser.conftest import Widget, new_user
 from tests.conftest import LiveServer, start_live_server
 
@@ -77,7 +78,7 @@ def choose_oauth_bank(w: Widget) -> Any:
 
 
 def authorize(popup: Any, shot: str) -> None:
-    """Approve access on the sandbox's stand-in for the bank's OAuth page."""
+    """Approve access on the sandbox bank's consent page."""
     popup.wait_for_load_state()
     assert popup.get_by_role("heading").inner_text() == BANK
     popup.screenshot(path=shot)
@@ -115,8 +116,12 @@ def test_oauth_in_a_new_window(api: httpx.Client, open_widget: Any, server: Live
     assert f"{link.scheme}://{link.netloc}" == server.url
     assert link.path == urlsplit(m["oauth_window_uri"]).path  # the member's own link
     assert parse_qs(link.query) == {"widget_session": [w.session_guid]}
-    assert popup.url == url
     popup.wait_for_load_state()
+    # The member's link sent the window on to the bank's consent page.
+    consent = urlsplit(popup.url)
+    assert consent.path == SANDBOX_OAUTH_AUTHORIZE_PATH
+    token = link.path.rsplit("/", 1)[1]
+    assert parse_qs(consent.query)["state"] == [f"{token}.{w.session_guid}"]
     assert popup.evaluate("() => window.opener === null")  # no handle on the widget
 
     authorize(popup, str(w.shots / "oauth-page.png"))

@@ -1,17 +1,23 @@
 """OAuth in the Connect widget's API: an OAuth member created by a widget session
-(PENDING, with its OAuth link), reused while it waits, completed on the sandbox's OAuth
-page with the session's options (its mode's first job, MX's APP redirect)."""
+(PENDING, with its OAuth link), reused while it waits, completed through the sandbox
+bank's consent page and the platform's callback with the session's options (its
+mode's first job, MX's APP redirect)."""
 
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from sqlalchemy import select
 
+from openagg.connectors.sandbox import SANDBOX_OAUTH_AUTHORIZE_PATH
 from openagg.db.models import Job, Member
+from openagg.services import vault
 from tests.conftest import Platform
 from tests.integration.api_helpers import member, new_user
 from tests.integration.test_widget_urls import bearer, open_session
@@ -29,8 +35,26 @@ async def create_oauth(platform: Platform, boot: dict[str, Any], **extra: Any) -
 def local(url: str) -> str:
     """An absolute link of the in-process platform as a path for its client."""
     parts = urlsplit(url)
-    assert parts.netloc == "openagg.test", url
+    assert parts.netloc in ("openagg.test", ""), url
     return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+async def authorize(platform: Platform, uri: str, decision: str = "allow") -> httpx.Response:
+    """The end user's browser through the OAuth step: the member's link, the sandbox
+    bank's consent page, the decision, then the platform's callback, whose answer is
+    returned (or the first answer that is not a redirect)."""
+    http = platform.http
+    start = await http.get(local(uri))
+    if start.status_code != 303:
+        return start
+    consent = await http.get(local(start.headers["location"]))
+    assert consent.status_code == 200, consent.text
+    fields = {
+        k: html.unescape(v) for k, v in re.findall(r'name="(\w+)" value="([^"]*)"', consent.text)
+    }
+    decided = await http.post(SANDBOX_OAUTH_AUTHORIZE_PATH, data={**fields, "decision": decision})
+    assert decided.status_code == 303, decided.text
+    return await http.get(local(decided.headers["location"]))
 
 
 async def user_members(platform: Platform, user: str) -> list[dict[str, Any]]:
@@ -65,7 +89,7 @@ async def test_oauth_member_pending_then_connected(platform: Platform) -> None:
     assert created["connection_status_id"] == PENDING
     assert created["is_oauth"] is True and created["is_being_aggregated"] is False
     link = urlsplit(created["oauth_window_uri"])
-    assert link.path.startswith("/oauth/sandbox/")
+    assert link.path.startswith("/oauth/start/")
     assert parse_qs(link.query) == {"widget_session": [boot["session_guid"]]}
     # The app's API shows the same link, without the widget's session.
     api_view = await member(platform.http, user, created["guid"])
@@ -82,11 +106,12 @@ async def test_oauth_member_pending_then_connected(platform: Platform) -> None:
     assert polled.json()["member"]["connection_status"] == "PENDING"
     assert polled.json()["member"]["oauth_window_uri"] == created["oauth_window_uri"]
 
-    # The institution's page keeps the session in the form it posts.
-    page = await platform.http.get(local(created["oauth_window_uri"]))
-    assert page.status_code == 200
-    assert f"widget_session={boot['session_guid']}" in page.text
-    done = await platform.http.post(local(created["oauth_window_uri"]))
+    # The state the institution hands back carries the widget session.
+    start = await platform.http.get(local(created["oauth_window_uri"]))
+    assert start.status_code == 303
+    state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
+    assert state.endswith("." + boot["session_guid"])
+    done = await authorize(platform, created["oauth_window_uri"])
     assert done.status_code == 200 and "Done" in done.text  # BROWSER: no redirect
     after = await platform.http.get(f"/connect/api/members/{created['guid']}", headers=bearer(boot))
     assert after.json()["member"]["connection_status"] == "CREATED"
@@ -103,7 +128,7 @@ async def test_oauth_member_pending_then_connected(platform: Platform) -> None:
         f"/connect/api/members/{created['guid']}/accounts", headers=bearer(boot)
     )
     assert accounts.json()["accounts"]
-    assert (await platform.http.post(local(created["oauth_window_uri"]))).status_code == 404
+    assert (await authorize(platform, created["oauth_window_uri"])).status_code == 404
 
 
 async def test_pending_member_is_reused(platform: Platform) -> None:
@@ -128,7 +153,7 @@ async def test_pending_member_is_reused(platform: Platform) -> None:
     assert theirs["guid"] != first["guid"]
 
     # Once connected, choosing the institution again makes a new connection.
-    await platform.http.post(local(first["oauth_window_uri"]))
+    await authorize(platform, first["oauth_window_uri"])
     await platform.drain()
     fresh = (await create_oauth(platform, later)).json()["member"]
     assert fresh["guid"] != first["guid"] and fresh["connection_status"] == "PENDING"
@@ -199,7 +224,7 @@ async def test_verification_mode_verifies_after_oauth(platform: Platform) -> Non
     user = await new_user(platform.http)
     boot = await open_session(platform, user, mode="verification")
     created = (await create_oauth(platform, boot)).json()["member"]
-    assert (await platform.http.post(local(created["oauth_window_uri"]))).status_code == 200
+    assert (await authorize(platform, created["oauth_window_uri"])).status_code == 200
     await platform.drain()
     assert (await member(platform.http, user, created["guid"]))["connection_status"] == "CONNECTED"
     assert await jobs_of(platform, created["guid"]) == [("verify", "oauth")]
@@ -231,7 +256,7 @@ async def test_app_referral_redirects_back(
     user = await new_user(platform.http)
     boot = await open_session(platform, user, **options)
     created = (await create_oauth(platform, boot)).json()["member"]
-    r = await platform.http.post(local(created["oauth_window_uri"]))
+    r = await authorize(platform, created["oauth_window_uri"])
     if target is None:
         assert r.status_code == 200, r.text
     else:
@@ -255,12 +280,62 @@ async def test_link_naming_another_users_session_is_plain(platform: Platform) ->
     body = {"member": {"institution_code": OAUTH_BANK, "is_oauth": True}}
     created = (await platform.http.post(f"/users/{bob}/members", json=body)).json()["member"]
     link = local(created["oauth_window_uri"]) + f"?widget_session={theirs['session_guid']}"
-    r = await platform.http.post(link)
+    r = await authorize(platform, link)
     assert r.status_code == 200, r.text
     await platform.drain()
     assert await jobs_of(platform, created["guid"]) == [("aggregate", "oauth")]
-    assert (await platform.http.post(link)).status_code == 404  # still single use
+    assert (await authorize(platform, link)).status_code == 404  # still single use
     # An unknown session is ignored the same way.
     other = (await platform.http.post(f"/users/{bob}/members", json=body)).json()["member"]
-    r = await platform.http.post(local(other["oauth_window_uri"]) + "?widget_session=WSN-nope")
+    r = await authorize(platform, local(other["oauth_window_uri"]) + "?widget_session=WSN-nope")
     assert r.status_code == 200, r.text
+
+
+async def test_denied_access_leaves_the_member_pending_until_approved(platform: Platform) -> None:
+    user = await new_user(platform.http)
+    back = "https://app.test/back"
+    boot = await open_session(platform, user, oauth_referral_source="APP", client_redirect_url=back)
+    created = (await create_oauth(platform, boot)).json()["member"]
+    guid = created["guid"]
+    r = await authorize(platform, created["oauth_window_uri"], decision="deny")
+    assert r.status_code == 303, r.text
+    assert r.headers["location"] == f"{back}?status=error&member_guid={guid}"
+    again = (await platform.http.get(f"/users/{user}/members/{guid}")).json()["member"]
+    assert again["connection_status"] == "PENDING" and await jobs_of(platform, guid) == []
+
+    r = await authorize(platform, created["oauth_window_uri"])
+    assert r.headers["location"] == f"{back}?status=success&member_guid={guid}"
+    await platform.drain()
+    assert (await member(platform.http, user, guid))["connection_status"] == "CONNECTED"
+    # The token the sandbox bank granted is sealed with the member.
+    async with platform.rt.db.read() as s:
+        stored = await s.scalar(select(Member).where(Member.guid == guid))
+    assert stored is not None and stored.oauth_verifier_enc is None
+    token = vault.open_secrets(platform.rt, stored)["access_token"]
+    assert token.startswith("sbx-at-") and token.encode() not in (stored.secrets_enc or b"")
+
+
+async def test_a_callback_that_was_not_started_here_or_forges_its_code_connects_nothing(
+    platform: Platform,
+) -> None:
+    user = await new_user(platform.http)
+    body = {"member": {"institution_code": OAUTH_BANK, "is_oauth": True}}
+    created = (await platform.http.post(f"/users/{user}/members", json=body)).json()["member"]
+    token = urlsplit(created["oauth_window_uri"]).path.rsplit("/", 1)[1]
+
+    r = await platform.http.get(f"/oauth/callback?state={token}&code=x")
+    assert r.status_code == 400 and "not started here" in r.text  # no PKCE verifier yet
+    start = await platform.http.get(local(created["oauth_window_uri"]))
+    state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
+    r = await platform.http.get(f"/oauth/callback?state={state}&code=sbx-code.forged")
+    assert r.status_code == 400 and "did not confirm access" in r.text
+    r = await platform.http.get("/oauth/callback?state=nobody&code=x")
+    assert r.status_code == 404
+    # The consent page sends nobody to another site.
+    r = await platform.http.get(
+        f"{SANDBOX_OAUTH_AUTHORIZE_PATH}?redirect_uri=https://evil.test/oauth/callback&state=s"
+    )
+    assert r.status_code == 400
+    got = (await platform.http.get(f"/users/{user}/members/{created['guid']}")).json()
+    assert got["member"]["connection_status"] == "PENDING"
+    assert await jobs_of(platform, created["guid"]) == []

@@ -10,6 +10,7 @@ import json
 import time
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -27,8 +28,10 @@ from openagg.connectors.sandbox import (
     SANDBOX_BANK_CODE,
     SANDBOX_INSTITUTIONS,
     SandboxConnector,
+    sandbox_authorization_code,
 )
 from openagg.domain.causes import Cause
+from openagg.services.oauth import code_challenge
 
 TODAY = dt.date(2025, 3, 14)
 WINDOW_START = TODAY - dt.timedelta(days=89)
@@ -289,11 +292,33 @@ async def test_answer_without_pending_challenge_is_expired(conn: SandboxConnecto
     assert err.cause is Cause.MFA_EXPIRED
 
 
-async def test_mx_bank_oauth_logs_in_without_credentials(conn: SandboxConnector) -> None:
-    result = await conn.login(ctx(MX_BANK_OAUTH_CODE), {})
+async def test_mx_bank_oauth_signs_in_with_the_token_its_oauth_step_earned(
+    conn: SandboxConnector,
+) -> None:
+    verifier = "v" * 43
+    begin = ctx(MX_BANK_OAUTH_CODE)
+    started = await conn.oauth_start(
+        begin, "https://openagg.test/oauth/callback", "state-1", code_challenge(verifier)
+    )
+    query = parse_qs(urlsplit(started.authorize_url).query)
+    assert started.authorize_url.startswith("https://openagg.test/sandbox/oauth/authorize?")
+    assert query["state"] == ["state-1"] and query["code_challenge_method"] == ["S256"]
+    code = sandbox_authorization_code(query["code_challenge"][0])
+
+    # A code redeemed without the verifier it was made for is refused.
+    err = await expect_error(conn.oauth_finish(begin, {"code": code}, "", "w" * 43))
+    assert err.cause is Cause.BAD_CREDENTIALS and begin.secrets == {}
+    await conn.oauth_finish(begin, {"code": code}, "", verifier)
+    assert begin.secrets["access_token"].startswith("sbx-at-")
+
+    # No token (never granted, or revoked): the end user must reconnect.
+    err = await expect_error(conn.login(ctx(MX_BANK_OAUTH_CODE), {}))
+    assert err.cause is Cause.BAD_CREDENTIALS
+    later = ctx(MX_BANK_OAUTH_CODE)
+    later.secrets.update(begin.secrets)
+    result = await conn.login(later, {})
     assert result.challenges == [] and result.state["authenticated"] is True
-    accounts = await conn.accounts(ctx(MX_BANK_OAUTH_CODE), result.state)
-    assert len(accounts) == 6
+    assert len(await conn.accounts(later, result.state)) == 6
 
 
 async def test_unknown_institution(conn: SandboxConnector) -> None:

@@ -16,11 +16,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import hashlib
+import secrets
 import struct
 import uuid
 import zlib
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlencode
 
 from openagg.connectors import sandbox_data
 from openagg.connectors.base import (
@@ -33,6 +36,7 @@ from openagg.connectors.base import (
     HoldingData,
     InstitutionSpec,
     LoginResult,
+    OAuthStart,
     OwnerData,
     TransactionData,
 )
@@ -434,6 +438,17 @@ def _challenged(code: str, scenario: str, round_no: int, challenge: Challenge) -
 # ---------------------------------------------------------------------------
 
 
+# The sandbox bank's consent page (api/routes/oauth.py serves it) and its codes: the
+# code carries the PKCE challenge, so only the verifier's holder can redeem it.
+SANDBOX_OAUTH_AUTHORIZE_PATH = "/sandbox/oauth/authorize"
+_ACCESS_TOKEN_PREFIX = "sbx-at-"
+OAUTH_NOT_GRANTED = "Access to MX Bank (OAuth) was not granted or was revoked; reconnect."
+
+
+def sandbox_authorization_code(code_challenge: str) -> str:
+    return f"sbx-code.{code_challenge}"
+
+
 # A little longer than MX's DELAYED threshold (60 s), so a slow login shows DELAYED.
 SLOW_SECONDS = 62.0
 
@@ -475,7 +490,8 @@ class SandboxConnector(Connector):
         await self._bank_call()
         code = ctx.institution_code
         if code == MX_BANK_OAUTH_CODE:
-            # The platform already completed OAuth; there is nothing left to check.
+            if not str(ctx.secrets.get("access_token", "")).startswith(_ACCESS_TOKEN_PREFIX):
+                raise ConnectorError(Cause.BAD_CREDENTIALS, OAUTH_NOT_GRANTED)
             return _connected(code, "OAUTH")
         username = _credential(credentials, "LOGIN", "USERNAME")
         password = _credential(credentials, "PASSWORD")
@@ -557,6 +573,35 @@ class SandboxConnector(Connector):
             return _connected(code, scenario, round_no)
 
         raise ConnectorError(Cause.MFA_EXPIRED, "There is no challenge waiting for an answer.")
+
+    # -- OAuth (MX Bank (OAuth)) ----------------------------------------------
+
+    async def oauth_start(
+        self, ctx: ConnectorContext, redirect_uri: str, state: str, code_challenge: str
+    ) -> OAuthStart:
+        # The sandbox bank's consent page is served by the platform itself, next to
+        # its callback.
+        base = redirect_uri.rsplit("/oauth/callback", 1)[0]
+        query = urlencode(
+            {
+                "client_id": ctx.institution_code,
+                "redirect_uri": redirect_uri,
+                "state": state,
+                "code_challenge": code_challenge,
+                "code_challenge_method": "S256",
+            }
+        )
+        return OAuthStart(f"{base}{SANDBOX_OAUTH_AUTHORIZE_PATH}?{query}")
+
+    async def oauth_finish(
+        self, ctx: ConnectorContext, params: dict[str, str], redirect_uri: str, code_verifier: str
+    ) -> None:
+        await self._bank_call()
+        digest = hashlib.sha256(code_verifier.encode("ascii")).digest()
+        challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+        if params.get("code") != sandbox_authorization_code(challenge):
+            raise ConnectorError(Cause.BAD_CREDENTIALS, "The authorization code is not valid.")
+        ctx.secrets["access_token"] = _ACCESS_TOKEN_PREFIX + secrets.token_hex(16)
 
     # -- data -----------------------------------------------------------------
 

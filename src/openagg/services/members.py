@@ -378,15 +378,20 @@ async def complete_oauth(
     token: str,
     kind: JobKind = JobKind.AGGREGATE,
     options: dict[str, Any] | None = None,
+    earned: dict[str, Any] | None = None,
 ) -> Member:
-    """The end user finished the institution's OAuth step: start the first job (an
-    aggregation, unless the Connect widget's mode asks for another, e.g. verify)."""
+    """The end user finished the institution's OAuth step: keep the tokens the
+    connector ``earned`` (None: unchanged) and start the first job (an aggregation,
+    unless the Connect widget's mode asks for another, e.g. verify)."""
     now = rt.now()
     async with rt.db.write() as s:
-        member = await s.scalar(select(Member).where(Member.oauth_token == token))
+        member = await s.scalar(select(Member).where(Member.oauth_token == token).with_for_update())
         if member is None or current_status(member) != Status.PENDING:
             raise NotFound("This OAuth link is not valid or was already used.")
+        if earned is not None:
+            vault.seal_secrets(rt, member, earned)
         member.oauth_token = None
+        member.oauth_verifier_enc = None
         member.is_authenticated = True
         set_status(member, Status.CREATED, now)
         _start(rt, s, member, kind, Trigger.OAUTH, options)

@@ -445,28 +445,42 @@ class OAuthCompleted:
     redirect_url: str | None  # where the end user's browser goes next, if anywhere
 
 
-async def complete_oauth(rt: Runtime, token: str, session_guid: str | None) -> OAuthCompleted:
-    """The end user approved access on the (sandbox) institution's OAuth page.
+async def complete_oauth(
+    rt: Runtime, token: str, session_guid: str | None, earned: dict[str, Any] | None = None
+) -> OAuthCompleted:
+    """The end user approved access at the institution, and the connector kept what it
+    ``earned`` (its tokens).
 
-    When the page's link came from a widget session of the member's own user, the first
-    job is the one the widget's mode asks for, and with MX's APP referral source the end
-    user is sent back to the app: to `client_redirect_url`, else to
+    When the link came from a widget session of the member's own user, the first job is
+    the one the widget's mode asks for, and with MX's APP referral source the end user
+    is sent back to the app: to `client_redirect_url`, else to
     `<ui_message_webview_url_scheme>://oauth_complete`, with `status` and `member_guid`."""
     ctx = await _oauth_session(rt, token, session_guid) if session_guid else None
     kind, options = _job(ctx) if ctx else (JobKind.AGGREGATE, None)
-    member = await members.complete_oauth(rt, token, kind, options)
+    member = await members.complete_oauth(rt, token, kind, options, earned)
     if ctx is None:
         return OAuthCompleted(member, None)
     await mark_present(ctx, member.guid)
+    return OAuthCompleted(member, _app_redirect(ctx, "success", member.guid))
+
+
+async def oauth_refused_redirect(
+    rt: Runtime, token: str, session_guid: str | None, member_guid: str
+) -> str | None:
+    """Where to send the end user back when access was not granted (MX's APP
+    referral source, with ``status=error``); None when the widget polls."""
+    ctx = await _oauth_session(rt, token, session_guid) if session_guid else None
+    return _app_redirect(ctx, "error", member_guid) if ctx else None
+
+
+def _app_redirect(ctx: WidgetContext, status: str, member_guid: str) -> str | None:
     if ctx.options["oauth_referral_source"] != "APP":
-        return OAuthCompleted(member, None)  # the widget polls; the user closes the window
+        return None  # the widget polls; the user closes the window
     target = (
         ctx.options["client_redirect_url"]
         or f"{ctx.options['ui_message_webview_url_scheme']}://oauth_complete"
     )
-    return OAuthCompleted(
-        member, _add_query(target, {"status": "success", "member_guid": member.guid})
-    )
+    return _add_query(target, {"status": status, "member_guid": member_guid})
 
 
 async def _oauth_session(rt: Runtime, token: str, session_guid: str) -> WidgetContext | None:

@@ -17,7 +17,9 @@ A scenario (JSON) says which institution to use and how to sign in::
 
 ``institution`` with only a ``code`` uses an institution the connector serves out
 of the box. ``connects.mfa`` lists the answers of each MFA round, one per challenge.
-``connects.oauth`` signs in through the OAuth step instead of credentials. The
+``connects.oauth`` signs in through the OAuth step instead of credentials: the
+suite follows the member's ``oauth_window_uri`` like a browser, submitting the first
+form of each page (the institution's consent page) until the callback answers. The
 connector may reach private addresses (a fake bank on this machine).
 
 Checks: the member connects (answering each MFA round), its accounts and
@@ -33,8 +35,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import html
 import json
 import logging
+import re
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
@@ -50,7 +54,9 @@ from openagg.connectors.base import Connector, TransactionData
 from openagg.db.migrate import upgrade
 from openagg.db.models import Attempt, Institution, Member
 from openagg.domain.causes import Cause
+from openagg.engine.worker import Worker
 from openagg.services import vault
+from openagg.services.oauth import CALLBACK_PATH
 from openagg.settings import Settings
 
 STATUS_WAIT_SECONDS = 60.0
@@ -109,6 +115,23 @@ class Report:
         )
 
 
+PLATFORM_HOST = "openagg.conformance"
+_FORM = re.compile(r"<form[^>]*action=\"([^\"]*)\"[^>]*>(.*?)</form>", re.S | re.I)
+_FIELD = re.compile(r"<(?:input|button)[^>]*name=\"([^\"]+)\"[^>]*value=\"([^\"]*)\"", re.I)
+
+
+def _first_form(page: str) -> tuple[str, dict[str, str]] | None:
+    """A consent page's first form: where it posts, and its hidden fields with the
+    first button's choice (a browser submits only the button clicked)."""
+    found = _FORM.search(page)
+    if found is None:
+        return None
+    fields: dict[str, str] = {}
+    for name, value in _FIELD.findall(found.group(2)):
+        fields.setdefault(html.unescape(name), html.unescape(value))
+    return html.unescape(found.group(1)), fields
+
+
 class _Recorder:
     """The connector under test, with what its data calls returned kept."""
 
@@ -149,6 +172,21 @@ class _Clock:
         return self.now
 
 
+async def drain(worker: Worker, timeout: float) -> None:
+    """Run queued jobs (and what they enqueue) until the queue is idle."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        # A job that ends during a claim may enqueue one the claim did not see.
+        was_running = bool(worker.running)
+        started = await worker.claim_and_start()
+        if not started and not worker.running and not was_running:
+            return
+        if worker.running:
+            await asyncio.wait(list(worker.running.values()))
+    raise TimeoutError("jobs still running")
+
+
 class _Run:
     """One platform for the suite: API over ASGI, a worker run on demand."""
 
@@ -167,7 +205,6 @@ class _Run:
 
     async def start(self) -> None:
         from openagg.api.app import create_app
-        from openagg.engine.worker import Worker
         from openagg.runtime import build_runtime
         from openagg.services.admin import seed_institutions
         from openagg.services.clients import create_client
@@ -190,7 +227,7 @@ class _Run:
         token = base64.b64encode(f"{new.client.client_id}:{new.api_key}".encode()).decode()
         self.http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=create_app(rt, run_worker=False)),
-            base_url="http://openagg.conformance",
+            base_url=f"http://{PLATFORM_HOST}",
             headers={
                 "Authorization": f"Basic {token}",
                 "Accept": "application/vnd.mx.api.v1+json",
@@ -223,15 +260,7 @@ class _Run:
         return response.json() if response.content else None
 
     async def drain(self) -> None:
-        deadline = asyncio.get_running_loop().time() + STATUS_WAIT_SECONDS
-        while asyncio.get_running_loop().time() < deadline:
-            was_running = bool(self.worker.running)
-            started = await self.worker.claim_and_start()
-            if not started and not self.worker.running and not was_running:
-                return
-            if self.worker.running:
-                await asyncio.wait(list(self.worker.running.values()))
-        raise TimeoutError("jobs still running")
+        await drain(self.worker, STATUS_WAIT_SECONDS)
 
     async def credentials(self, values: dict[str, str]) -> list[dict[str, str]]:
         code = self.scenario.institution["code"]
@@ -256,15 +285,29 @@ class _Run:
         return guid
 
     async def _authorize(self, member_guid: str) -> None:
-        # Until the generic OAuth callback lands, the platform's own completion
-        # stands in for the institution's consent page.
-        from openagg.services.members import complete_oauth
-
-        async with self.rt.db.read() as s:
-            token = await s.scalar(select(Member.oauth_token).where(Member.guid == member_guid))
-        if token is None:
-            raise AssertionError("the OAuth member has no pending OAuth step")
-        await complete_oauth(self.rt, token)
+        """The end user approves access: from the member's ``oauth_window_uri``, follow
+        redirects and submit each page's first form (the institution's consent page)
+        until the platform's callback answers."""
+        got = await self.call("GET", f"/users/{self.user}/members/{member_guid}/oauth_window_uri")
+        url: str = got["member"]["oauth_window_uri"]
+        method, data = "GET", None
+        async with httpx.AsyncClient(timeout=30) as outside:
+            for _ in range(10):
+                inside = httpx.URL(url).host == PLATFORM_HOST
+                client = self.http if inside else outside
+                response = await client.request(method, url, data=data)
+                if response.is_redirect:
+                    url, method, data = str(response.headers["location"]), "GET", None
+                    continue
+                if inside and httpx.URL(url).path == CALLBACK_PATH:
+                    if response.status_code != 200:
+                        raise AssertionError(f"the OAuth callback answered {response.text}")
+                    return
+                form = _first_form(response.text)
+                if response.status_code != 200 or form is None:
+                    raise AssertionError(f"OAuth stopped at {url}: {response.status_code}")
+                url, method, data = str(httpx.URL(url).join(form[0])), "POST", form[1]
+        raise AssertionError("OAuth did not come back to the platform's callback")
 
     async def status(self, member: str) -> str:
         got = await self.call("GET", f"/users/{self.user}/members/{member}/status")

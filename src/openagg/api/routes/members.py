@@ -38,7 +38,7 @@ def oauth_window_uri(rt: Runtime, request: Request, m: Member) -> str | None:
     if not m.oauth_token:
         return None
     base = rt.settings.public_url or str(request.base_url).rstrip("/")
-    return f"{base}/oauth/sandbox/{m.oauth_token}"
+    return f"{base}/oauth/start/{m.oauth_token}"
 
 
 def member_body(

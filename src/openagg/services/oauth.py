@@ -1,0 +1,135 @@
+"""OAuth as a platform service, for every connector with the OAuth hooks.
+
+An OAuth member waits in PENDING with a single-use ``oauth_token``; its
+``oauth_window_uri`` is ``/oauth/start/<token>``. There the platform makes a PKCE
+verifier (sealed on the member), asks the connector where to send the end user
+(``oauth_start``), and redirects. The institution sends the end user back to the one
+callback, ``/oauth/callback``, with the ``state`` the platform gave; the connector
+exchanges the code (``oauth_finish``), keeping its tokens in ``ctx.secrets``; the
+platform seals them and starts the member's first job in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from openagg.connectors.base import ConnectorError, OAuthStart
+from openagg.db.models import Institution, Member
+from openagg.domain.statuses import Status
+from openagg.runtime import Runtime
+from openagg.services import vault, widget
+from openagg.services.connector_calls import ConnectorCall
+from openagg.services.errors import BadRequest, NotFound
+from openagg.services.member_state import current_status
+
+CALLBACK_PATH = "/oauth/callback"
+# The OAuth steps run while the end user waits in a browser.
+STEP_SECONDS = 30.0
+# Joins the member's token and the widget session in ``state`` (neither holds a dot).
+_SEP = "."
+
+NOT_VALID = "This OAuth link is not valid or was already used."
+
+
+def redirect_uri(base_url: str) -> str:
+    return base_url.rstrip("/") + CALLBACK_PATH
+
+
+def code_challenge(verifier: str) -> str:
+    """PKCE S256 (RFC 7636)."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+async def _pending(rt: Runtime, token: str) -> tuple[Member, Institution]:
+    async with rt.db.read() as s:
+        row = (
+            await s.execute(
+                select(Member, Institution)
+                .join(Institution, Institution.id == Member.institution_id)
+                .where(Member.oauth_token == token)
+            )
+        ).first()
+    if row is None or current_status(row[0]) != Status.PENDING:
+        raise NotFound(NOT_VALID)
+    return row[0], row[1]
+
+
+def _call(rt: Runtime, member: Member, institution: Institution, hook: str) -> ConnectorCall:
+    call = ConnectorCall(rt, member, institution, today=rt.now().date())
+    if call.connector is None or not hasattr(call.connector, hook):
+        raise BadRequest(f"{institution.name} cannot be connected with OAuth here.")
+    return call
+
+
+async def start(rt: Runtime, token: str, session_guid: str | None, base_url: str) -> str:
+    """Where to send the end user: the institution's authorization page."""
+    member, institution = await _pending(rt, token)
+    call = _call(rt, member, institution, "oauth_start")
+    verifier = secrets.token_urlsafe(48)
+    state = token + (_SEP + session_guid if session_guid else "")
+    try:
+        async with asyncio.timeout(STEP_SECONDS):
+            begun: OAuthStart = await call.connector.oauth_start(  # type: ignore[union-attr]
+                call.ctx, redirect_uri(base_url), state, code_challenge(verifier)
+            )
+    except (ConnectorError, TimeoutError) as exc:
+        call.log.warning("oauth start for %s failed: %s", member.guid, exc)
+        raise BadRequest(f"{institution.name} cannot be reached right now.") from None
+    async with rt.db.write() as s:
+        stored = await s.scalar(
+            select(Member).where(Member.id == member.id, Member.oauth_token == token)
+        )
+        if stored is None:
+            raise NotFound(NOT_VALID)
+        vault.seal_oauth_verifier(rt, stored, verifier)
+    return begun.authorize_url
+
+
+@dataclass
+class Finished:
+    member: Member | None
+    redirect_url: str | None  # where the end user's browser goes next, if anywhere
+    error: str | None = None  # what to tell the end user when access was not granted
+
+
+async def finish(rt: Runtime, params: dict[str, str], base_url: str) -> Finished:
+    """The institution sent the end user back: exchange the code, keep the tokens,
+    start the first job. A refusal (``error=...``) leaves the member PENDING, so the
+    end user can try again from the same link."""
+    token, _, session_guid = params.get("state", "").partition(_SEP)
+    member, institution = await _pending(rt, token)
+    refused = params.get("error")
+    if refused:
+        reason = params.get("error_description") or refused
+        return await _refused(
+            rt, token, session_guid, member, f"Access was not granted ({reason})."
+        )
+    call = _call(rt, member, institution, "oauth_finish")
+    verifier = vault.open_oauth_verifier(rt, member)
+    if verifier is None:
+        raise BadRequest("This sign-in was not started here; start again from the app.")
+    try:
+        async with asyncio.timeout(STEP_SECONDS):
+            await call.connector.oauth_finish(  # type: ignore[union-attr]
+                call.ctx, dict(params), redirect_uri(base_url), verifier
+            )
+    except (ConnectorError, TimeoutError) as exc:
+        call.log.warning("oauth finish for %s failed: %s", member.guid, exc)
+        message = f"{institution.name} did not confirm access; please try again."
+        return await _refused(rt, token, session_guid, member, message)
+    done = await widget.complete_oauth(rt, token, session_guid or None, call.earned())
+    return Finished(done.member, done.redirect_url)
+
+
+async def _refused(
+    rt: Runtime, token: str, session_guid: str, member: Member, message: str
+) -> Finished:
+    back = await widget.oauth_refused_redirect(rt, token, session_guid or None, member.guid)
+    return Finished(member, back, message)
