@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from openagg.db.migrate import upgrade
 from openagg.domain.statuses import STATUS_IDS, Status
 from openagg.engine.scheduler import tick
 from openagg.services import admin
@@ -169,7 +168,6 @@ async def test_closed_by_institution_and_by_operator(platform: Platform) -> None
 def slow_settings(tmp_path: Path) -> Settings:
     settings = settings_for(tmp_path, delayed_after_seconds=0.3, sandbox_slow_seconds=1.5)
     settings.ensure_data_dir()
-    upgrade(settings.database_url)
     return settings
 
 
