@@ -6,7 +6,7 @@
 // MX's version-4 postMessage events ({mx: true, type, metadata}), or, in a mobile
 // WebView, with navigations to <scheme>://<namespace>/<event>?metadata=<JSON>.
 
-import { fill, h, requestJson } from "/assets/dom.js";
+import { h, requestJson, showView } from "/assets/dom.js";
 
 const boot = JSON.parse(document.getElementById("oa-boot").textContent);
 const opts = boot.options;
@@ -86,10 +86,7 @@ function show(next, title, ...content) {
   root.dataset.screen = next;
   root.dataset.view = String(++views); // tells two visits of one screen apart
   root.removeAttribute("aria-busy");
-  const heading = h("h1", { tabindex: "-1", id: "oa-title" }, title);
-  fill(root, heading, content);
-  heading.focus();
-  live.textContent = title;
+  showView(root, { title, headingId: "oa-title", live }, content);
   if (previous !== null && previous !== next) sendConnect("stepChange", { previous, current: next });
 }
 
