@@ -18,7 +18,6 @@ import pytest
 from fastapi import FastAPI
 
 from openagg.api.app import create_app
-from openagg.db.migrate import upgrade
 from openagg.engine.worker import Worker
 from openagg.runtime import Runtime, build_runtime
 from openagg.services.admin import seed_institutions
@@ -45,8 +44,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    if ON_POSTGRES:
-        drop_created_databases()
+    drop_created_databases()
 
 
 class Clock:
@@ -63,8 +61,8 @@ class Clock:
 
 
 def settings_for(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings on a migrated database of the test's own (unless ``overrides`` name one)."""
     values: dict[str, object] = {
-        "database_url": database_url_for(tmp_path),
         "data_dir": tmp_path / "data",
         "delayed_after_seconds": 3600,
         "background_jitter_seconds": 0,
@@ -73,6 +71,8 @@ def settings_for(tmp_path: Path, **overrides: object) -> Settings:
         "webhook_allow_private_addresses": True,
     }
     values.update(overrides)
+    if "database_url" not in values:
+        values["database_url"] = database_url_for(tmp_path)
     return Settings(**values)  # type: ignore[arg-type]
 
 
@@ -111,7 +111,6 @@ async def make_platform(settings: Settings) -> tuple[Platform, str]:
 def settings(tmp_path: Path) -> Settings:
     s = settings_for(tmp_path)
     s.ensure_data_dir()
-    upgrade(s.database_url)
     return s
 
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from openagg.db.migrate import upgrade
 from openagg.domain.statuses import STATUS_IDS, Status
 from openagg.engine.scheduler import tick
 from openagg.services import admin
@@ -171,7 +170,6 @@ def slow_settings(tmp_path: Path) -> Settings:
         tmp_path, delayed_after_seconds=0.3, connector_options={"sandbox": {"slow_seconds": "1.5"}}
     )
     settings.ensure_data_dir()
-    upgrade(settings.database_url)
     return settings
 
 

@@ -107,7 +107,8 @@ async def test_the_page_and_its_files_are_served_with_strict_headers(
     for name in ("index.html", "__init__.py", "nope.js", "..%2F__init__.py"):
         assert (await web.get(f"/console/static/{name}")).status_code == 404, name
     # Revalidated on every load (no stale JS after an upgrade), 304 when unchanged.
-    for path in ("/console/static/console.js", "/assets/dom.js", "/assets/theme.css"):
+    shared = ("/assets/dom.js", "/assets/login.js", "/assets/theme.css")
+    for path in ("/console/static/console.js", *shared):
         r = await web.get(path)
         assert r.status_code == 200 and r.headers["cache-control"] == "no-cache", path
         again = await web.get(path, headers={"If-None-Match": r.headers["etag"]})

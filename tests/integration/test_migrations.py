@@ -1,12 +1,15 @@
-"""The migrations make exactly the schema the models describe, on the suite's
-database; and 0009 (transactions keep one foreign key and one date index) keeps
-every row when applied and when undone, with deletes still reaching them."""
+"""The migrations make exactly the schema the models describe, from an empty database
+(the other tests start from a migrated copy); and 0009 (transactions keep one foreign
+key and one date index) keeps every row when applied and when undone, with deletes
+still reaching them."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -15,8 +18,18 @@ from sqlalchemy import text
 from openagg.db.migrate import alembic_config, upgrade
 from openagg.db.models import Base
 from openagg.settings import Settings
-from tests.conftest import Platform
+from tests.conftest import Platform, settings_for
+from tests.databases import database_url_for
 from tests.integration.api_helpers import create_member, new_user
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """An empty database, migrated here from the first revision."""
+    s = settings_for(tmp_path, database_url=database_url_for(tmp_path, migrated=False))
+    s.ensure_data_dir()
+    upgrade(s.database_url)
+    return s
 
 
 async def _schema_differences(p: Platform) -> list[Any]:

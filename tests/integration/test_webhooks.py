@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from openagg.db.migrate import upgrade
 from openagg.db.models import WebhookDelivery, WebhookEvent
 from openagg.domain.statuses import END_USER_ACTIONABLE, STATUS_IDS, Status
 from openagg.engine import deliverer as deliverer_module
@@ -404,7 +403,6 @@ async def test_the_outbox_is_written_with_the_change_or_not_at_all(
 def migrated(tmp_path: Path, **overrides: object) -> Settings:
     s = settings_for(tmp_path, webhook_timeout_seconds=0.5, **overrides)
     s.ensure_data_dir()
-    upgrade(s.database_url)
     return s
 
 

@@ -13,6 +13,8 @@ from sqlalchemy import select
 
 from openagg.crypto import hash_api_key
 from openagg.db.models import Institution, Member, WidgetSession
+from openagg.domain.statuses import NEEDS_NEW_CREDENTIALS, NOT_AGGREGATABLE, Status
+from openagg.domain.tickets import ENGINEER_FIXABLE
 from tests.conftest import Platform
 from tests.integration.api_helpers import create_member, member, new_user
 from tests.support import MXBANK_CREDENTIALS, MXBANK_USERNAME
@@ -220,6 +222,19 @@ async def test_tokens_are_stored_hashed(platform: Platform) -> None:
     assert row.session_token_hash == hash_api_key(boot["session_token"])
     stored = json.dumps([row.url_token_hash, row.session_token_hash, row.options])
     assert url_token not in stored and boot["session_token"] not in stored
+
+
+async def test_boot_data_carries_the_status_groups(platform: Platform) -> None:
+    """The widget's screens follow the domain's groups, in MX's order; it has no copy."""
+    boot = await open_session(platform, await new_user(platform.http))
+    groups = boot["status_groups"]
+    assert groups["needs_new_credentials"] == ["PREVENTED", "DENIED", "IMPORTED", "IMPAIRED"]
+    expected = {
+        "needs_new_credentials": NEEDS_NEW_CREDENTIALS,
+        "engineer_fixable": ENGINEER_FIXABLE,
+        "not_aggregatable": NOT_AGGREGATABLE,
+    }
+    assert {name: {Status(s) for s in group} for name, group in groups.items()} == expected
 
 
 async def test_session_api_auth(platform: Platform) -> None:

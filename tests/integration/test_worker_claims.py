@@ -22,7 +22,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openagg.connectors.base import AccountData, ConnectorContext, LoginResult
-from openagg.db.migrate import upgrade
 from openagg.db.models import Attempt, Institution, Job, Member
 from openagg.engine import scheduler
 from openagg.engine.batcher import WriteBatcher
@@ -44,7 +43,6 @@ def settings(tmp_path: Path) -> Settings:
     # own triggers (freed slots, enqueued jobs), never from the poll.
     s = settings_for(tmp_path, poll_interval_seconds=60)
     s.ensure_data_dir()
-    upgrade(s.database_url)
     return s
 
 

@@ -37,7 +37,7 @@ PRIVATE_PAGE_HEADERS = {
 _MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 CSRF_HEADER = "x-csrf-token"
 _SHARED = "openagg.assets"
-_SHARED_ASSETS = {"dom.js", "theme.css"}
+_SHARED_ASSETS = {"dom.js", "login.js", "theme.css"}
 
 router = APIRouter()
 

@@ -1,6 +1,7 @@
 // What OpenAgg's pages (the Connect widget, the engineer console, the developer
-// portal) share: building DOM nodes, and calling their JSON APIs with MX's error
-// envelope ({"error": {"message": ...}}) turned into an ApiError.
+// portal) share: building DOM nodes, showing a view, and calling their JSON APIs with
+// MX's error envelope ({"error": {"message": ...}}) turned into an ApiError. The
+// login of the pages behind one is in login.js.
 
 export class ApiError extends Error {
   constructor(message, status, handled = false) {
@@ -64,4 +65,15 @@ export function h(tag, attrs = {}, ...children) {
 // Replace an element's children (the DOM's replaceChildren() would print "null").
 export function fill(el, ...children) {
   el.replaceChildren(...nodes(children));
+}
+
+// Shows a new view in `root`: its title as a heading that takes the focus (so a screen
+// reader reads where the user now is), then the content. The title is also said in
+// the page's `live` region when one is given. Returns the heading.
+export function showView(root, { title, headingId, live = null }, ...content) {
+  const heading = h("h1", { tabindex: "-1", id: headingId }, title);
+  fill(root, heading, content);
+  heading.focus();
+  if (live) live.textContent = title;
+  return heading;
 }

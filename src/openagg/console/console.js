@@ -3,7 +3,8 @@
 // token in X-CSRF-Token on every change. Views: #/queue, #/tickets/<guid>,
 // #/incidents, #/long-tail, #/charts.
 
-import { fill, h, requestJson } from "/assets/dom.js";
+import { h, showView } from "/assets/dom.js";
+import { loginForm, sessionApi } from "/assets/login.js";
 import {
   barChart,
   duration,
@@ -31,20 +32,12 @@ let pollTimer = null;
 
 // --- the console API -------------------------------------------------------------------
 
-async function api(method, path, body) {
-  const headers = method !== "GET" && session ? { "X-CSRF-Token": session.csrf_token } : {};
-  try {
-    return await requestJson(method, API + path, body, headers);
-  } catch (e) {
-    if (e.status === 401 && session && path !== "/login") {
-      // The session ended (expired, logged out elsewhere, operator disabled).
-      session = null;
-      showLogin(e.message);
-      e.handled = true;
-    }
-    throw e;
-  }
-}
+// A 401 on a call while logged in: the session ended (expired, logged out elsewhere,
+// operator disabled).
+const api = sessionApi(API, (e) => {
+  session = null;
+  showLogin(e.message);
+});
 
 // --- DOM helpers -----------------------------------------------------------------------
 
@@ -63,14 +56,12 @@ function render(view, title, ...content) {
   main.dataset.seq = String(++views);
   delete main.dataset.status;
   main.setAttribute("aria-busy", "false");
-  const heading = h("h1", { tabindex: "-1", id: "view-title" }, title);
-  fill(main, heading, content);
   document.title = `${title} · OpenAgg console`;
   for (const link of nav.querySelectorAll("a")) {
     if (link.dataset.nav === view) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  heading.focus();
+  showView(main, { title, headingId: "view-title" }, content);
 }
 
 function loading(view, title) {
@@ -139,60 +130,35 @@ function showLogin(message) {
   navigation++;
   nav.hidden = true;
   who.hidden = true;
-  const error = h("p", { class: "error", role: "alert", id: "login-error" });
-  const email = h("input", {
-    id: "login-email",
-    name: "email",
-    type: "email",
-    autocomplete: "username",
-    required: true,
-  });
-  const password = h("input", {
-    id: "login-password",
-    name: "password",
-    type: "password",
-    autocomplete: "current-password",
-    required: true,
-  });
-  const submit = h("button", { type: "submit" }, "Log in");
-  const form = h(
-    "form",
-    { class: "login", novalidate: true },
-    h("label", { for: "login-email" }, "Email"),
-    email,
-    h("label", { for: "login-password" }, "Password"),
-    password,
-    submit,
-    error,
-  );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    error.textContent = "";
-    if (!email.value.trim() || !password.value) {
-      error.textContent = "Enter your email and password.";
-      return;
-    }
-    submit.disabled = true;
-    try {
-      session = await api("POST", "/login", { email: email.value, password: password.value });
-      password.value = "";
+  const login = loginForm({
+    api,
+    fields: [
+      { id: "login-email", name: "email", label: "Email", type: "email", autocomplete: "username" },
+      {
+        id: "login-password",
+        name: "password",
+        label: "Password",
+        type: "password",
+        autocomplete: "current-password",
+      },
+    ],
+    missing: "Enter your email and password.",
+    clearSecret: true,
+    classes: { form: "login" },
+    error: { class: "error", id: "login-error" },
+    opened: (opened) => {
+      session = opened;
       loggedIn();
-    } catch (e) {
-      error.textContent = e.message;
-      password.value = "";
-      password.focus();
-    } finally {
-      submit.disabled = false;
-    }
+    },
   });
   render(
     "login",
     "Log in to the engineer console",
     message ? h("p", { class: "notice", id: "login-message" }, message) : null,
     h("p", {}, "Operators are created with ", h("code", {}, "openagg operators create"), "."),
-    form,
+    login.form,
   );
-  email.focus();
+  login.identifier.focus();
 }
 
 function loggedIn() {
@@ -209,6 +175,7 @@ document.getElementById("logout").addEventListener("click", async () => {
     if (e.handled) return;
   }
   session = null;
+  api.setSession(null);
   showLogin("You have logged out.");
 });
 
@@ -950,6 +917,7 @@ function queueAgeChart(q) {
 async function start() {
   try {
     session = await api("GET", "/session");
+    api.setSession(session);
   } catch (e) {
     showLogin(e.status === 401 ? e.message : `The console could not start: ${e.message}`);
     return;

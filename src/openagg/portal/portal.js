@@ -4,8 +4,8 @@
 // work: #/tickets?status=NEW&page=2, #/tickets/TKT-…, #/pending. <main> carries
 // data-view (login, tickets, pending, ticket, error) and data-ready once filled in.
 
-import { fill, h } from "/assets/dom.js";
-import { ApiError, api, setCsrfToken } from "./api.js";
+import { ApiError, fill, h, showView } from "/assets/dom.js";
+import { loginForm, sessionApi } from "/assets/login.js";
 import * as words from "./words.js";
 
 const boot = JSON.parse(document.getElementById("op-boot").textContent);
@@ -17,6 +17,11 @@ const FILTERS = ["institution_code", "channel", "from_date", "to_date", "user_gu
   "member_guid", "order"];
 
 let session = null;
+// A 401 on a call while logged in: the session expired, or another tab logged out.
+const api = sessionApi("/portal/api", () => {
+  setSession(null);
+  showLogin("Your session has ended. Please log in again.");
+});
 let lastList = "#/tickets"; // where "Back to tickets" goes, filters included
 let renderCount = 0;
 
@@ -34,10 +39,7 @@ function render(view, title, ...content) {
   main.dataset.render = String(renderCount); // tells two showings of one view apart
   delete main.dataset.ready;
   main.setAttribute("aria-busy", "true");
-  const heading = h("h1", { tabindex: "-1", id: "op-title" }, title);
-  fill(main, heading, content);
-  heading.focus();
-  live.textContent = title;
+  showView(main, { title, headingId: "op-title", live }, content);
   document.title = `${title} · OpenAgg developer portal`;
   return renderCount;
 }
@@ -56,7 +58,7 @@ const current = (token) => token === renderCount;
 
 function setSession(next) {
   session = next;
-  setCsrfToken(next ? next.csrf_token : null);
+  api.setSession(next);
   header.hidden = !next;
   document.getElementById("op-client").textContent = next
     ? `${next.client.name} (${next.client.client_id})`
@@ -65,6 +67,7 @@ function setSession(next) {
 
 // Every API failure goes through here: a 401 means the session ended.
 function failed(error, token, slot) {
+  if (error.handled) return; // the session ended: the login shows
   if (error instanceof ApiError && error.status === 401) {
     // Expired, or logged out in another tab (the cookie is gone): say so either way.
     const message = session ? "Your session has ended. Please log in again." : error.message;
@@ -78,62 +81,47 @@ function failed(error, token, slot) {
 }
 
 function showLogin(message = null) {
-  const errorSlot = h("div", {}, message ? alertBox(message) : null);
-  const clientId = h("input", {
-    id: "op-client-id",
-    name: "client_id",
-    type: "text",
-    autocomplete: "username",
-    autocapitalize: "none",
-    spellcheck: "false",
-    required: true,
-  });
-  const apiKey = h("input", {
-    id: "op-api-key",
-    name: "api_key",
-    type: "password",
-    autocomplete: "current-password",
-    required: true,
-  });
-  const submit = h("button", { type: "submit", class: "op-button op-primary" }, "Log in");
-  const form = h("form", { class: "op-form op-login", novalidate: true },
-    errorSlot,
-    h("div", { class: "op-field" }, h("label", { for: "op-client-id" }, "Client ID"), clientId),
-    h("div", { class: "op-field" }, h("label", { for: "op-api-key" }, "API key"), apiKey),
-    submit);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    if (!clientId.value.trim() || !apiKey.value) {
-      errorSlot.replaceChildren(alertBox("Enter your client ID and API key."));
-      (clientId.value.trim() ? apiKey : clientId).focus();
-      return;
-    }
-    submit.disabled = true;
-    try {
-      const opened = await api("POST", "/login", {
-        client_id: clientId.value.trim(),
-        api_key: apiKey.value,
-      });
-      apiKey.value = "";
+  const login = loginForm({
+    api,
+    fields: [
+      {
+        id: "op-client-id",
+        name: "client_id",
+        label: "Client ID",
+        type: "text",
+        autocomplete: "username",
+        autocapitalize: "none",
+        spellcheck: "false",
+      },
+      {
+        id: "op-api-key",
+        name: "api_key",
+        label: "API key",
+        type: "password",
+        autocomplete: "current-password",
+      },
+    ],
+    missing: "Enter your client ID and API key.",
+    message,
+    classes: { form: "op-form op-login", field: "op-field", submit: "op-button op-primary" },
+    error: { class: "op-alert" },
+    errorFirst: true,
+    opened: (opened) => {
       setSession(opened);
       if (!location.hash || location.hash === "#/" || location.hash === "#/login") {
         location.hash = "#/tickets";
       } else {
         route();
       }
-    } catch (error) {
-      errorSlot.replaceChildren(alertBox(error.message));
-      submit.disabled = false;
-      apiKey.focus();
-    }
+    },
   });
   const token = render("login", "Log in to the developer portal",
     h("p", { class: "op-hint" },
       "Use your app's client ID and API key: the same pair its backend sends to the API. "
       + "You will see your app's support tickets."),
-    form);
+    login.form);
   ready(token, message);
-  if (message) clientId.focus();
+  if (message) login.identifier.focus();
 }
 
 async function logout() {

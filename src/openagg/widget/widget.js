@@ -6,7 +6,7 @@
 // MX's version-4 postMessage events ({mx: true, type, metadata}), or, in a mobile
 // WebView, with navigations to <scheme>://<namespace>/<event>?metadata=<JSON>.
 
-import { fill, h, requestJson } from "/assets/dom.js";
+import { h, requestJson, showView } from "/assets/dom.js";
 
 const boot = JSON.parse(document.getElementById("oa-boot").textContent);
 const opts = boot.options;
@@ -14,10 +14,14 @@ const API = "/connect/api";
 const root = document.getElementById("oa-root");
 const live = document.getElementById("oa-live");
 
-// Statuses in MX's order: the position is the numeric id events carry.
-const NEEDS_CREDENTIALS = new Set(["DENIED", "PREVENTED", "IMPAIRED", "IMPORTED"]);
-// Statuses only an aggregation engineer can fix: their screens offer "Report a problem".
-const NEEDS_ENGINEER = new Set(["FAILED", "DEGRADED", "DISCONNECTED"]);
+// The platform's connection-status groups (domain/statuses.py, domain/tickets.py).
+const groups = boot.status_groups;
+// MX: credentials must be updated before the member aggregates again.
+const NEEDS_CREDENTIALS = new Set(groups.needs_new_credentials);
+// Only an aggregation engineer can fix these: their screens offer "Report a problem".
+const NEEDS_ENGINEER = new Set(groups.engineer_fixable);
+// MX: no aggregation should be attempted on these.
+const NOT_AGGREGATABLE = new Set(groups.not_aggregatable);
 const LOGIN_INFO_REQUIRED = "ADDITIONAL_LOGIN_INFO_REQUIRED";
 
 // --- events to the host ----------------------------------------------------------------
@@ -86,10 +90,7 @@ function show(next, title, ...content) {
   root.dataset.screen = next;
   root.dataset.view = String(++views); // tells two visits of one screen apart
   root.removeAttribute("aria-busy");
-  const heading = h("h1", { tabindex: "-1", id: "oa-title" }, title);
-  fill(root, heading, content);
-  heading.focus();
-  live.textContent = title;
+  showView(root, { title, headingId: "oa-title", live }, content);
   if (previous !== null && previous !== next) sendConnect("stepChange", { previous, current: next });
 }
 
@@ -564,13 +565,22 @@ function errorHelp(member) {
     }
   });
   const site = member.institution.url;
+  if (NEEDS_CREDENTIALS.has(status)) {
+    const refused = status === "DENIED" || status === "PREVENTED";
+    return [refused ? "Your credentials weren't accepted" : `${bank} needs more sign-in information`,
+      update];
+  }
+  if (NEEDS_ENGINEER.has(status)) {
+    return [`We couldn't connect to ${bank}`, [
+      h("p", {}, status === "FAILED"
+        ? "This is usually temporary. Please try again later."
+        : `Connecting to ${bank} has failed several times. Try again, or report the `
+          + "problem and our engineers will fix it."),
+      retry(),
+      button("Report a problem", () => showReport(member), "secondary")]];
+  }
+  if (NOT_AGGREGATABLE.has(status)) return [`This connection to ${bank} can't be used`, null];
   switch (status) {
-    case "DENIED":
-    case "PREVENTED":
-      return ["Your credentials weren't accepted", update];
-    case "IMPAIRED":
-    case "IMPORTED":
-      return [`${bank} needs more sign-in information`, update];
     case "REJECTED":
       return ["That answer wasn't accepted", retry()];
     case "EXPIRED":
@@ -584,20 +594,6 @@ function errorHelp(member) {
       return [`Your ${bank} account is locked`, [
         h("p", {}, "Contact ", site ? helpLink(site, bank) : bank,
           " to unlock it, then update your credentials here."), update]];
-    case "FAILED":
-    case "DEGRADED":
-    case "DISCONNECTED":
-      return [`We couldn't connect to ${bank}`, [
-        h("p", {}, status === "FAILED"
-          ? "This is usually temporary. Please try again later."
-          : `Connecting to ${bank} has failed several times. Try again, or report the `
-            + "problem and our engineers will fix it."),
-        retry(),
-        button("Report a problem", () => showReport(member), "secondary")]];
-    case "CLOSED":
-    case "DISABLED":
-    case "DISCONTINUED":
-      return [`This connection to ${bank} can't be used`, null];
     default:
       return [`We couldn't finish connecting to ${bank}`, retry()];
   }

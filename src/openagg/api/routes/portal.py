@@ -61,7 +61,7 @@ COOKIE = "openagg_portal"
 PATH = "/portal"
 API = PATH + "/api"
 _PACKAGE = "openagg.portal"
-_ASSETS = {"portal.js", "api.js", "words.js", "portal.css"}
+_ASSETS = {"portal.js", "words.js", "portal.css"}
 MAX_PER_PAGE = 100
 
 logged_in = session_guard("client", COOKIE)

@@ -31,7 +31,8 @@ from openagg.api.pages import (
 from openagg.api.routes.members import oauth_window_uri
 from openagg.db.models import Client, Institution, Member, User
 from openagg.domain.policy import background_disabled
-from openagg.domain.statuses import Status
+from openagg.domain.statuses import NEEDS_NEW_CREDENTIALS, NOT_AGGREGATABLE, Status
+from openagg.domain.tickets import ENGINEER_FIXABLE
 from openagg.runtime import Runtime
 from openagg.services import widget
 from openagg.services.errors import NotFound, ServiceError, Unauthorized
@@ -65,6 +66,19 @@ class _WidgetRoute(APIRoute):
 router = APIRouter(route_class=_WidgetRoute)
 
 _ASSETS = {"widget.js", "widget.css", "demo.js"}
+
+
+def _in_mx_order(group: frozenset[Status]) -> list[str]:
+    return [s.value for s in Status if s in group]
+
+
+# The connection-status groups the widget's screens follow, in its boot data: the
+# rules stay in the domain, and the script keeps no copy of them.
+STATUS_GROUPS = {
+    "needs_new_credentials": _in_mx_order(NEEDS_NEW_CREDENTIALS),
+    "engineer_fixable": _in_mx_order(ENGINEER_FIXABLE),
+    "not_aggregatable": _in_mx_order(NOT_AGGREGATABLE),
+}
 _PACKAGE = "openagg.widget"
 # Embeddable anywhere (it is meant for iframes), but runs only its own files.
 _PAGE_HEADERS = PAGE_HEADERS
@@ -155,6 +169,7 @@ async def widget_page(url_token: str, request: Request) -> Response:
         "user_guid": ctx.user.guid,
         "options": ctx.options,
         "poll_interval_ms": rt.settings.widget_poll_interval_ms,
+        "status_groups": STATUS_GROUPS,
     }
     page = (
         _asset("index.html")
