@@ -334,9 +334,9 @@ async def drain_in_process(
     return cpu, loop_cpu
 
 
-
 def sandbox_latency_ms(settings: Settings) -> int:
     return int(settings.connector_options.get("sandbox", {}).get("latency_ms", "0"))
+
 
 def _expected(member_guid: str, today: dt.date) -> int:
     """How many transactions the sandbox gives a first aggregation of this member."""
