@@ -15,6 +15,7 @@ from openagg.services import admin
 from openagg.settings import Settings
 from tests.conftest import Platform, make_platform, settings_for
 from tests.integration.api_helpers import (
+    authorize,
     create_member,
     institution_credentials,
     member,
@@ -256,11 +257,10 @@ async def test_pending_until_oauth_completes(platform: Platform) -> None:
     assert r.status_code == 200, r.text
     m = r.json()["member"]
     assert m["connection_status"] == "PENDING" and m["oauth_window_uri"]
-    path = m["oauth_window_uri"].split("openagg.test", 1)[1]
-    assert (await platform.http.post(path)).status_code == 200
+    assert (await authorize(platform, m["oauth_window_uri"])).status_code == 200
     await platform.drain()
     assert (await member(platform.http, user, m["guid"]))["connection_status"] == "CONNECTED"
-    assert (await platform.http.post(path)).status_code == 404  # single use
+    assert (await authorize(platform, m["oauth_window_uri"])).status_code == 404  # single use
 
 
 async def _client(p: Platform) -> Any:

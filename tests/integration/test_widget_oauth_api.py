@@ -6,12 +6,9 @@ mode's first job, MX's APP redirect)."""
 from __future__ import annotations
 
 import asyncio
-import html
-import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -19,7 +16,7 @@ from openagg.connectors.sandbox import SANDBOX_OAUTH_AUTHORIZE_PATH
 from openagg.db.models import Job, Member
 from openagg.services import vault
 from tests.conftest import Platform
-from tests.integration.api_helpers import member, new_user
+from tests.integration.api_helpers import authorize, local, member, new_user
 from tests.integration.test_widget_urls import bearer, open_session
 from tests.support import MXBANK_CREDENTIALS, MXBANK_USERNAME
 
@@ -30,31 +27,6 @@ PENDING, CONNECTED = 21, 6
 async def create_oauth(platform: Platform, boot: dict[str, Any], **extra: Any) -> Any:
     body = {"institution_code": OAUTH_BANK, "is_oauth": True, **extra}
     return await platform.http.post("/connect/api/members", json=body, headers=bearer(boot))
-
-
-def local(url: str) -> str:
-    """An absolute link of the in-process platform as a path for its client."""
-    parts = urlsplit(url)
-    assert parts.netloc in ("openagg.test", ""), url
-    return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
-async def authorize(platform: Platform, uri: str, decision: str = "allow") -> httpx.Response:
-    """The end user's browser through the OAuth step: the member's link, the sandbox
-    bank's consent page, the decision, then the platform's callback, whose answer is
-    returned (or the first answer that is not a redirect)."""
-    http = platform.http
-    start = await http.get(local(uri))
-    if start.status_code != 303:
-        return start
-    consent = await http.get(local(start.headers["location"]))
-    assert consent.status_code == 200, consent.text
-    fields = {
-        k: html.unescape(v) for k, v in re.findall(r'name="(\w+)" value="([^"]*)"', consent.text)
-    }
-    decided = await http.post(SANDBOX_OAUTH_AUTHORIZE_PATH, data={**fields, "decision": decision})
-    assert decided.status_code == 303, decided.text
-    return await http.get(local(decided.headers["location"]))
 
 
 async def user_members(platform: Platform, user: str) -> list[dict[str, Any]]:
