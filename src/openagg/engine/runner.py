@@ -384,28 +384,32 @@ class _Work:
 
     def __init__(self, rt: Runtime, jc: JobContext, started: dt.datetime) -> None:
         self.rt, self.jc, self.started = rt, jc, started
-        self.call = ConnectorCall(
-            rt,
-            jc.member,
-            jc.institution,
-            today=started.date(),
-            previous_attempts=jc.previous_attempts,
-        )
-        self.ctx, self.log = self.call.ctx, self.call.log
+        self.call: ConnectorCall | None = None
 
     def earned(self) -> Earned:
-        return self.call.earned()
+        return None if self.call is None else self.call.earned()
 
     async def run(self, deadline: float) -> LoginResult | Pulled:
         """The challenges to park for, or the data; raises ``_Ended`` otherwise."""
-        connector = self.call.connector
-        if connector is None:
-            name = self.call.name
-            log.error("job %s: connector %r is not installed here", self.jc.job.guid, name)
+        jc = self.jc
+        try:
+            call = self.call = ConnectorCall(
+                self.rt,
+                jc.member,
+                jc.institution,
+                today=self.started.date(),
+                previous_attempts=jc.previous_attempts,
+            )
+        except Exception:  # a secret that does not open (a key removed too soon)
+            log.exception("job %s: the connector's context could not be made", jc.job.guid)
+            raise _Ended(Cause.INTERNAL_ERROR, "") from None
+        self.ctx, self.log = call.ctx, call.log
+        if call.connector is None:
+            log.error("job %s: connector %r is not installed here", jc.job.guid, call.name)
             raise _Ended(Cause.INTERNAL_ERROR, "")
         try:
             async with asyncio.timeout(deadline) as budget:
-                return await self._calls(connector)
+                return await self._calls(call, call.connector)
         except ConnectorError as exc:
             raise _Ended(exc.cause, self.log.redact(exc.institution_message)) from None
         except (TimeoutError, httpx.TimeoutException):
@@ -421,7 +425,7 @@ class _Work:
             self.log.exception("job %s failed inside the connector", self.jc.job.guid)
             raise _Ended(Cause.INTERNAL_ERROR, "") from None
 
-    async def _calls(self, connector: Connector) -> LoginResult | Pulled:
+    async def _calls(self, call: ConnectorCall, connector: Connector) -> LoginResult | Pulled:
         rt, jc, ctx = self.rt, self.jc, self.ctx
         member, job = jc.member, jc.job
         result: LoginResult
@@ -430,11 +434,11 @@ class _Work:
             answers = vault.open_answers(rt, member, job)
             if state is None or answers is None:
                 raise ConnectorError(Cause.MFA_EXPIRED, "The security session expired.")
-            self.call.hide(list(answers.values()))
+            call.hide(list(answers.values()))
             result = await connector.answer(ctx, state, answers)
         else:
             creds = _field_names(jc.institution, vault.open_credentials(rt, member))
-            self.call.hide(list(creds.values()))
+            call.hide(list(creds.values()))
             result = await connector.login(ctx, creds)
         if result.challenges:
             return result
