@@ -271,10 +271,25 @@ async def load_member(
 ) -> MemberResult:
     async with rt.db.read() as s:
         user = await user_by_guid(s, client, user_guid)
-        member = await member_by_guid(s, user, member_guid)
+        # The member and its active job in one statement, so one snapshot: read apart,
+        # a job settling between the two reads showed the old status with no job
+        # (PostgreSQL reads each statement at its own snapshot).
+        row = (
+            await s.execute(
+                select(Member, Job)
+                .outerjoin(Job, Job.active_member_id == Member.id)
+                .where(
+                    Member.guid == member_guid,
+                    Member.user_id == user.id,
+                    Member.client_id == user.client_id,
+                )
+            )
+        ).first()
+        if row is None:
+            raise NotFound()
+        member, job = row
         inst = await s.get(Institution, member.institution_id)
         assert inst is not None
-        job = await active_job(s, member.id)
     return MemberResult(member, user, inst, job)
 
 

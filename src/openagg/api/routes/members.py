@@ -70,33 +70,31 @@ async def list_members(
     async with runtime(request).db.read() as s:
         user = await user_by_guid(s, client, user_guid)
         use_case = query_use_case(request)
-        rows = list(
-            await s.scalars(
-                select(Member)
+        # Each member with its active job in one statement (one snapshot), so a job
+        # settling meanwhile never shows the old status without its job.
+        found = (
+            await s.execute(
+                select(Member, Job)
+                .outerjoin(Job, Job.active_member_id == Member.id)
                 .where(Member.user_id == user.id, Member.client_id == client.id)
                 .order_by(Member.id)
             )
-        )
+        ).all()
+        rows = [(m, job) for m, job in found]
         # A user has few members, and use_cases is a JSON list: filter before paging.
         if use_case:
-            rows = [m for m in rows if use_case in (m.use_cases or [])]
+            rows = [(m, job) for m, job in rows if use_case in (m.use_cases or [])]
         total = len(rows)
         rows = rows[(page - 1) * per_page : page * per_page]
         insts = {
             i.id: i
             for i in await s.scalars(
-                select(Institution).where(Institution.id.in_({m.institution_id for m in rows}))
-            )
-        }
-        jobs = {
-            j.active_member_id: j
-            for j in await s.scalars(
-                select(Job).where(Job.active_member_id.in_([m.id for m in rows]))
+                select(Institution).where(Institution.id.in_({m.institution_id for m, _ in rows}))
             )
         }
     items = [
-        member_body(request, client, m, user, insts[m.institution_id], jobs.get(m.id))["member"]
-        for m in rows
+        member_body(request, client, m, user, insts[m.institution_id], job)["member"]
+        for m, job in rows
     ]
     return mx_page("members", items, page, per_page, total)
 
