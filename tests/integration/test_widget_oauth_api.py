@@ -84,7 +84,7 @@ async def test_oauth_member_pending_then_connected(platform: Platform) -> None:
     state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
     assert state.endswith("." + boot["session_guid"])
     done = await authorize(platform, created["oauth_window_uri"])
-    assert done.status_code == 200 and "Done" in done.text  # BROWSER: no redirect
+    assert done.status_code == 200 and "Access granted" in done.text  # BROWSER: no redirect
     after = await platform.http.get(f"/connect/api/members/{created['guid']}", headers=bearer(boot))
     assert after.json()["member"]["connection_status"] == "CREATED"
     assert after.json()["member"]["is_being_aggregated"] is True

@@ -20,7 +20,17 @@ router = APIRouter()
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title></head><body>
+<title>{title}</title><link rel="stylesheet" href="/assets/theme.css"><style>
+body {{ padding: 0 1rem; }}
+main {{ max-width: 28rem; margin: 12vh auto 0; padding: 1.5rem; background: var(--card);
+  border: 1px solid var(--line); border-radius: 12px; }}
+h1 {{ font-size: 1.4rem; margin: 0 0 .75rem; }}
+form {{ display: flex; gap: .75rem; flex-wrap: wrap; margin-top: 1.25rem; }}
+button {{ font: inherit; padding: .6rem 1.1rem; border-radius: 8px; cursor: pointer;
+  border: 1px solid var(--line); background: var(--bg); color: var(--fg); }}
+button[value="allow"] {{ background: var(--accent); color: var(--accent-fg);
+  border-color: var(--accent); }}
+</style></head><body>
 <main><h1>{heading}</h1><p>{message}</p>{form}</main></body></html>"""
 
 
@@ -62,7 +72,9 @@ async def oauth_callback(request: Request) -> Response:
         return RedirectResponse(done.redirect_url, status_code=303)
     if done.error:
         return _page("Not connected", f"{done.error} You can close this window.", 400)
-    return _page("Connected", "Done. You can close this window.")
+    return _page(
+        "Access granted", "The app is connecting to your accounts. You can close this window."
+    )
 
 
 # --- the sandbox bank's consent page (a real institution hosts its own) ------------
