@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from openagg.api import pages
 from openagg.api.http import error
 from openagg.api.list_cache import ListCache
+from openagg.api.nul_guard import RefuseNul
 from openagg.api.request_ids import RequestIds
 from openagg.api.routes import (
     console,
@@ -56,6 +57,16 @@ ROUTE_MODULES = (
 _WEB_PAGES = ("/console", "/portal", "/connect")
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on the request's path (for a 405's Allow)."""
+    found: set[str] = set()
+    for route in (r for module in ROUTE_MODULES for r in module.router.routes):
+        pattern, methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if pattern is not None and methods and pattern.match(request.url.path):
+            found.update(methods)
+    return sorted(found)
+
+
 def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,6 +96,7 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
     app.state.runtime = rt
     app.state.auth_cache = {}
     app.state.list_cache = ListCache(rt.settings.list_cache_mb * 1024 * 1024)
+    app.add_middleware(RefuseNul)
     app.add_middleware(RequestIds)
     for module in ROUTE_MODULES:
         app.include_router(module.router)
@@ -98,12 +110,15 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
         return error(exc.status_code, exc.message, headers)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_r: Request, exc: HTTPException) -> Response:
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        headers = dict(exc.headers or {})
         if exc.status_code == 404:
-            return error(404, "We were unable to find the record you requested.")
+            return error(404, "We were unable to find the record you requested.", headers)
         if exc.status_code == 405:
-            return error(405, "This method is not allowed on this path.")
-        return error(exc.status_code, str(exc.detail))
+            # Starlette names the methods of the first route on the path only.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+            return error(405, "This method is not allowed on this path.", headers)
+        return error(exc.status_code, str(exc.detail), headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_r: Request, exc: RequestValidationError) -> Response:

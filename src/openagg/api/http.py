@@ -142,14 +142,21 @@ def query_bool(request: Request, name: str) -> bool | None:
     raise BadRequest(f"Query parameter '{name}' must be true or false, not '{value}'.")
 
 
+QUERY_INT_LIMIT = 2**31 - 1
+
+
 def query_int(request: Request, name: str) -> int | None:
     value = request.query_params.get(name)
     if value is None or value == "":
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise BadRequest(f"Query parameter '{name}' must be an integer, not '{value}'.") from None
+    if not -QUERY_INT_LIMIT <= number <= QUERY_INT_LIMIT:
+        # Larger values overflow the databases' integers (a 500 before).
+        raise BadRequest(f"Query parameter '{name}' must be at most {QUERY_INT_LIMIT}.")
+    return number
 
 
 def query_date(request: Request, name: str) -> dt.date | None:

@@ -385,6 +385,7 @@ class _Work:
     def __init__(self, rt: Runtime, jc: JobContext, started: dt.datetime) -> None:
         self.rt, self.jc, self.started = rt, jc, started
         self.call: ConnectorCall | None = None
+        self.logged_in = False  # the login (and MFA) went through before the pull
 
     def earned(self) -> Earned:
         return None if self.call is None else self.call.earned()
@@ -442,6 +443,7 @@ class _Work:
             result = await connector.login(ctx, creds)
         if result.challenges:
             return result
+        self.logged_in = True
         kind = JobKind(job.kind)
         window = _window(ctx, kind, job.options, member.successfully_aggregated_at)
         return await _pull(connector, ctx, result.state, kind, window)
@@ -488,7 +490,8 @@ class Runner:
         try:
             done = await work.run(self.rt.settings.job_deadline_seconds)
         except _Ended as ended:
-            await self._fail(jc, started, ended.cause, ended.message, work.earned())
+            earned = work.earned()
+            await self._fail(jc, started, ended.cause, ended.message, earned, work.logged_in)
             return
         finally:
             cancel_delayed()
@@ -665,6 +668,7 @@ class Runner:
         cause: Cause,
         message: str,
         earned: Earned = None,
+        logged_in: bool = False,
     ) -> None:
         rt = self.rt
 
@@ -672,7 +676,7 @@ class Runner:
             job, member = owned.job, owned.member
             _keep(rt, member, earned)
             vault.clear_connector_state(member)
-            outcome = Outcome(cause, message)
+            outcome = Outcome(cause, message, logged_in=logged_in)
             applied = await decide_outcome(
                 s, rt, member, job, outcome, started_at=started, institution_id=jc.institution.id
             )

@@ -68,6 +68,9 @@ class Outcome:
     institution_message: str = ""
     transactions_created: int = 0
     transactions_updated: int = 0
+    # The login (and any MFA) succeeded before the attempt ended this way: MX's
+    # is_authenticated is about the credentials in the most recent attempt.
+    logged_in: bool = False
 
 
 async def _history(
@@ -181,6 +184,8 @@ async def decide_outcome(
         member.is_authenticated = False
     elif cause in (Cause.MISSING_CREDENTIALS, Cause.LOCKED_OUT):
         member.is_authenticated = False
+    elif outcome.logged_in:
+        member.is_authenticated = True
 
     # Any finished attempt, foreground or background, pushes the next background run out.
     schedule_background(rt, member, now)

@@ -1,0 +1,83 @@
+"""Small defects a security review and MX's definitions found (issue 21): numbers
+that overflow the database, 405 without Allow, NUL bytes, is_authenticated after a
+login that went through."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Platform
+from tests.integration.api_helpers import new_user
+from tests.support import MXBANK_CREDENTIALS, credentials_for
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/users",
+        "/institutions",
+        "/users/{user}/members",
+        "/users/{user}/accounts",
+        "/users/{user}/transactions",
+        "/users/{user}/investment_holdings",
+    ],
+)
+async def test_a_page_number_too_large_for_the_database_is_a_400(
+    platform: Platform, path: str
+) -> None:
+    user = await new_user(platform.http)
+    r = await platform.http.get(path.format(user=user) + "?page=400000000000000000")
+    assert r.status_code == 400, r.text
+    assert "'page' must be at most 2147483647" in r.json()["error"]["message"]
+    assert r.headers["x-request-id"]
+
+
+async def test_a_405_names_the_allowed_methods(platform: Platform) -> None:
+    r = await platform.http.patch("/users")
+    assert r.status_code == 405
+    assert set(r.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+
+
+async def test_nul_is_refused_in_bodies_and_addresses(platform: Platform) -> None:
+    r = await platform.http.post("/users", json={"user": {"id": "a\u0000b"}})
+    assert r.status_code == 400 and "NUL" in r.json()["error"]["message"], r.text
+    r = await platform.http.post("/users", json={"user": {"metadata": '["ok", "\u0000"]'}})
+    assert r.status_code == 400, r.text
+    assert (await platform.http.get("/users")).json()["users"] == []  # nothing stored
+    r = await platform.http.get("/institutions?name=mx%00bank")
+    assert r.status_code == 400 and "NUL" in r.json()["error"]["message"], r.text
+    assert r.headers["x-request-id"]
+
+
+async def test_a_login_that_went_through_is_authenticated_though_the_download_failed(
+    platform: Platform,
+) -> None:
+    user = await new_user(platform.http)
+    fields = (await platform.http.get("/institutions/sandbox_bank/credentials")).json()
+    creds = credentials_for(fields["credentials"], "user_good", "error_after_login")
+    made = await platform.http.post(
+        f"/users/{user}/members",
+        json={"member": {"institution_code": "sandbox_bank", "credentials": creds}},
+    )
+    guid = made.json()["member"]["guid"]
+    await platform.drain()
+    status = (await platform.http.get(f"/users/{user}/members/{guid}/status")).json()["member"]
+    assert status["connection_status"] == "FAILED"
+    assert status["is_authenticated"] is True
+    # A login that did not go through still says false.
+    other = await platform.http.post(
+        f"/users/{user}/members",
+        json={
+            "member": {
+                "institution_code": "mxbank",
+                "credentials": [
+                    MXBANK_CREDENTIALS[0],
+                    {**MXBANK_CREDENTIALS[1], "value": "INVALID"},
+                ],
+            }
+        },
+    )
+    await platform.drain()
+    denied = other.json()["member"]["guid"]
+    got = (await platform.http.get(f"/users/{user}/members/{denied}/status")).json()["member"]
+    assert (got["connection_status"], got["is_authenticated"]) == ("DENIED", False)
