@@ -8,6 +8,7 @@ private, loopback, link-local (cloud metadata) and reserved addresses (SSRF).
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 
 def address_allowed(address: str) -> bool:
@@ -19,3 +20,17 @@ def address_allowed(address: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_global and not ip.is_multicast
+
+
+def literal_address(host: str) -> str | None:
+    """The IP address a host written as a literal stands for, read the way the
+    resolver reads it: besides dotted quads and IPv6, the legacy IPv4 forms
+    ``127.1``, ``2130706433``, ``0x7f000001`` and ``0``. None for a name."""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        pass
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:
+        return None

@@ -1,11 +1,16 @@
 """Small defects a security review and MX's definitions found (issue 21): numbers
 that overflow the database, 405 without Allow, NUL bytes, is_authenticated after a
-login that went through."""
+login that went through, a database file others could read. (Webhook URLs written as
+legacy IPv4 literals: tests/integration/test_webhooks.py.)"""
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 import pytest
 
+from openagg.db.migrate import upgrade
 from tests.conftest import Platform
 from tests.integration.api_helpers import new_user
 from tests.support import MXBANK_CREDENTIALS, credentials_for
@@ -81,3 +86,9 @@ async def test_a_login_that_went_through_is_authenticated_though_the_download_fa
     denied = other.json()["member"]["guid"]
     got = (await platform.http.get(f"/users/{user}/members/{denied}/status")).json()["member"]
     assert (got["connection_status"], got["is_authenticated"]) == ("DENIED", False)
+
+
+def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "fresh" / "openagg.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

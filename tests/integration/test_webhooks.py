@@ -828,6 +828,11 @@ async def guarded(guarded_settings: Settings) -> AsyncIterator[Platform]:
         "https://169.254.169.254/latest/meta-data",
         "http://[::1]/hook",
         "http://10.0.0.5/hook",
+        # Legacy IPv4 literals the resolver reads as loopback or "this host".
+        "http://127.1/hook",
+        "http://2130706433/hook",
+        "http://0x7f000001/hook",
+        "http://0/hook",
     ],
 )
 async def test_private_receivers_are_refused_with_the_setting_to_change(
@@ -849,12 +854,19 @@ async def test_private_receivers_are_refused_with_the_setting_to_change(
 
 
 async def test_a_name_that_resolves_to_a_private_address_is_not_posted_to(
-    guarded: Platform, receiver: Receiver
+    guarded: Platform, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """2130706433 is 127.0.0.1 written as one number: not an IP literal to Python, so it
-    passes as a name, and the resolver then turns it into loopback."""
+    """A name checked at creation can point anywhere later: DNS (here a stand-in for
+    it) turns hooks.example.com into loopback, and the delivery refuses it."""
     p = guarded
-    url = receiver.url.replace("127.0.0.1", "2130706433")
+    loop = asyncio.get_running_loop()
+    resolve = loop.getaddrinfo
+
+    async def dns(host: str, *args: Any, **kwargs: Any) -> Any:
+        return await resolve("127.0.0.1" if host == "hooks.example.com" else host, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "getaddrinfo", dns)
+    url = receiver.url.replace("127.0.0.1", "hooks.example.com")
     await add_endpoint(p, url, event_types=["MEMBER"])
     user = await new_user(p.http)
     r = await create_member(p.http, user, "x", skip_aggregation=True)

@@ -9,6 +9,7 @@ a writer (WAL).
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
@@ -36,7 +37,11 @@ def is_sqlite(url: str) -> bool:
 def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(parsed.database)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Readable by its owner only, like the key file beside it: it holds sealed
+        # secrets and everyone's accounts. SQLite gives its -wal and -shm the same mode.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     engine = create_async_engine(
         url,
         pool_size=pool_size,

@@ -15,7 +15,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import ipaddress
 import random
 import secrets
 from collections.abc import Awaitable, Callable
@@ -47,7 +46,7 @@ from openagg.domain.ids import new_guid
 from openagg.domain.policy import JobKind, Trigger, background_disabled
 from openagg.domain.states import DeliveryState
 from openagg.domain.statuses import END_USER_ACTIONABLE, Status
-from openagg.netguard import address_allowed
+from openagg.netguard import address_allowed, literal_address
 from openagg.queue import active_job
 from openagg.runtime import Runtime
 from openagg.services.errors import BadRequest, Conflict, NotFound
@@ -317,11 +316,8 @@ PRIVATE_ADDRESS_HINT = (
 
 
 def _name_or_public(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return True
-    return address_allowed(host)
+    address = literal_address(host)
+    return address is None or address_allowed(address)
 
 
 def _check_url(rt: Runtime, url: str) -> str:
