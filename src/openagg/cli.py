@@ -204,7 +204,9 @@ Engineer console: {base}/console
 Try it:
   curl -s -u {creds["client_id"]}:{creds["api_key"]} {base}/institutions/mxbank
 
-With MX's Python SDK (pip install mx-platform-python):
+With MX's Python SDK, in a venv of its own (it needs pydantic 1):
+  python3 -m venv sdk && sdk/bin/pip install mx-platform-python==1.12.0
+then, in sdk/bin/python:
   import mx_platform_python as mx
   api = mx.ApiClient(mx.Configuration(host="{base}",
                      username="{creds["client_id"]}", password="{creds["api_key"]}"))

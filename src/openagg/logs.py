@@ -69,8 +69,10 @@ def configure(fmt: Literal["text", "json"] = "text", level: int = logging.INFO) 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Alembic lists its autogenerate plugins at INFO on every start: noise, not news.
-    logging.getLogger("alembic.runtime.plugins").setLevel(max(level, logging.WARNING))
+    # Alembic narrates every start at INFO (its plugins, its context, each step): noise
+    # before the lines a person looks for; a schema change is logged once by
+    # db/migrate.py instead.
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
 
 
 REDACTED = "[redacted]"

@@ -1,17 +1,20 @@
 """Small defects a security review and MX's definitions found (issue 21): numbers
 that overflow the database, 405 without Allow, NUL bytes, is_authenticated after a
-login that went through, a database file others could read. (Webhook URLs written as
+login that went through, a database file others could read, migration noise before
+the demo's credentials. (Webhook URLs written as
 legacy IPv4 literals: tests/integration/test_webhooks.py.)"""
 
 from __future__ import annotations
 
 import stat
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from openagg.db.migrate import upgrade
-from tests.conftest import Platform
+from tests.conftest import VENV_BIN, Platform, free_port, openagg_env
 from tests.integration.api_helpers import new_user
 from tests.support import MXBANK_CREDENTIALS, credentials_for
 
@@ -92,3 +95,29 @@ def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path: Path) -> 
     path = tmp_path / "fresh" / "openagg.db"
     upgrade(f"sqlite+aiosqlite:///{path}")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_the_demo_start_leads_with_the_credentials_not_migration_lines(tmp_path: Path) -> None:
+    env = openagg_env(tmp_path)
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "openagg"), "serve", "--demo", "--port", str(free_port())],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "api_key:" in line or not line:
+                break
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert any("api_key:" in line for line in lines), lines
+    assert not [line for line in lines if "alembic" in line or "migration" in line], lines
