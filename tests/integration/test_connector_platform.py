@@ -29,8 +29,9 @@ from tests.conftest import (
     start_live_server,
 )
 from tests.databases import ON_POSTGRES, psql
+from tests.integration.api_helpers import create_member, new_user
 from tests.integration.fake_json_bank import API_SECRET, PASSWORD, USERNAME, running_bank
-from tests.support import MXBANK_CREDENTIALS, credentials_for, skip_or_fail
+from tests.support import MXBANK_CREDENTIALS, skip_or_fail
 
 
 def openagg(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -148,18 +149,10 @@ async def _scripted_member(platform: Platform, connector: ScriptedConnector, **o
         platform.rt,
         InstitutionInput("scripted", "scripted_bank", "Scripted Bank", options=dict(options)),
     )
-    user = (await platform.http.post("/users", json={"user": {}})).json()["user"]["guid"]
-    creds = (await platform.http.get("/institutions/scripted_bank/credentials")).json()
-    made = await platform.http.post(
-        f"/users/{user}/members",
-        json={
-            "member": {
-                "institution_code": "scripted_bank",
-                "credentials": credentials_for(creds["credentials"], "u", "pw-123456"),
-            }
-        },
+    user = await new_user(platform.http)
+    made = await create_member(
+        platform.http, user, "pw-123456", code="scripted_bank", username="u", expect=202
     )
-    assert made.status_code == 202, made.text
     return f"{user}/{made.json()['member']['guid']}"
 
 

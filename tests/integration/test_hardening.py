@@ -15,8 +15,7 @@ import pytest
 
 from openagg.db.migrate import upgrade
 from tests.conftest import VENV_BIN, Platform, free_port, openagg_env
-from tests.integration.api_helpers import new_user
-from tests.support import MXBANK_CREDENTIALS, credentials_for
+from tests.integration.api_helpers import create_member, new_user
 
 
 @pytest.mark.parametrize(
@@ -61,30 +60,14 @@ async def test_a_login_that_went_through_is_authenticated_though_the_download_fa
     platform: Platform,
 ) -> None:
     user = await new_user(platform.http)
-    fields = (await platform.http.get("/institutions/sandbox_bank/credentials")).json()
-    creds = credentials_for(fields["credentials"], "user_good", "error_after_login")
-    made = await platform.http.post(
-        f"/users/{user}/members",
-        json={"member": {"institution_code": "sandbox_bank", "credentials": creds}},
-    )
+    made = await create_member(platform.http, user, "error_after_login", code="sandbox_bank")
     guid = made.json()["member"]["guid"]
     await platform.drain()
     status = (await platform.http.get(f"/users/{user}/members/{guid}/status")).json()["member"]
     assert status["connection_status"] == "FAILED"
     assert status["is_authenticated"] is True
     # A login that did not go through still says false.
-    other = await platform.http.post(
-        f"/users/{user}/members",
-        json={
-            "member": {
-                "institution_code": "mxbank",
-                "credentials": [
-                    MXBANK_CREDENTIALS[0],
-                    {**MXBANK_CREDENTIALS[1], "value": "INVALID"},
-                ],
-            }
-        },
-    )
+    other = await create_member(platform.http, user, "INVALID")
     await platform.drain()
     denied = other.json()["member"]["guid"]
     got = (await platform.http.get(f"/users/{user}/members/{denied}/status")).json()["member"]

@@ -25,7 +25,7 @@ from openagg.services.institutions import (
 from openagg.services.lookup import institution_by_code
 from tests.conftest import VENV_BIN, Platform, create_client_with_cli, openagg_env
 from tests.databases import stored_bytes
-from tests.support import credentials_for
+from tests.integration.api_helpers import create_member, new_user
 
 
 def bank(**changes: object) -> InstitutionInput:
@@ -74,17 +74,8 @@ async def test_an_added_institution_is_served_with_sealed_options(platform: Plat
         ("PASSWORD", "PASSWORD"),
     ]
     # End users can create members there like anywhere else.
-    user = (await platform.http.post("/users", json={"user": {}})).json()["user"]["guid"]
-    made = await platform.http.post(
-        f"/users/{user}/members",
-        json={
-            "member": {
-                "institution_code": "my_bank",
-                "credentials": credentials_for(creds["credentials"], "mxuser", "pw"),
-            }
-        },
-    )
-    assert made.status_code == 202, made.text
+    user = await new_user(platform.http)
+    await create_member(platform.http, user, "pw", code="my_bank", username="mxuser", expect=202)
 
     [row] = [r for r in await list_institutions(platform.rt) if r.code == "my_bank"]
     assert row.options == {"base_url": "https://api.my.bank.test", "client_secret": "***"}
