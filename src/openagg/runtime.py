@@ -46,9 +46,6 @@ class Runtime:
             disconnected_after=dt.timedelta(seconds=s.disconnected_after_seconds),
         )
 
-    def connector_for(self, name: str) -> Connector:
-        return self.connectors[name]
-
     def http_for(self, connector: str) -> httpx.AsyncClient:
         client = self._http.get(connector)
         if client is None:

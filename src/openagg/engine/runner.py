@@ -404,7 +404,6 @@ class _Work:
         except Exception:  # a secret that does not open (a key removed too soon)
             log.exception("job %s: the connector's context could not be made", jc.job.guid)
             raise _Ended(Cause.INTERNAL_ERROR, "") from None
-        self.ctx, self.log = call.ctx, call.log
         if call.connector is None:
             log.error("job %s: connector %r is not installed here", jc.job.guid, call.name)
             raise _Ended(Cause.INTERNAL_ERROR, "")
@@ -412,7 +411,7 @@ class _Work:
             async with asyncio.timeout(deadline) as budget:
                 return await self._calls(call, call.connector)
         except ConnectorError as exc:
-            raise _Ended(exc.cause, self.log.redact(exc.institution_message)) from None
+            raise _Ended(exc.cause, call.log.redact(exc.institution_message)) from None
         except (TimeoutError, httpx.TimeoutException):
             if budget.expired():
                 log.warning("job %s: past the %g s deadline; cancelled", self.jc.job.guid, deadline)
@@ -420,14 +419,14 @@ class _Work:
         except httpx.HTTPError as exc:
             # Connection refused, reset, a private address refused: the institution
             # could not be reached.
-            self.log.warning("job %s: %s: %s", self.jc.job.guid, type(exc).__name__, exc)
+            call.log.warning("job %s: %s: %s", jc.job.guid, type(exc).__name__, exc)
             raise _Ended(Cause.INSTITUTION_UNAVAILABLE, "") from None
         except Exception:
-            self.log.exception("job %s failed inside the connector", self.jc.job.guid)
+            call.log.exception("job %s failed inside the connector", jc.job.guid)
             raise _Ended(Cause.INTERNAL_ERROR, "") from None
 
     async def _calls(self, call: ConnectorCall, connector: Connector) -> LoginResult | Pulled:
-        rt, jc, ctx = self.rt, self.jc, self.ctx
+        rt, jc, ctx = self.rt, self.jc, call.ctx
         member, job = jc.member, jc.job
         result: LoginResult
         if job.answers_enc is not None:  # resuming after MFA

@@ -213,15 +213,18 @@ async def update_institution(
     return inst
 
 
+_IMPORT_FIELDS = frozenset(
+    ("connector", "code", "name", "url", "options", "credentials", "oauth", "iso_country_code")
+)
+
+
 def input_from_json(item: Any, where: str) -> InstitutionInput:
     """One institution of an import file: an object with connector, code, name and
     optional url, options, credentials ([{field_name, label, type}]), oauth,
     iso_country_code."""
     if not isinstance(item, dict):
         raise BadRequest(f"{where}: an object")
-    allowed = {"connector", "code", "name", "url", "options", "credentials", "oauth"}
-    allowed.add("iso_country_code")
-    unknown = set(item) - allowed
+    unknown = set(item) - _IMPORT_FIELDS
     if unknown:
         raise BadRequest(f"{where}: unknown fields {', '.join(sorted(unknown))}")
     try:
@@ -319,18 +322,12 @@ async def list_institutions(rt: Runtime) -> list[InstitutionRow]:
             bool(i.is_retired),
             counts.get(i.id, 0),
             {
-                **(i.options or {}),
-                **dict.fromkeys(_sealed_keys(rt, i), "***"),
+                k: "***" if vault.is_secret_option(k) else v
+                for k, v in vault.open_institution_options(rt, i).items()
             },
         )
         for i in rows
     ]
-
-
-def _sealed_keys(rt: Runtime, inst: Institution) -> list[str]:
-    if inst.options_enc is None:
-        return []
-    return sorted(rt.keys.open_json(inst.options_enc, f"{inst.code}:options"))
 
 
 async def institutions_per_connector(rt: Runtime) -> dict[str, int]:
