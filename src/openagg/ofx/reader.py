@@ -1,0 +1,307 @@
+"""From the bytes a bank sends to a tree of OFX aggregates.
+
+One tolerant pass serves both OFX 1.x (SGML, leaves usually unclosed) and 2.x (XML):
+the header is read for its version and character set, then a single regular
+expression walks the tags. A tag with text after it is a leaf; a tag without text is
+an aggregate when OFX defines it so (or the file closes it somewhere), else an empty
+leaf. Closing tags pop to their aggregate, so missing or extra closers, one-line
+files and mixed styles all read the same.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from openagg.ofx.values import unescape
+
+
+class OFXError(ValueError):
+    """A document no OFX reader could understand. Names the line and element."""
+
+    def __init__(self, message: str, line: int | None = None, element: str | None = None):
+        where = ""
+        if line is not None:
+            where = f"line {line}"
+            if element:
+                where += f", <{element}>"
+            where += ": "
+        super().__init__(where + message)
+        self.line = line
+        self.element = element
+
+
+class Element:
+    """An OFX aggregate: its leaves by tag, its child aggregates in order, and where
+    it opened (a character offset, turned into a line number only for messages)."""
+
+    __slots__ = ("children", "offset", "tag", "values")
+
+    def __init__(self, tag: str, offset: int) -> None:
+        self.tag = tag
+        self.values: dict[str, str] = {}
+        self.children: list[Element] = []
+        self.offset = offset
+
+    def child(self, tag: str) -> Element | None:
+        for c in self.children:
+            if c.tag == tag:
+                return c
+        return None
+
+    def find(self, tag: str) -> Element | None:
+        """The first aggregate named ``tag`` at any depth below this one."""
+        for c in self.children:
+            if c.tag == tag:
+                return c
+            found = c.find(tag)
+            if found is not None:
+                return found
+        return None
+
+    def find_all(self, tag: str) -> list[Element]:
+        out: list[Element] = []
+        stack = list(reversed(self.children))
+        while stack:
+            c = stack.pop()
+            if c.tag == tag:
+                out.append(c)
+            else:
+                stack.extend(reversed(c.children))
+        return out
+
+    def __repr__(self) -> str:
+        return f"<Element {self.tag} values={len(self.values)} children={len(self.children)}>"
+
+
+@dataclass
+class RawDocument:
+    header: dict[str, str]
+    major_version: int  # 1 or 2 from the header, 0 without one (the body reads the same)
+    encoding: str
+    root: Element
+    text: str
+    warnings: list[str] = field(default_factory=list)
+
+    def line_of(self, offset: int) -> int:
+        return self.text.count("\n", 0, offset) + 1
+
+    def warn(self, offset: int, element: str, message: str) -> None:
+        self.warnings.append(f"line {self.line_of(offset)}, <{element}>: {message}")
+
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Aggregates OFX defines (the ones a reader meets in bank answers and statement
+# files). An unknown tag without text is an aggregate only if the file closes it.
+AGGREGATES = _names(
+    """
+    OFX SIGNONMSGSRSV1 SIGNONMSGSRQV1 SONRS SONRQ STATUS FI MFACHALLENGETRNRS MFACHALLENGERS
+    MFACHALLENGE MFACHALLENGETRNRQ MFACHALLENGERQ MFACHALLENGEA PINCHTRNRS PINCHRS
+    CHALLENGETRNRS CHALLENGERS SIGNUPMSGSRSV1 SIGNUPMSGSRQV1 ACCTINFOTRNRS ACCTINFORS
+    ACCTINFO ACCTINFOTRNRQ ACCTINFORQ BANKACCTINFO CCACCTINFO INVACCTINFO LOANACCTINFO
+    BPACCTINFO PRESACCTINFO BANKACCTFROM BANKACCTTO CCACCTFROM CCACCTTO INVACCTFROM
+    LOANACCTFROM BANKMSGSRSV1 BANKMSGSRQV1 STMTTRNRS STMTRS STMTTRNRQ STMTRQ INCTRAN
+    STMTENDTRNRS STMTENDRS CLOSING CREDITCARDMSGSRSV1 CREDITCARDMSGSRQV1 CCSTMTTRNRS
+    CCSTMTRS CCSTMTTRNRQ CCSTMTRQ CCSTMTENDTRNRS CCSTMTENDRS CCCLOSING LOANMSGSRSV1
+    LOANMSGSRQV1 LOANSTMTTRNRS LOANSTMTRS LOANSTMTTRNRQ LOANSTMTRQ LOANTRANLIST LOANSTMTTRN
+    LOANTRNAMT PRINBAL BANKTRANLIST STMTTRN PAYEE CCACCTTO LEDGERBAL AVAILBAL BALLIST BAL
+    CURRENCY ORIGCURRENCY IMAGEDATA BANKTRANLISTP STMTTRNP INVSTMTMSGSRSV1 INVSTMTMSGSRQV1
+    INVSTMTTRNRS INVSTMTRS INVSTMTTRNRQ INVSTMTRQ INCPOS INVTRANLIST INVBANKTRAN INVPOSLIST
+    INVBAL INVOOLIST INV401K INV401KBAL BUYDEBT BUYMF BUYOPT BUYOTHER BUYSTOCK CLOSUREOPT
+    INCOME INVEXPENSE JRNLFUND JRNLSEC MARGININTEREST REINVEST RETOFCAP SELLDEBT SELLMF
+    SELLOPT SELLOTHER SELLSTOCK SPLIT TRANSFER INVBUY INVSELL INVTRAN SECID POSDEBT POSMF
+    POSOPT POSOTHER POSSTOCK INVPOS SECLISTMSGSRSV1 SECLISTMSGSRQV1 SECLISTTRNRS
+    SECLISTTRNRQ SECLISTRS SECLISTRQ SECLIST SECRQ DEBTINFO MFINFO OPTINFO OTHERINFO
+    STOCKINFO SECINFO MFASSETCLASS PORTION FIMFASSETCLASS FIPORTION PROFMSGSRSV1
+    PROFMSGSRQV1 PROFTRNRS PROFRS PROFTRNRQ PROFRQ MSGSETLIST SIGNONINFOLIST SIGNONINFO
+    EMAILMSGSRSV1 BILLPAYMSGSRSV1 INTERXFERMSGSRSV1 WIREXFERMSGSRSV1
+    """
+)
+
+# Leaves that may be empty and unclosed (`<MEMO>` then the next tag); never aggregates.
+LEAVES = _names(
+    """
+    CODE SEVERITY MESSAGE DTSERVER LANGUAGE DTPROFUP DTACCTUP ORG FID SESSCOOKIE USERID
+    USERPASS APPID APPVER CLIENTUID DTCLIENT TRNUID CLTCOOKIE USERKEY MFAPHRASEID
+    MFAPHRASELABEL MFAPHRASEA ACCESSTOKEN AUTHTOKEN DESC PHONE SUPTXDL XFERSRC XFERDEST
+    SVCSTATUS CHECKING USPRODUCTTYPE INVACCTTYPE OPTIONLEVEL BANKID BRANCHID ACCTID ACCTTYPE
+    ACCTKEY BROKERID LOANACCTTYPE CURDEF DTSTART DTEND INCLUDE TRNTYPE DTPOSTED DTUSER
+    DTAVAIL TRNAMT FITID CORRECTFITID CORRECTACTION SRVRTID CHECKNUM REFNUM SIC PAYEEID NAME
+    EXTDNAME MEMO INV401KSOURCE BALAMT DTASOF MKTGINFO CURRATE CURSYM VALUE BALTYPE DTTRADE
+    DTSETTLE UNIQUEID UNIQUEIDTYPE UNITS UNITPRICE COMMISSION FEES LOAD TOTAL SUBACCTSEC
+    SUBACCTFUND SUBACCTFROM SUBACCTTO BUYTYPE SELLTYPE INCOMETYPE TFERACTION POSTYPE
+    AVGCOSTBASIS UNITPRICE HELDINACCT MKTVAL DTPRICEASOF AVAILCASH MARGINBALANCE
+    SHORTBALANCE BUYPOWER SECNAME TICKER RATING ASSETCLASS FIASSETCLASS PERCENT YIELD
+    DTYIELDASOF MFTYPE PARVALUE DEBTTYPE COUPONRT DTCOUPON DTMAT STOCKTYPE TYPEDESC INCOO
+    INCPOS INCBAL DENOMINATOR NUMERATOR OLDUNITS NEWUNITS ACCRDINT MARKUP MARKDOWN TAXES
+    WITHHOLDING STATEWITHHOLDING PENALTY GAIN LOANID LOANPRINCIPAL LOANINTEREST PRINAMT
+    INTAMT INSURANCE ESCRWAMT LATEFEEAMT OTHERAMT AVGCOSTBASIS ADDR1 ADDR2 ADDR3 CITY STATE
+    POSTALCODE COUNTRY
+    """
+)
+
+_TOKEN = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9._]*)[^<>]*>([^<]*)")
+_CLOSERS = re.compile(r"</([A-Za-z][A-Za-z0-9._]*)")
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_V1_FIELD = re.compile(r"([A-Za-z]+)[ \t]*:[ \t]*([^\s<]*)")
+_PI_ATTR = re.compile(r"([A-Za-z]+)\s*=\s*[\"']([^\"']*)[\"']")
+_XML_DECL = re.compile(r"<\?xml([^>]*)\?>", re.I)
+_OFX_PI = re.compile(r"<\?OFX([^>]*)\?>", re.I)
+_OFX_ROOT = re.compile(r"<OFX\s*>", re.I)
+
+_CHARSETS = {
+    "1252": "cp1252",
+    "WINDOWS-1252": "cp1252",
+    "CP1252": "cp1252",
+    "8859-1": "cp1252",  # banks that say ISO-8859-1 mostly send cp1252
+    "ISO-8859-1": "cp1252",
+    "LATIN1": "cp1252",
+    "LATIN-1": "cp1252",
+    "UTF-8": "utf-8",
+    "UTF8": "utf-8",
+}
+
+
+def read(data: bytes | str) -> RawDocument:
+    """The tree of an OFX document (a server's answer or a statement file)."""
+    if isinstance(data, str):
+        text, header, major, encoding, warnings = _header_of_text(data)
+    else:
+        text, header, major, encoding, warnings = _decode(data)
+    start = _OFX_ROOT.search(text)
+    if start is None:
+        raise _not_ofx(text)
+    doc = RawDocument(header, major, encoding, Element("", 0), text, warnings)
+    _build(doc, start.start())
+    ofx = doc.root.child("OFX")
+    if ofx is None or (not ofx.children and not ofx.values):
+        raise OFXError("the <OFX> element is empty", doc.line_of(start.start()), "OFX")
+    return doc
+
+
+def _not_ofx(text: str) -> OFXError:
+    head = text.lstrip()[:60].replace("\n", " ")
+    if not head:
+        return OFXError("the document is empty", 1)
+    what = "an HTML page" if re.match(r"(<!doctype\s+html|<html)", head, re.I) else repr(head)
+    return OFXError(f"no <OFX> element: this is not an OFX document (it starts with {what})", 1)
+
+
+def _decode(raw: bytes) -> tuple[str, dict[str, str], int, str, list[str]]:
+    warnings: list[str] = []
+    for bom, codec in (
+        (b"\xef\xbb\xbf", "utf-8"),
+        (b"\xff\xfe", "utf-16-le"),
+        (b"\xfe\xff", "utf-16-be"),
+    ):
+        if raw.startswith(bom):
+            text = raw[len(bom) :].decode(codec, errors="replace")
+            return (*_header_of_text(text)[:3], codec, warnings)
+    if raw[:200].count(b"\x00") > 20:  # UTF-16 without a byte order mark
+        codec = "utf-16-le" if raw[1:2] == b"\x00" else "utf-16-be"
+        return (*_header_of_text(raw.decode(codec, errors="replace"))[:3], codec, warnings)
+    if raw.isascii():
+        return (*_header_of_text(raw.decode("ascii"))[:3], "ascii", warnings)
+    # The header is ASCII: read it first for the character set it declares.
+    _, header, major, _, _ = _header_of_text(raw[:4096].decode("latin-1"))
+    declared = _declared_codec(header, major)
+    try:
+        text = raw.decode("utf-8")
+        if declared not in (None, "utf-8"):
+            warnings.append(
+                f"the header declares {_declaration(header, major)} but the bytes are UTF-8;"
+                " read as UTF-8"
+            )
+        return text, header, major, "utf-8", warnings
+    except UnicodeDecodeError:
+        pass
+    if declared == "utf-8":
+        warnings.append("the header declares UTF-8 but the bytes are not; read as Windows-1252")
+    try:
+        return raw.decode("cp1252"), header, major, "cp1252", warnings
+    except UnicodeDecodeError:
+        return raw.decode("latin-1"), header, major, "latin-1", warnings
+
+
+def _declared_codec(header: dict[str, str], major: int) -> str | None:
+    if major == 2:
+        name = header.get("encoding", "").upper()
+        return _CHARSETS.get(name)
+    if header.get("ENCODING", "").upper() in ("UTF-8", "UTF8"):
+        return "utf-8"
+    return _CHARSETS.get(header.get("CHARSET", "").upper())
+
+
+def _declaration(header: dict[str, str], major: int) -> str:
+    if major == 2:
+        return f"encoding {header.get('encoding')!r}"
+    return f"CHARSET {header.get('CHARSET')!r}"
+
+
+def _header_of_text(text: str) -> tuple[str, dict[str, str], int, str, list[str]]:
+    """(text, header fields, major version); the header is whatever precedes <OFX>."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    root = _OFX_ROOT.search(text, 0, 65536)
+    head = text[: root.start()] if root else text[:4096]
+    pi = _OFX_PI.search(head)
+    if pi is not None:
+        header = dict(_PI_ATTR.findall(pi.group(1)))
+        decl = _XML_DECL.search(head)
+        if decl is not None:
+            header.update({k.lower(): v for k, v in _PI_ATTR.findall(decl.group(1))})
+        return text, header, 2, "", []
+    if "OFXHEADER" in head.upper():
+        header = {k.upper(): v for k, v in _V1_FIELD.findall(head)}
+        return text, header, 1, "", []
+    if _XML_DECL.search(head):
+        return text, {}, 2, "", []
+    return text, {}, 0, "", []  # no header: the version is unknown, the body reads the same
+
+
+def _build(doc: RawDocument, start: int) -> None:
+    text = doc.text
+    if "<!--" in text:
+        text = _COMMENT.sub(lambda m: " " * len(m.group(0)), text)
+    closed = set(_CLOSERS.findall(text, start))
+    closed = {t.upper() for t in closed}
+    aggregates, leaves = AGGREGATES, LEAVES
+    root = doc.root
+    stack = [root]
+    tags = [""]
+    names: dict[str, str] = {}
+    for m in _TOKEN.finditer(text, start):
+        slash, name, value = m.groups()
+        tag = names.get(name)
+        if tag is None:
+            tag = names[name] = name.upper()
+        if slash:
+            if tag in tags:
+                i = len(tags) - 1
+                while tags[i] != tag:
+                    i -= 1
+                if i != len(tags) - 1:
+                    doc.warn(m.start(), tags[-1], f"not closed before </{tag}>")
+                del stack[i:], tags[i:]
+            continue
+        value = value.strip()
+        top = stack[-1]
+        if value:  # text makes a leaf, even of a name OFX uses for an aggregate (CURRENCY)
+            top.values[tag] = unescape(value) if "&" in value else value
+        elif not value and (tag in leaves or (tag not in aggregates and tag not in closed)):
+            top.values[tag] = ""
+        else:
+            if tag in tags:  # OFX never nests an aggregate in itself: the last one was left open
+                i = tags.index(tag)
+                doc.warn(m.start(), tag, "opened again before it was closed")
+                del stack[i:], tags[i:]
+                top = stack[-1]
+            element = Element(tag, m.start())
+            top.children.append(element)
+            stack.append(element)
+            tags.append(tag)
+    if len(stack) > 1:
+        doc.warn(len(text), tags[-1], "the document ends before this element is closed")
