@@ -153,6 +153,10 @@ class Member(Base):
     # The OAuth step's state (``oauth_token``) and its PKCE verifier, sealed.
     oauth_token: Mapped[str | None] = mapped_column(String(64), unique=True)
     oauth_verifier_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The institution's own words about the status it last caused (an OFX server's
+    # MESSAGE), shown while the member still has that status.
+    status_message: Mapped[str | None] = mapped_column(Text)
+    status_message_for: Mapped[str | None] = mapped_column(String(20))
     callback_payload: Mapped[str | None] = mapped_column(String(1024))
     data_source: Mapped[str | None] = mapped_column(String(50))
     next_background_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -62,6 +62,10 @@ def schedule_background(rt: Runtime, member: Member, after: dt.datetime) -> None
     )
 
 
+# How much of an institution's message a member shows (banks' texts are short).
+STATUS_MESSAGE_CHARS = 500
+
+
 @dataclass(frozen=True)
 class Outcome:
     cause: Cause
@@ -206,6 +210,9 @@ async def decide_outcome(
     )
     metrics.observe_job(job.kind, cause.value, (now - started_at).total_seconds())
     changed = _assign(member, status, now)
+    words = " ".join(outcome.institution_message.split())[:STATUS_MESSAGE_CHARS]
+    member.status_message = words if words and cause != Cause.OK else None
+    member.status_message_for = status.value if member.status_message else None
     member.updated_at = now
     return Applied(status, changed, attempt)
 

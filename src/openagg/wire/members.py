@@ -61,6 +61,16 @@ def status_str(m: Member) -> str | None:
     return cs.value if isinstance(cs, Status) else str(cs)
 
 
+def status_message(m: Member, status: str | None) -> str | None:
+    """The institution's own words while the member has the status they were about,
+    else MX's text for the status."""
+    if status is None:
+        return None
+    if m.status_message and m.status_message_for == status:
+        return m.status_message
+    return STATUS_MESSAGES.get(status)
+
+
 def member(
     m: Member,
     *,
@@ -81,7 +91,7 @@ def member(
         "aggregated_at": iso(m.aggregated_at),
         "background_aggregation_is_disabled": bool(background_disabled),
         "connection_status": status,
-        "connection_status_message": STATUS_MESSAGES.get(status) if status else None,
+        "connection_status_message": status_message(m, status),
         "guid": m.guid,
         "id": m.external_id,
         "institution_code": institution.code,

@@ -17,7 +17,7 @@ from openagg.db.models import (
     WebhookEvent,
 )
 from openagg.domain.statuses import Status
-from openagg.wire.members import STATUS_MESSAGES, member, status_str
+from openagg.wire.members import member, status_message, status_str
 from openagg.wire.scalars import iso, iso_date
 
 
@@ -63,7 +63,7 @@ def webhook_connection_status(m: Member, *, user: User) -> dict[str, Any]:
         "action": "CHANGED",
         "connection_status": status.value,
         "connection_status_id": status.id,
-        "connection_status_message": STATUS_MESSAGES.get(status.value),
+        "connection_status_message": status_message(m, status.value),
         "member_guid": m.guid,
         "type": "CONNECTION_STATUS",
         "user_guid": user.guid,
