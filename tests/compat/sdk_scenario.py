@@ -500,7 +500,63 @@ def scenario_plugin_bank(s: Session) -> dict[str, Any]:
     return out
 
 
+# Served by the fake OFX bank of tests/integration/fake_ofx_bank.py, added with the CLI.
+OFX_BANKS = {"v2": "fake_ofx_bank", "v1": "ofx_v1", "v1only": "ofx_v1only"}
+OFX_MFA_ANSWERS = {"first pet": "Rex", "code we sent": "123456"}
+
+
+def scenario_ofx_bank(s: Session) -> dict[str, Any]:
+    """Members at OFX Direct Connect institutions: connected with their data, a second
+    aggregation, one MFA round through resume, a denied login with the bank's words."""
+    out: dict[str, Any] = {}
+    u = s.create_user("ofx").guid
+    code, member = s.create_member(u, OFX_BANKS["v2"], "ada", "good")
+    m = member.guid
+    out["create_status"] = code
+    out["first_status"] = s.wait_for(m, u, "CONNECTED").connection_status
+    accounts = s.accounts.list_user_accounts(u, records_per_page=100).accounts or []
+    out["accounts"] = sorted((a.id, a.type, a.balance) for a in accounts)
+    listed = s.transactions.list_transactions_by_member(m, u, records_per_page=100).transactions
+    out["transactions"] = sorted(
+        (t.id, t.type, t.amount, t.check_number_string) for t in listed or []
+    )
+    held = s.holdings.list_holdings_by_member(m, u).investment_holdings or []
+    out["holdings"] = sorted((h.symbol, h.quantity) for h in held)
+    # A second aggregation (the credentials again) adds nothing.
+    again = s.credentials(OFX_BANKS["v2"], "ada", "good")
+    body = mx.MemberUpdateRequestBody(member=mx.MemberUpdateRequest(credentials=again))
+    s.members.update_member(m, u, body)
+    out["second_status"] = s.wait_for(m, u, "CONNECTED").connection_status
+    listed = s.transactions.list_transactions_by_member(m, u, records_per_page=100).transactions
+    out["transactions_after"] = len(listed or [])
+
+    _, member = s.create_member(u, OFX_BANKS["v2"], "ada", "mfa")
+    s.wait_for(member.guid, u, "CHALLENGED", idle=False)
+    challenges = s.members.list_member_challenges(member.guid, u).challenges or []
+    out["mfa_labels"] = sorted(c.label for c in challenges)
+    answers = [
+        mx.CredentialRequest(
+            guid=c.guid, value=next(v for k, v in OFX_MFA_ANSWERS.items() if k in c.label)
+        )
+        for c in challenges
+    ]
+    resume = mx.MemberResumeRequestBody(member=mx.MemberResumeRequest(challenges=answers))
+    s.members.resume_aggregation(member.guid, u, resume)
+    out["mfa_status"] = s.wait_for(member.guid, u, "CONNECTED").connection_status
+
+    _, member = s.create_member(u, OFX_BANKS["v2"], "ada", "wrong#9q")
+    out["denied_status"] = s.wait_for(member.guid, u, "DENIED").connection_status
+    out["denied_message"] = s.members.read_member(member.guid, u).member.connection_status_message
+
+    for version in ("v1", "v1only"):
+        _, member = s.create_member(u, OFX_BANKS[version], "ada", "good")
+        out[f"{version}_status"] = s.wait_for(member.guid, u, "CONNECTED").connection_status
+    s.delete_user(u)
+    return out
+
+
 SCENARIOS: dict[str, Callable[[Session], dict[str, Any]]] = {
+    "ofx_bank": scenario_ofx_bank,
     "plugin_bank": scenario_plugin_bank,
     "full": scenario_full,
     "mfa": scenario_mfa,

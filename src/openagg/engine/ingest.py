@@ -247,7 +247,8 @@ def _account_values(data: AccountData) -> tuple[Any, ...]:
         cents(data.available_balance),
         data.account_number[-4:] if data.account_number else None,
         data.is_closed,
-        dict(data.details),
+        # JSON numbers: a connector may well hand over Decimals, as for the balances.
+        {k: float(v) if isinstance(v, Decimal) else v for k, v in data.details.items()},
     )
 
 

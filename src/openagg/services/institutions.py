@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from openagg.db.models import Institution, Member
+from openagg.ofx import writer
 from openagg.runtime import Runtime
 from openagg.services import vault
 from openagg.services.errors import BadRequest, Conflict, NotFound
@@ -218,12 +219,61 @@ _IMPORT_FIELDS = frozenset(
 )
 
 
+# An OFX directory entry: the server's url, org and fid, and what some banks need besides.
+_OFX_FIELDS = frozenset(
+    (
+        "name",
+        "code",
+        "url",
+        "org",
+        "fid",
+        "bankid",
+        "brokerid",
+        "version",
+        "appid",
+        "appver",
+        "useragent",
+    )
+)
+
+
+def code_from_name(name: str) -> str:
+    """A stable institution code from a name: `Fake OFX Bank` is `fake_ofx_bank`."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")[:100]
+
+
+def _from_ofx_entry(item: dict[str, Any], where: str) -> dict[str, Any]:
+    """An OFX directory entry as an ordinary import item of the `ofx` connector."""
+    unknown = set(item) - _OFX_FIELDS
+    if unknown:
+        raise BadRequest(f"{where}: unknown fields {', '.join(sorted(unknown))}")
+    for key in ("name", "url", "org", "fid"):
+        if not isinstance(item.get(key), str) or not item[key]:
+            raise BadRequest(f"{where}: {key} is required (a string)")
+    if not re.match(r"^https?://[^\s/]+", item["url"]):
+        raise BadRequest(f"{where}: url {item['url']!r} is not an http(s) URL")
+    version = item.get("version")
+    if version is not None and str(version) not in writer.V1_VERSIONS + writer.V2_VERSIONS:
+        known = ", ".join(writer.V1_VERSIONS + writer.V2_VERSIONS)
+        raise BadRequest(f"{where}: version {version!r} is not one of {known}")
+    options = {k: str(v) for k, v in item.items() if k not in ("name", "code") and v is not None}
+    return {
+        "connector": "ofx",
+        "code": item.get("code") or code_from_name(item["name"]),
+        "name": item["name"],
+        "options": options,
+    }
+
+
 def input_from_json(item: Any, where: str) -> InstitutionInput:
     """One institution of an import file: an object with connector, code, name and
     optional url, options, credentials ([{field_name, label, type}]), oauth,
-    iso_country_code."""
+    iso_country_code; or an OFX directory entry (name, url, org, fid and optional
+    code, bankid, brokerid, version, appid, appver, useragent)."""
     if not isinstance(item, dict):
         raise BadRequest(f"{where}: an object")
+    if "connector" not in item and "org" in item and "fid" in item:
+        item = _from_ofx_entry(item, where)
     unknown = set(item) - _IMPORT_FIELDS
     if unknown:
         raise BadRequest(f"{where}: unknown fields {', '.join(sorted(unknown))}")
