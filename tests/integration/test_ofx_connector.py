@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from openagg.services.institutions import InstitutionInput, add_institution
+from openagg.testing import Scenario, run_conformance
 from tests.compat.test_sdk import run_scenario, sdk  # noqa: F401  (the sdk fixture)
 from tests.conftest import VENV_BIN, Platform, make_platform, settings_for, start_live_server
 from tests.integration.api_helpers import create_member, member, new_user, status
@@ -310,3 +311,34 @@ async def test_a_slow_server_times_out(platform: Platform, ofx_bank: FakeOfxBank
     code = await _institution(platform, ofx_bank, "slow")
     user, member = await _connect(platform, code, "good")
     assert (await status(platform.http, user, member))["connection_status"] == "FAILED"
+
+
+async def test_the_ofx_connector_passes_the_conformance_suite(
+    ofx_bank: FakeOfxBank, tmp_path: Path
+) -> None:
+    scenario = {
+        "connector": "ofx",
+        "institution": {
+            "code": "fake_ofx_bank",
+            "name": "Fake OFX Bank",
+            "options": {"url": ofx_bank.url("standard"), "org": "FakeBank", "fid": "4242"},
+        },
+        "connects": {
+            "credentials": {"LOGIN": "ada", "PASSWORD": "mfa"},
+            "mfa": [["Rex", "123456"]],
+        },
+        "errors": [
+            {"credentials": {"LOGIN": "ada", "PASSWORD": "x#1"}, "cause": "BAD_CREDENTIALS"},
+            {"credentials": {"LOGIN": "ada", "PASSWORD": "locked#1"}, "cause": "LOCKED_OUT"},
+            {
+                "credentials": {"LOGIN": "ada", "PASSWORD": "mustchange#1"},
+                "cause": "USER_ACTION_REQUIRED",
+            },
+            {"credentials": {"LOGIN": "ada", "PASSWORD": "error#1"}, "cause": "INSTITUTION_ERROR"},
+            {"credentials": {"LOGIN": "ada", "PASSWORD": "garbage#1"}, "cause": "DATA_ERROR"},
+        ],
+    }
+    path = tmp_path / "scenario.json"
+    path.write_text(json.dumps(scenario))
+    report = await run_conformance(Scenario.load(path), workdir=tmp_path)
+    assert report.ok, report.text()
