@@ -11,7 +11,6 @@ connection in the Connect widget.
 from __future__ import annotations
 
 import base64
-import binascii
 import math
 import re
 from typing import Any
@@ -21,7 +20,15 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
-from openagg.api.http import current_client, error, mx, no_content, parse_body, runtime
+from openagg.api.http import (
+    current_client,
+    decode_basic,
+    error,
+    mx,
+    no_content,
+    parse_body,
+    runtime,
+)
 from openagg.db.models import Client
 from openagg.services import simplefin
 from openagg.services.errors import BadRequest, Forbidden
@@ -130,11 +137,10 @@ def _basic_credentials(request: Request) -> tuple[str, str]:
     scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "basic" or not encoded:
         raise Forbidden("This request needs the access URL's credentials (HTTP Basic).")
-    try:
-        username, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        raise Forbidden("Malformed Basic authorization header.") from None
-    return username, password
+    decoded = decode_basic(encoded)
+    if decoded is None:
+        raise Forbidden("Malformed Basic authorization header.")
+    return decoded
 
 
 def _epoch(request: Request, name: str) -> int | None:
