@@ -402,6 +402,8 @@ async def test_a_denied_member_is_reported_and_keeps_its_data(world: World) -> N
         opened = await browser.get(fix_url)
         assert opened.status_code == 303
         assert opened.headers["location"].startswith(f"{world.url}/connect/")
+        page = await browser.get(opened.headers["location"])
+        assert page.status_code == 200 and world.member in page.text
         forged = await browser.get(fix_url[:-4] + "abcd")
         assert forged.status_code == 404
     # Reading never started an aggregation.
