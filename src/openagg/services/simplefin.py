@@ -14,7 +14,8 @@ import datetime as dt
 import hmac
 import math
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, select
@@ -90,12 +91,20 @@ class AccountsQuery:
     accounts: tuple[str, ...] = ()  # account guids in the order asked; empty: all
 
 
+def with_default_window(query: AccountsQuery, now: dt.datetime) -> AccountsQuery:
+    """Without ``start-date``: the last 90 days."""
+    if query.start is not None:
+        return query
+    return replace(query, start=int((now - DEFAULT_WINDOW).timestamp()))
+
+
 @dataclass
 class AccountSet:
     connections: list[Connection]
     # (account, connection, its transactions) in the order they are answered.
     accounts: list[tuple[AccountRow, Connection, list[TransactionRow]]]
     missing_accounts: list[str] = field(default_factory=list)
+    version: Any = None
 
 
 # --- tokens (the client's backend) -------------------------------------------------
@@ -231,47 +240,65 @@ def _domain(url: str, fallback: str) -> str:
     return host or fallback
 
 
+async def _members_and_accounts(s: AsyncSession, user: User) -> tuple[list[Any], list[AccountRow]]:
+    """Everything an account set shows but the transactions. With each member's
+    ``transactions_version`` (bumped by every write to its transactions), it is also
+    the account set's version: equal versions, equal answers (for one query)."""
+    members = (
+        await s.execute(
+            select(
+                Member.id,
+                Member.transactions_version,
+                Member.guid,
+                Member.name,
+                Member.connection_status,
+                Member.successfully_aggregated_at,
+                Institution.guid,
+                Institution.name,
+                Institution.code,
+                Institution.profile,
+            )
+            .join(Institution, Institution.id == Member.institution_id)
+            .where(Member.user_id == user.id, Member.client_id == user.client_id)
+            .order_by(Member.id)
+        )
+    ).all()
+    accounts = [
+        AccountRow(*row)
+        for row in await s.execute(
+            select(*(getattr(Account, f) for f in AccountRow._fields))
+            .where(Account.user_id == user.id, Account.client_id == user.client_id)
+            .order_by(Account.member_id, Account.id)
+        )
+    ]
+    return [tuple(m) for m in members], accounts
+
+
+async def account_set_version(rt: Runtime, access: Access) -> Any:
+    """The version ``read_account_set`` would answer at now (one small read)."""
+    async with rt.db.read() as s:
+        members, accounts = await _members_and_accounts(s, access.user)
+    return (members, accounts)
+
+
 async def read_account_set(
     rt: Runtime, access: Access, query: AccountsQuery, *, sfin_url: str
 ) -> AccountSet:
-    """What the access's user has, as the database holds it now."""
+    """What the access's user has, as the database holds it now, with its version
+    (read in the same transaction)."""
     user = access.user
     async with rt.db.read() as s:
-        members = (
-            await s.execute(
-                select(
-                    Member.id,
-                    Member.guid,
-                    Member.name,
-                    Member.connection_status,
-                    Member.successfully_aggregated_at,
-                    Institution.guid,
-                    Institution.name,
-                    Institution.code,
-                    Institution.profile,
-                )
-                .join(Institution, Institution.id == Member.institution_id)
-                .where(Member.user_id == user.id, Member.client_id == user.client_id)
-                .order_by(Member.id)
-            )
-        ).all()
-        connections = {row[0]: _connection(rt, access, sfin_url, *row[1:]) for row in members}
-        accounts = [
-            AccountRow(*row)
-            for row in await s.execute(
-                select(*(getattr(Account, f) for f in AccountRow._fields))
-                .where(Account.user_id == user.id, Account.client_id == user.client_id)
-                .order_by(Account.member_id, Account.id)
-            )
-        ]
+        members, accounts = await _members_and_accounts(s, user)
+        connections = {row[0]: _connection(rt, access, sfin_url, *row[2:]) for row in members}
         chosen, missing = _choose(accounts, query.accounts)
         transactions: dict[int, list[TransactionRow]] = {a.id: [] for a in chosen}
         if chosen and not query.balances_only:
-            await _read_transactions(s, user, query, transactions, rt.now())
+            await _read_transactions(s, user, query, transactions)
     return AccountSet(
         list(connections.values()),
         [(a, connections[a.member_id], transactions[a.id]) for a in chosen],
         missing,
+        version=(members, accounts),
     )
 
 
@@ -328,14 +355,12 @@ async def _read_transactions(
     user: User,
     query: AccountsQuery,
     into: dict[int, list[TransactionRow]],
-    now: dt.datetime,
 ) -> None:
     """The window's transactions of the chosen accounts, ordered by their time. The
     stored date narrows the read (with margins for the posting lag and the time of day);
     the exact bounds are checked on each transaction's SimpleFIN time."""
     start = query.start
-    if start is None:
-        start = int((now - DEFAULT_WINDOW).timestamp())
+    assert start is not None, "resolve the default window first (with_default_window)"
     q = select(*(getattr(Transaction, f) for f in TransactionRow._fields)).where(
         Transaction.user_id == user.id,
         Transaction.account_id.in_(list(into)),

@@ -29,6 +29,7 @@ from openagg.api.http import (
     parse_body,
     runtime,
 )
+from openagg.api.list_cache import ListCache
 from openagg.db.models import Client
 from openagg.services import simplefin
 from openagg.services.errors import BadRequest, Forbidden
@@ -61,12 +62,6 @@ class _TokenBody(Strict):
 def public_base(request: Request) -> str:
     """The platform's public URL (``OPENAGG_PUBLIC_URL``), else the request's own."""
     return runtime(request).settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
-
-
-def _json(body: dict[str, Any], status_code: int = 200) -> Response:
-    return Response(
-        orjson.dumps(body), status_code=status_code, media_type="application/json", headers=_PRIVATE
-    )
 
 
 # --- setup tokens: the client's backend ------------------------------------------------
@@ -183,31 +178,39 @@ def _accounts_query(request: Request) -> simplefin.AccountsQuery:
 
 @router.get(f"{ROOT}/accounts")
 async def accounts(request: Request) -> Response:
-    query, version = _accounts_query(request), _version(request)
+    query, shape = _accounts_query(request), _version(request)
     rt = runtime(request)
     username, password = _basic_credentials(request)
     try:
         access = await simplefin.open_access(rt, username, password)
     except simplefin.RateLimited as exc:
         return error(429, exc.message, {"Retry-After": str(exc.retry_after)})
-    found = await simplefin.read_account_set(
-        rt, access, query, sfin_url=f"{public_base(request)}{ROOT}"
-    )
-    if version == 2:
-        return _json(
-            {
-                "errlist": errlist_v2(found.connections, found.missing_accounts),
-                "connections": [connection(c) for c in found.connections],
-                "accounts": [account_v2(a, c, txns) for a, c, txns in found.accounts],
-            }
-        )
-    return _json(
-        {
-            "errors": errors_v1(found.connections, found.missing_accounts),
-            "x-api-message": [],
-            "accounts": [account_v1(a, c, txns) for a, c, txns in found.accounts],
+    query = simplefin.with_default_window(query, rt.now())
+    sfin_url = f"{public_base(request)}{ROOT}"
+    # Apps ask the same again and again; the bytes are served again while the
+    # account set's version (read from the database each time) is unchanged.
+    cache: ListCache = request.app.state.list_cache
+    key = ("simplefin", access.token.id, query, shape, sfin_url)
+    body = cache.get(key, await simplefin.account_set_version(rt, access))
+    if body is None:
+        found = await simplefin.read_account_set(rt, access, query, sfin_url=sfin_url)
+        body = orjson.dumps(_account_set(found, shape))
+        cache.put(key, found.version, body)
+    return Response(body, media_type="application/json", headers=_PRIVATE)
+
+
+def _account_set(found: simplefin.AccountSet, shape: int) -> dict[str, Any]:
+    if shape == 2:
+        return {
+            "errlist": errlist_v2(found.connections, found.missing_accounts),
+            "connections": [connection(c) for c in found.connections],
+            "accounts": [account_v2(a, c, txns) for a, c, txns in found.accounts],
         }
-    )
+    return {
+        "errors": errors_v1(found.connections, found.missing_accounts),
+        "x-api-message": [],
+        "accounts": [account_v1(a, c, txns) for a, c, txns in found.accounts],
+    }
 
 
 @router.get(f"{ROOT}/fix/{{token_guid}}/{{member_guid}}/{{signature}}")
