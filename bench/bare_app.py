@@ -1,4 +1,5 @@
-"""The baseline server for ``bench.transactions_list``: the same stack as OpenAgg
+"""The baseline server for ``bench.transactions_list`` and ``bench.simplefin_serve``:
+the same stack as OpenAgg
 (FastAPI + uvicorn, a plain ``Response`` with MX's media type) serving a response
 body captured from a real OpenAgg server, from memory, with no auth and no database.
 
@@ -27,6 +28,10 @@ def create_bare_app(body: bytes) -> FastAPI:
     @app.get("/users/{user_guid}/transactions")
     async def transactions(user_guid: str) -> Response:
         return Response(body, media_type=MX_MEDIA_TYPE)
+
+    @app.get("/simplefin/accounts")
+    async def simplefin_accounts() -> Response:
+        return Response(body, media_type="application/json")
 
     return app
 

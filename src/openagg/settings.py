@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     # "/demo": the demo host page. Off unless `openagg serve --demo` (or this is set).
     widget_demo: bool = False
 
+    # SimpleFIN served (docs/simplefin.md). Requests each access URL may make in a
+    # rolling day (then 429 with Retry-After), and how long a setup token may wait
+    # for its claim.
+    simplefin_requests_per_day: int = 100
+    simplefin_claim_ttl_seconds: int = 24 * 3600
+
     # Transaction list responses kept in each API process's memory, served while
     # unchanged (api/list_cache.py); 0 turns the cache off.
     list_cache_mb: int = 64

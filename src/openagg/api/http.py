@@ -77,10 +77,10 @@ async def current_client(request: Request) -> Client:
     hit = cache.get(encoded)
     if hit and hit[0] > time.monotonic():
         return hit[1]
-    try:
-        client_id, _, api_key = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        raise Unauthorized("Malformed Basic authorization header.") from None
+    decoded = decode_basic(encoded)
+    if decoded is None:
+        raise Unauthorized("Malformed Basic authorization header.")
+    client_id, api_key = decoded
     client = await authenticate(runtime(request), client_id, api_key)
     if client is None:
         raise Unauthorized("Invalid client_id or api_key.")
@@ -88,6 +88,15 @@ async def current_client(request: Request) -> Client:
         cache.clear()
     cache[encoded] = (time.monotonic() + _AUTH_TTL, client)
     return client
+
+
+def decode_basic(encoded: str) -> tuple[str, str] | None:
+    """HTTP Basic's ``base64(user:password)`` as (user, password); None when malformed."""
+    try:
+        user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user, password
 
 
 async def parse_body(request: Request, model: type[M]) -> M:

@@ -605,3 +605,36 @@ class SupportTicketEvent(Base):
     # reports without).
     end_user_present: Mapped[bool | None] = mapped_column(Boolean)
     note: Mapped[str | None] = mapped_column(Text)
+
+
+# --- SimpleFIN served (services/simplefin.py, api/routes/simplefin.py) ---------------
+
+
+class SimplefinToken(Base):
+    """A SimpleFIN setup token for one user and, once claimed, the access it became.
+
+    The claim code and the access password are secrets: only their SHA-256 hashes are
+    stored. The access URL's user name is the token's guid."""
+
+    __tablename__ = "simplefin_tokens"
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(48), unique=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    claim_code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    claim_expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    access_password_hash: Mapped[str | None] = mapped_column(String(64))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class SimplefinRequest(Base):
+    """One counted request of an access URL, kept for the rolling day of its rate
+    limit. In the database, so every API process counts alike."""
+
+    __tablename__ = "simplefin_requests"
+    __table_args__ = (Index("ix_simplefin_requests_token_time", "token_id", "requested_at"),)
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("simplefin_tokens.id", ondelete="CASCADE"))
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

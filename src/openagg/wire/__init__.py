@@ -17,7 +17,8 @@ Conventions:
   (``Account.details``, ``Institution.profile``...): a value that cannot be coerced
   to the declared type is sent as ``null`` rather than failing a whole list.
 
-One module per resource family (``scalars`` holds what they share). The package sits
+One module per resource family (``scalars`` holds what they share). ``simplefin`` is
+the other wire format OpenAgg serves, SimpleFIN's; callers import it by name. The package sits
 just above ``domain`` and ``db``: it imports nothing from ``services``, ``engine`` or
 ``api``, so the services can build wire bodies (webhooks, tickets) without importing
 the HTTP face. Callers write ``from openagg import wire`` and ``wire.member(...)``.

@@ -1,0 +1,273 @@
+"""SimpleFIN's JSON shapes, as OpenAgg serves them (``/simplefin``; the rules the real
+clients read are in docs/simplefin.md).
+
+* money: a string with exactly two decimals (``"-12.30"``), since OpenAgg keeps
+  hundredths and Actual Budget computes cents as ``parseInt(s.replace(".", ""))``;
+* an amount's sign is the money's direction for the account: a debit is negative;
+  a balance is negative for money owed (credit cards, loans), as the Bridge sends it;
+* times are UNIX epoch integers; ``posted`` is ``0`` for a pending transaction;
+* every field a known client reads is always present (``org`` with ``domain``,
+  ``name``, ``sfin-url``, ``id``; ``available-balance``; ``payee``, ``memo``,
+  ``transacted_at``, ``pending``), with the JSON type it expects.
+
+The v1 shape (``errors`` strings, ``org`` per account) is the default; ``version=2``
+gives ``errlist``, ``connections`` and ``conn_id`` per account.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
+
+from openagg.db.models import SimplefinToken
+from openagg.domain.statuses import (
+    MESSAGES,
+    NEEDS_END_USER,
+    NEEDS_NEW_CREDENTIALS,
+    NOT_AGGREGATABLE,
+    Status,
+)
+from openagg.wire.scalars import iso
+
+# MX account types whose balance is money owed: negative in SimpleFIN.
+DEBT_TYPES: Final = frozenset(
+    {"CREDIT_CARD", "LOAN", "MORTGAGE", "LINE_OF_CREDIT", "CHECKING_LINE_OF_CREDIT"}
+)
+# A member in one of these waits for its end user, who fixes it in the widget.
+NEEDS_ATTENTION: Final = NEEDS_END_USER - NOT_AGGREGATABLE
+# ... and these of them are a sign-in problem (version 2's ``con.auth``).
+_SIGN_IN: Final = NEEDS_NEW_CREDENTIALS | {
+    Status.CHALLENGED,
+    Status.REJECTED,
+    Status.EXPIRED,
+    Status.LOCKED,
+    Status.PENDING,
+    Status.RECONNECTED,
+}
+# The institution, not the end user, is failing: OpenAgg keeps trying on its own.
+_INSTITUTION_TROUBLE: Final = frozenset({Status.FAILED, Status.DEGRADED, Status.DISCONNECTED})
+
+
+def amount(cents: int) -> str:
+    """``-1230`` -> ``"-12.30"``: exactly two decimals, never an exponent."""
+    whole, fraction = divmod(abs(cents), 100)
+    return f"{'-' if cents < 0 else ''}{whole}.{fraction:02d}"
+
+
+def epoch(ts: dt.datetime) -> int:
+    return int(ts.timestamp())
+
+
+def midday(day: dt.date) -> dt.datetime:
+    """The time of a transaction known only by its date (as ingest stores it)."""
+    return dt.datetime(day.year, day.month, day.day, 12, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One member of the user: one SimpleFIN connection."""
+
+    conn_id: str  # the member's guid
+    name: str
+    status: Status | None
+    org_id: str  # the institution's guid
+    org_name: str
+    org_domain: str
+    org_url: str
+    sfin_url: str
+    fix_url: str
+    last_success: dt.datetime | None
+
+
+class AccountRow(NamedTuple):
+    id: int
+    guid: str
+    name: str | None
+    type: str | None
+    currency_code: str | None
+    balance_cents: int | None
+    available_balance_cents: int | None
+    member_id: int
+    updated_at: dt.datetime
+
+
+class TransactionRow(NamedTuple):
+    account_id: int
+    guid: str
+    amount_cents: int
+    type: str
+    status: str
+    date: dt.date
+    transacted_at: dt.datetime | None
+    posted_at: dt.datetime | None
+    description: str | None
+    original_description: str | None
+    memo: str | None
+    category: str | None
+
+
+def transaction_time(t: TransactionRow) -> int:
+    """What ``start-date`` and ``end-date`` compare: when it posted, or when it
+    happened for a pending one."""
+    if t.status == "PENDING":
+        return epoch(t.transacted_at or midday(t.date))
+    return epoch(t.posted_at or midday(t.date))
+
+
+def transaction(t: TransactionRow) -> dict[str, Any]:
+    pending = t.status == "PENDING"
+    body: dict[str, Any] = {
+        "id": t.guid,
+        "posted": 0 if pending else epoch(t.posted_at or midday(t.date)),
+        "amount": amount(-t.amount_cents if t.type == "DEBIT" else t.amount_cents),
+        # The bank's own words, as the Bridge sends them; the cleaned name is the payee.
+        "description": t.original_description or t.description or "",
+        "payee": t.description or t.original_description or "",
+        "memo": t.memo or "",
+        "transacted_at": epoch(t.transacted_at or midday(t.date)),
+        "pending": pending,
+    }
+    if t.category:
+        body["extra"] = {"category": t.category}
+    return body
+
+
+def _balance(a: AccountRow) -> int:
+    cents = a.balance_cents or 0
+    return -cents if a.type in DEBT_TYPES else cents
+
+
+def _account_fields(
+    a: AccountRow, c: Connection, transactions: Sequence[TransactionRow]
+) -> dict[str, Any]:
+    balance = _balance(a)
+    # A card's available balance is its available credit: money the holder may spend.
+    available = a.available_balance_cents if a.available_balance_cents is not None else balance
+    return {
+        "id": a.guid,
+        "name": a.name or c.org_name,
+        "currency": a.currency_code or "USD",
+        "balance": amount(balance),
+        "available-balance": amount(available),
+        "balance-date": epoch(c.last_success or a.updated_at),
+        "transactions": [transaction(t) for t in transactions],
+        "holdings": [],
+    }
+
+
+def account_v1(
+    a: AccountRow, c: Connection, transactions: Sequence[TransactionRow]
+) -> dict[str, Any]:
+    org = {
+        "domain": c.org_domain,
+        "name": c.org_name,
+        "sfin-url": c.sfin_url,
+        "url": c.org_url,
+        "id": c.org_id,
+    }
+    return {"org": org, **_account_fields(a, c, transactions)}
+
+
+def account_v2(
+    a: AccountRow, c: Connection, transactions: Sequence[TransactionRow]
+) -> dict[str, Any]:
+    return {"conn_id": c.conn_id, "conn_name": c.name, **_account_fields(a, c, transactions)}
+
+
+def connection(c: Connection) -> dict[str, Any]:
+    return {
+        "conn_id": c.conn_id,
+        "name": c.name,
+        "org_id": c.org_id,
+        "org_name": c.org_name,
+        "org_url": c.org_url,
+        "sfin_url": c.sfin_url,
+    }
+
+
+def attention_phrase(c: Connection) -> str:
+    """The Bridge's exact words: Actual Budget flags the account on these only."""
+    return f"Connection to {c.org_name} may need attention"
+
+
+def connection_problem(c: Connection) -> str | None:
+    """What a person reads about a connection that is not being refreshed, with what to
+    do about it; None when it is fine or still working."""
+    if c.status is None:
+        return None
+    label = c.name if c.name == c.org_name else f"{c.name} ({c.org_name})"
+    if c.status in NEEDS_ATTENTION:
+        return f"{label}: {MESSAGES[c.status]} Fix this connection here: {c.fix_url}"
+    stale = f" The data shown is from {iso(c.last_success)}." if c.last_success else ""
+    if c.status in _INSTITUTION_TROUBLE:
+        return f"{label}: {MESSAGES[c.status]}{stale}"
+    if c.status in NOT_AGGREGATABLE:
+        return f"{label} is no longer refreshed: {MESSAGES[c.status]}{stale}"
+    return None
+
+
+def errors_v1(connections: Iterable[Connection], missing_accounts: Iterable[str]) -> list[str]:
+    """v1 ``errors``: per connection needing its end user, the Bridge's phrase (for
+    Actual) then the words to act on; other problems in words only."""
+    out: list[str] = []
+    for c in connections:
+        problem = connection_problem(c)
+        if problem is None:
+            continue
+        if c.status in NEEDS_ATTENTION:
+            out.append(attention_phrase(c))
+        out.append(problem)
+    out.extend(_missing(a) for a in missing_accounts)
+    return out
+
+
+def errlist_v2(
+    connections: Iterable[Connection], missing_accounts: Iterable[str]
+) -> list[dict[str, str]]:
+    """v2 ``errlist``. The message is under ``msg`` (the protocol's table) and
+    ``message`` (its examples, and the Bridge)."""
+    out: list[dict[str, str]] = []
+    for c in connections:
+        problem = connection_problem(c)
+        if problem is not None:
+            code = "con.auth" if c.status in _SIGN_IN else "con."
+            out.append({"code": code, "msg": problem, "message": problem, "conn_id": c.conn_id})
+    for guid in missing_accounts:
+        text = _missing(guid)
+        out.append({"code": "act.", "msg": text, "message": text, "account_id": guid})
+    return out
+
+
+def _missing(account_guid: str) -> str:
+    return f"Account {account_guid} is not among this connection's accounts."
+
+
+def simplefin_token(
+    token: SimplefinToken,
+    user_guid: str,
+    now: dt.datetime,
+    *,
+    secret_fields: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A setup token as the client's backend sees it (``secret_fields``, the token and
+    its claim URL, only in the answer that created it)."""
+    if token.revoked_at is not None:
+        state = "REVOKED"
+    elif token.claimed_at is not None:
+        state = "CLAIMED"
+    elif token.claim_expires_at <= now:
+        state = "EXPIRED"
+    else:
+        state = "UNCLAIMED"
+    return {
+        "guid": token.guid,
+        "user_guid": user_guid,
+        **(secret_fields or {}),
+        "state": state,
+        "created_at": iso(token.created_at),
+        "expires_at": iso(token.claim_expires_at),
+        "claimed_at": iso(token.claimed_at),
+        "revoked_at": iso(token.revoked_at),
+    }
