@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from openagg.services.institutions import InstitutionInput, add_institution
+from openagg.services.institutions import InstitutionInput, add_institution, update_institution
 from openagg.testing import Scenario, run_conformance
 from tests.compat.test_sdk import run_scenario, sdk  # noqa: F401  (the sdk fixture)
 from tests.conftest import VENV_BIN, Platform, make_platform, settings_for, start_live_server
@@ -342,3 +342,17 @@ async def test_the_ofx_connector_passes_the_conformance_suite(
     path.write_text(json.dumps(scenario))
     report = await run_conformance(Scenario.load(path), workdir=tmp_path)
     assert report.ok, report.text()
+
+
+async def test_a_version_is_kept_only_once_the_bank_has_answered_in_it(
+    platform: Platform, ofx_bank: FakeOfxBank
+) -> None:
+    """A v1-only bank that was down for the first job still gets the fallback later."""
+    code = await _institution(platform, ofx_bank, "down")
+    user, guid = await _connect(platform, code, "good")
+    assert (await status(platform.http, user, guid))["connection_status"] == "FAILED"
+    await update_institution(platform.rt, code, set_options={"url": ofx_bank.url("v1only")})
+    platform.clock.advance(hours=4)
+    await platform.http.post(f"/users/{user}/members/{guid}/aggregate")
+    await platform.drain()
+    assert (await status(platform.http, user, guid))["connection_status"] == "CONNECTED"

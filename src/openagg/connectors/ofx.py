@@ -150,7 +150,7 @@ class _Bank:
         """Sends one request; on a refusal, tries the other major version once and
         keeps whichever version the bank accepted."""
         try:
-            return await self._post(self.version, messages, mfa_answers)
+            doc = await self._post(self.version, messages, mfa_answers)
         except _Refused as first:
             if self.ctx.secrets.get("version") == self.version:
                 raise first.error() from None  # this version worked before: not a version problem
@@ -161,9 +161,9 @@ class _Bank:
             except _Refused as second:
                 raise second.error() from None
             self.version = other
-            return doc
-        finally:
-            self.ctx.secrets["version"] = self.version
+        # The bank spoke this version (whatever it said): keep it for the next job.
+        self.ctx.secrets["version"] = self.version
+        return doc
 
     async def _post(
         self, version: str, messages: list[writer.Node], mfa_answers: dict[str, str] | None
