@@ -163,7 +163,7 @@ def request(
     uid = file_uid or uuid.uuid4().hex.upper()
     root: Node = ("OFX", body)
     if major == 1:
-        text = "".join(_sgml(root))
+        text = "".join(_render(root, close_leaves=False))
         header = (
             "OFXHEADER:100\r\nDATA:OFXSGML\r\n"
             f"VERSION:{version}\r\nSECURITY:NONE\r\n"
@@ -181,7 +181,7 @@ def request(
         f'<?OFX OFXHEADER="200" VERSION="{version}" SECURITY="NONE" OLDFILEUID="NONE"'
         f' NEWFILEUID="{uid}"?>\r\n'
     )
-    return (header + "".join(_xml(root))).encode("utf-8")
+    return (header + "".join(_render(root, close_leaves=True))).encode("utf-8")
 
 
 def _fits_cp1252(text: str) -> bool:
@@ -196,23 +196,14 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _sgml(node: Node) -> list[str]:
+def _render(node: Node, close_leaves: bool) -> list[str]:
+    """SGML (leaves left unclosed, as v1 servers expect) or XML (every element closed)."""
     tag, content = node
     if isinstance(content, str):
-        return [f"<{tag}>{_escape(content)}\r\n"]
+        closer = f"</{tag}>" if close_leaves else ""
+        return [f"<{tag}>{_escape(content)}{closer}\r\n"]
     out = [f"<{tag}>\r\n"]
     for child in content:
-        out += _sgml(child)
-    out.append(f"</{tag}>\r\n")
-    return out
-
-
-def _xml(node: Node) -> list[str]:
-    tag, content = node
-    if isinstance(content, str):
-        return [f"<{tag}>{_escape(content)}</{tag}>\r\n"]
-    out = [f"<{tag}>\r\n"]
-    for child in content:
-        out += _xml(child)
+        out += _render(child, close_leaves)
     out.append(f"</{tag}>\r\n")
     return out
