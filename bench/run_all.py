@@ -18,6 +18,7 @@ from bench import (
     aggregation_throughput,
     engine_cpu,
     job_queue,
+    ofx_parse,
     scheduler_tick,
     transactions_list,
 )
@@ -101,6 +102,11 @@ def main(argv: list[str] | None = None) -> None:
             f"verification {'OK' if tick.ok else 'FAILED'}",
         )
     )
+
+    # Issue 17: OpenAgg's OFX codec against ofxtools and ofxparse (their own venv).
+    ofx_size, repeats = (1_000, (5, 2)) if a.quick else (10_000, (10, 3))
+    ofx = ofx_parse.run(transactions=ofx_size, repeat=repeats[0], peer_repeat=repeats[1])
+    summary.append((f"OFX parse ({ofx_size:,} transactions, v1 SGML / v2 XML)", ofx.summary()))
 
     header(f"summary ({time.perf_counter() - started:.0f}s)")
     show(summary)
