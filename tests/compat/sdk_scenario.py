@@ -555,7 +555,110 @@ def scenario_ofx_bank(s: Session) -> dict[str, Any]:
     return out
 
 
+def scenario_managed_data(s: Session) -> dict[str, Any]:
+    """All 16 managed-data operations, and managed data in the ordinary lists."""
+    md = mx.ManagedDataApi(s.members.api_client)
+    out: dict[str, Any] = {}
+    u = s.create_user("managed").guid
+    institutions = md.list_managed_institutions(records_per_page=100).institutions or []
+    out["institution_codes"] = sorted(i.code for i in institutions)
+    member = md.create_managed_member(
+        u,
+        mx.ManagedMemberCreateRequestBody(
+            member=mx.ManagedMemberCreateRequest(
+                institution_code=MXBANK, id="partner-m-1", name="My managed bank", metadata="m"
+            )
+        ),
+    ).member
+    m = member.guid
+    out["member"] = [member.name, member.id, member.is_managed_by_user, member.connection_status]
+    out["managed_members"] = [x.guid for x in md.list_managed_members(u).members or []] == [m]
+    updated = md.update_managed_member(
+        m,
+        u,
+        mx.ManagedMemberUpdateRequestBody(member=mx.ManagedMemberUpdateRequest(name="Renamed")),
+    ).member
+    out["member_renamed"] = md.read_managed_member(m, u).member.name == updated.name == "Renamed"
+    account = md.create_managed_account(
+        m,
+        u,
+        mx.ManagedAccountCreateRequestBody(
+            account=mx.ManagedAccountCreateRequest(
+                balance=1000.5,
+                id="acct-1",
+                name="Managed checking",
+                type="CHECKING",
+                account_number="1234567890",
+                apr=1.5,
+                currency_code="USD",
+            )
+        ),
+    ).account
+    a = account.guid
+    out["account"] = [account.id, account.name, account.type, account.balance, account.apr]
+    md.update_managed_account(
+        a,
+        m,
+        u,
+        mx.ManagedAccountUpdateRequestBody(account=mx.ManagedAccountUpdateRequest(balance=900.25)),
+    )
+    out["account_balance"] = md.read_managed_account(a, m, u).account.balance
+    out["managed_accounts"] = len(md.list_managed_accounts(m, u).accounts or [])
+    created = md.create_managed_transaction(
+        a,
+        m,
+        u,
+        mx.ManagedTransactionCreateRequestBody(
+            transaction=mx.ManagedTransactionCreateRequest(
+                amount="61.11",
+                description="Whole Foods",
+                status="POSTED",
+                posted_at="2026-03-02T12:00:00Z",
+                transacted_at="2026-03-01T12:00:00Z",
+                type="DEBIT",
+                id="txn-1",
+                memo="groceries",
+            )
+        ),
+    ).transaction
+    t = created.guid
+    out["transaction"] = [
+        created.id,
+        created.amount,
+        created.type,
+        created.transacted_at,
+        created.memo,
+    ]
+    md.update_managed_transaction(
+        a,
+        m,
+        t,
+        u,
+        mx.ManagedTransactionUpdateRequestBody(
+            transaction=mx.ManagedTransactionUpdateRequest(description="Whole Foods Market")
+        ),
+    )
+    out["transaction_description"] = md.read_managed_transaction(a, m, t, u).transaction.description
+    listed = md.list_managed_transactions(a, m, u, from_date="2026-01-01", to_date="2026-12-31")
+    out["managed_transactions"] = len(listed.transactions or [])
+    # The ordinary lists show managed data too.
+    out["in_members"] = m in [x.guid for x in s.members.list_members(u).members or []]
+    out["in_accounts"] = a in [x.guid for x in s.accounts.list_user_accounts(u).accounts or []]
+    everything = s.transactions.list_transactions(u, from_date="2026-01-01").transactions or []
+    out["in_transactions"] = t in [x.guid for x in everything]
+    out["aggregate_error"] = api_error_status(lambda: s.members.aggregate_member(m, u))
+    md.delete_managed_transaction(a, m, t, u)
+    out["after_transaction_delete"] = len(md.list_managed_transactions(a, m, u).transactions or [])
+    md.delete_managed_account(a, m, u)
+    out["after_account_delete"] = len(md.list_managed_accounts(m, u).accounts or [])
+    md.delete_managed_member(m, V1, u)
+    out["after_member_delete"] = len(md.list_managed_members(u).members or [])
+    s.delete_user(u)
+    return out
+
+
 SCENARIOS: dict[str, Callable[[Session], dict[str, Any]]] = {
+    "managed_data": scenario_managed_data,
     "ofx_bank": scenario_ofx_bank,
     "plugin_bank": scenario_plugin_bank,
     "full": scenario_full,

@@ -24,6 +24,7 @@ from openagg.api.routes import (
     console,
     data,
     institutions,
+    managed,
     members,
     oauth,
     ops,
@@ -44,6 +45,7 @@ log = logging.getLogger("openagg.api")
 ROUTE_MODULES = (
     data,
     members,
+    managed,
     users,
     institutions,
     ops,

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -157,6 +158,9 @@ class Member(Base):
     # MESSAGE), shown while the member still has that status.
     status_message: Mapped[str | None] = mapped_column(Text)
     status_message_for: Mapped[str | None] = mapped_column(String(20))
+    # Managed data (MX's partner-managed members): the partner or an imported statement
+    # file writes its accounts and transactions; no connector ever aggregates it.
+    is_managed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     callback_payload: Mapped[str | None] = mapped_column(String(1024))
     data_source: Mapped[str | None] = mapped_column(String(50))
     next_background_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -608,6 +612,22 @@ class SupportTicketEvent(Base):
 
 
 # --- SimpleFIN served (services/simplefin.py, api/routes/simplefin.py) ---------------
+
+
+class Import(Base):
+    """A statement file imported into a managed member, and what it did."""
+
+    __tablename__ = "imports"
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(48), unique=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    format: Mapped[str] = mapped_column(String(10))
+    filename: Mapped[str | None] = mapped_column(String(255))
+    # The import's answer: accounts, counts of added/updated/unchanged, warnings.
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class SimplefinToken(Base):

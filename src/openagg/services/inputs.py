@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 
 def _has_nul(value: Any) -> bool:
@@ -87,3 +96,127 @@ class ResumeFields(Strict):
 
 class ResumeBody(Strict):
     member: ResumeFields
+
+
+# --- managed data (MX's partner-managed members, accounts and transactions) ---------
+
+Number = StrictInt | StrictFloat
+
+
+class ManagedMemberCreateFields(Strict):
+    institution_code: StrictStr = Field(min_length=1)
+    id: StrictStr | None = None
+    metadata: StrictStr | None = None
+    name: StrictStr | None = None
+
+
+class ManagedMemberCreateBody(Strict):
+    member: ManagedMemberCreateFields
+
+
+class ManagedMemberUpdateFields(Strict):
+    id: StrictStr | None = None
+    metadata: StrictStr | None = None
+    name: StrictStr | None = None
+
+
+class ManagedMemberUpdateBody(Strict):
+    member: ManagedMemberUpdateFields
+
+
+class ManagedAccountFields(Strict):
+    """ManagedAccountUpdateRequest: every field optional."""
+
+    account_number: StrictStr | None = None
+    apr: Number | None = None
+    apy: Number | None = None
+    available_balance: Number | None = None
+    available_credit: Number | None = None
+    balance: Number | None = None
+    cash_surrender_value: Number | None = None
+    credit_limit: Number | None = None
+    currency_code: StrictStr | None = Field(default=None, min_length=3, max_length=3)
+    day_payment_is_due: StrictInt | None = None
+    death_benefit: StrictInt | None = None
+    id: StrictStr | None = Field(default=None, min_length=1, max_length=255)
+    interest_rate: Number | None = None
+    is_closed: StrictBool | None = None
+    is_hidden: StrictBool | None = None
+    last_payment: Number | None = None
+    last_payment_at: StrictStr | None = None
+    loan_amount: Number | None = None
+    matures_on: StrictStr | None = None
+    metadata: StrictStr | None = None
+    minimum_balance: Number | None = None
+    minimum_payment: Number | None = None
+    name: StrictStr | None = Field(default=None, max_length=255)
+    nickname: StrictStr | None = None
+    original_balance: Number | None = None
+    payment_due_at: StrictStr | None = None
+    payoff_balance: Number | None = None
+    routing_number: StrictStr | None = None
+    started_on: StrictStr | None = None
+    subtype: StrictStr | None = Field(default=None, max_length=40)
+    type: StrictStr | None = Field(default=None, min_length=1, max_length=40)
+
+
+class ManagedAccountCreateFields(ManagedAccountFields):
+    """ManagedAccountCreateRequest: balance, id, name and type are required."""
+
+    balance: Number
+    id: StrictStr = Field(min_length=1, max_length=255)
+    name: StrictStr = Field(min_length=1, max_length=255)
+    type: StrictStr = Field(min_length=1, max_length=40)
+
+
+class ManagedAccountCreateBody(Strict):
+    account: ManagedAccountCreateFields
+
+
+class ManagedAccountUpdateBody(Strict):
+    account: ManagedAccountFields
+
+
+class ManagedTransactionFields(Strict):
+    """ManagedTransactionUpdateRequest: every field optional."""
+
+    amount: StrictStr | None = None
+    category: StrictStr | None = Field(default=None, max_length=100)
+    check_number_string: StrictStr | None = Field(default=None, max_length=40)
+    currency_code: StrictStr | None = Field(default=None, min_length=3, max_length=3)
+    description: StrictStr | None = Field(default=None, max_length=255)
+    id: StrictStr | None = Field(default=None, min_length=1, max_length=255)
+    is_international: StrictBool | None = None
+    latitude: Number | None = None
+    localized_description: StrictStr | None = None
+    localized_memo: StrictStr | None = None
+    longitude: Number | None = None
+    memo: StrictStr | None = Field(default=None, max_length=255)
+    merchant_category_code: StrictInt | None = None
+    merchant_guid: StrictStr | None = Field(default=None, max_length=48)
+    merchant_location_guid: StrictStr | None = None
+    metadata: StrictStr | None = None
+    posted_at: StrictStr | None = None
+    status: Literal["POSTED", "PENDING"] | None = None
+    transacted_at: StrictStr | None = None
+    type: Literal["CREDIT", "DEBIT"] | None = None
+
+
+class ManagedTransactionCreateFields(ManagedTransactionFields):
+    """ManagedTransactionCreateRequest: amount, description, status, posted_at,
+    transacted_at and type are required."""
+
+    amount: StrictStr
+    description: StrictStr = Field(max_length=255)
+    posted_at: StrictStr
+    status: Literal["POSTED", "PENDING"]
+    transacted_at: StrictStr
+    type: Literal["CREDIT", "DEBIT"]
+
+
+class ManagedTransactionCreateBody(Strict):
+    transaction: ManagedTransactionCreateFields
+
+
+class ManagedTransactionUpdateBody(Strict):
+    transaction: ManagedTransactionFields

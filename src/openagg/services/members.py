@@ -20,7 +20,7 @@ from openagg.domain.states import JobState
 from openagg.domain.statuses import NOT_AGGREGATABLE, Status
 from openagg.queue import active_job, enqueue, finish, requeue
 from openagg.runtime import Runtime
-from openagg.services import support, vault, webhooks
+from openagg.services import managed, support, vault, webhooks
 from openagg.services.errors import BadRequest, Conflict, NotFound, Unprocessable
 from openagg.services.inputs import CredentialValue, MemberCreateBody, MemberUpdateFields
 from openagg.services.lookup import institution_by_code, member_by_guid, user_by_guid
@@ -231,6 +231,7 @@ async def update_member(
         job = await active_job(s, member.id)
         started = False
         if f.credentials is not None:
+            managed.refuse_jobs(member)
             values = _credential_values(inst, f.credentials)
             if job is not None and job.state == JobState.RUNNING:
                 raise Conflict("An aggregation is running on this member; update it when it ends.")
@@ -307,6 +308,7 @@ async def request_job(
     async with rt.db.write() as s:
         user = await user_by_guid(s, client, user_guid)
         member = await member_by_guid(s, user, member_guid, lock=True)
+        managed.refuse_jobs(member)
         inst = await s.get(Institution, member.institution_id)
         assert inst is not None
         capability = CAPABILITY.get(kind)

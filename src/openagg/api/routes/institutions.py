@@ -38,8 +38,10 @@ def _matches(inst: Institution, request: Request) -> bool:
     return True
 
 
-async def _list(request: Request, *, favorites: bool) -> Response:
-    page, per_page = paging(request, 100)
+async def list_all(
+    request: Request, *, favorites: bool = False, max_per_page: int = 100
+) -> Response:
+    page, per_page = paging(request, max_per_page)
     async with runtime(request).db.read() as s:
         rows = await s.scalars(
             select(Institution).where(Institution.is_retired.is_(False)).order_by(Institution.name)
@@ -55,12 +57,12 @@ async def _list(request: Request, *, favorites: bool) -> Response:
 
 @router.get("/institutions")
 async def list_institutions(request: Request, _c: Client = Depends(current_client)) -> Response:
-    return await _list(request, favorites=False)
+    return await list_all(request, favorites=False)
 
 
 @router.get("/institutions/favorites")
 async def list_favorites(request: Request, _c: Client = Depends(current_client)) -> Response:
-    return await _list(request, favorites=True)
+    return await list_all(request, favorites=True)
 
 
 async def _institution(request: Request, code: str) -> Institution:
