@@ -19,14 +19,15 @@ import base64
 import datetime as dt
 import json
 import secrets
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support import serving
 
 ORG = "Fake Credit Union"
 CONN_ID = "CON-fcu"
@@ -254,14 +255,6 @@ def _one(query: dict[str, list[str]], name: str) -> str | None:
     return values[0] if values else None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
 @contextmanager
 def serve_fake_bridge() -> Iterator[FakeBridge]:
     bridge = FakeBridge()
@@ -307,12 +300,6 @@ def serve_fake_bridge() -> Iterator[FakeBridge]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = _Server(("127.0.0.1", 0), Handler)
-    bridge.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as port:
+        bridge.port = port
         yield bridge
-    finally:
-        server.shutdown()
-        server.server_close()
