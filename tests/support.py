@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -50,3 +55,25 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 30
             pass
         time.sleep(0.1)
     raise TimeoutError(f"{url} did not become healthy")
+
+
+class _FakeServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hanging up
+            super().handle_error(request, client_address)
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """A fake of the outside world on 127.0.0.1, in a thread, for as long as the block
+    runs; yields its port."""
+    server = _FakeServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -157,6 +157,9 @@ class ConnectorContext:
         default_factory=lambda: logging.getLogger("openagg.connector")
     )
     http: httpx.AsyncClient | None = None
+    # When the job started, by the platform's clock (which tests move); None in a
+    # context built by hand. For budgets counted in hours, where ``today`` is too coarse.
+    now: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

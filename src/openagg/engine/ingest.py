@@ -417,6 +417,7 @@ _COMPARED = ("amount_cents", "type", "status", "date", "description", "category"
 _TXN_SELECT = "SELECT id, account_id, external_id, " + ", ".join(_COMPARED) + " FROM transactions"
 # Where each compared column sits in _txn_values' tuple.
 _COMPARED_AT = tuple(_TXN_VALUES.index(c) for c in _COMPARED)
+_DATE_AT = _TXN_VALUES.index("date")
 
 
 def _txn_rows(
@@ -478,9 +479,18 @@ def _transactions(
     old_ids = [a.id for a in pulled if a.id not in new_accounts]
     if old_ids:
         condition, params = b.any_of("account_id", old_ids)
+        # An institution may answer transactions dated before the window (one that
+        # filters on the posting date, a window the connector widened): those are
+        # looked up too, or one stored already would be inserted again.
+        since = b.date(from_date)
+        for a, transactions in pulled.items():
+            if a.id not in new_accounts:
+                for _, _, values, _ in transactions:
+                    if values[_DATE_AT] < since:
+                        since = values[_DATE_AT]
         rows = yield Fetch(
             b.sql(f"{_TXN_SELECT} WHERE {condition} AND (date >= ? OR status = 'PENDING')"),
-            [*params, b.date(from_date)],
+            [*params, since],
         )
         known = {(r[1], r[2]): r for r in rows}
     pulled_keys: set[tuple[int, str]] = set()

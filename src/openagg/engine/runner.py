@@ -399,6 +399,7 @@ class _Work:
                 jc.member,
                 jc.institution,
                 today=self.started.date(),
+                now=self.started,
                 previous_attempts=jc.previous_attempts,
             )
         except Exception:  # a secret that does not open (a key removed too soon)

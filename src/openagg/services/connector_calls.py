@@ -24,6 +24,7 @@ class ConnectorCall:
         institution: Institution,
         *,
         today: dt.date,
+        now: dt.datetime | None = None,
         previous_attempts: int = 0,
     ) -> None:
         self.name = institution.connector
@@ -43,6 +44,7 @@ class ConnectorCall:
             secrets=copy.deepcopy(self.stored_secrets),
             log=self.log,
             http=rt.http_for(self.name),
+            now=now,
         )
 
     def hide(self, values: list[str]) -> None:
