@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     simplefin_requests_per_day: int = 100
     simplefin_claim_ttl_seconds: int = 24 * 3600
 
+    # The largest statement file POST /users/{guid}/imports takes (then 413).
+    import_max_bytes: int = 20 * 1024 * 1024
+
     # Transaction list responses kept in each API process's memory, served while
     # unchanged (api/list_cache.py); 0 turns the cache off.
     list_cache_mb: int = 64

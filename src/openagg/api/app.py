@@ -23,6 +23,7 @@ from openagg.api.request_ids import RequestIds
 from openagg.api.routes import (
     console,
     data,
+    imports,
     institutions,
     managed,
     members,
@@ -46,6 +47,7 @@ ROUTE_MODULES = (
     data,
     members,
     managed,
+    imports,
     users,
     institutions,
     ops,
