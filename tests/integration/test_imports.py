@@ -224,9 +224,9 @@ CSV = (
     "Summe;;2.491,00\n"
 ).encode("latin-1")
 QIF = (
-    "!Type:Bank\nD31.03.2026\nT-12.50\nPBakery\n^\n"
-    "D01.04.2026\nT-52.50\nPSupermarket\nSGroceries\n$-40.00\nSHousehold\n$-12.50\n^\n"
-).encode()
+    b"!Type:Bank\nD31.03.2026\nT-12.50\nPBakery\n^\n"
+    b"D01.04.2026\nT-52.50\nPSupermarket\nSGroceries\n$-40.00\nSHousehold\n$-12.50\n^\n"
+)
 CAMT = b"""<?xml version="1.0" encoding="UTF-8"?>
 <Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt>
 <GrpHdr><MsgId>M1</MsgId><CreDtTm>2026-03-02T10:00:00</CreDtTm></GrpHdr>
