@@ -231,9 +231,14 @@ CAMT = b"""<?xml version="1.0" encoding="UTF-8"?>
 <Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt>
 <GrpHdr><MsgId>M1</MsgId><CreDtTm>2026-03-02T10:00:00</CreDtTm></GrpHdr>
 <Stmt><Id>S1</Id><Acct><Id><IBAN>NL91ABNA0417164300</IBAN></Id><Ccy>EUR</Ccy></Acct>
-<Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">100.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-03-01</Dt></Dt></Bal>
-<Ntry><Amt Ccy="EUR">25.00</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><BookgDt><Dt>2026-02-27</Dt></BookgDt><AcctSvcrRef>REF-1</AcctSvcrRef><AddtlNtryInf>Train ticket</AddtlNtryInf></Ntry>
-<Ntry><Amt Ccy="EUR">9.00</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>PDNG</Cd></Sts><BookgDt><Dt>2026-03-01</Dt></BookgDt><AcctSvcrRef>REF-2</AcctSvcrRef><AddtlNtryInf>Lunch</AddtlNtryInf></Ntry>
+<Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">100.00</Amt>
+<CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-03-01</Dt></Dt></Bal>
+<Ntry><Amt Ccy="EUR">25.00</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>
+<BookgDt><Dt>2026-02-27</Dt></BookgDt><AcctSvcrRef>REF-1</AcctSvcrRef>
+<AddtlNtryInf>Train ticket</AddtlNtryInf></Ntry>
+<Ntry><Amt Ccy="EUR">9.00</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>PDNG</Cd></Sts>
+<BookgDt><Dt>2026-03-01</Dt></BookgDt><AcctSvcrRef>REF-2</AcctSvcrRef>
+<AddtlNtryInf>Lunch</AddtlNtryInf></Ntry>
 </Stmt></BkToCstmrStmt></Document>
 """
 MT940 = (
@@ -278,7 +283,7 @@ async def test_pending_camt_entries_are_pending_transactions(platform: Platform)
     [
         (CSV.replace(b"-4,50\n", b"abc\n", 1), "line 3"),
         (QIF.replace(b"D31.03.2026", b"Dyesterday"), "line 2"),
-        (CAMT.replace(b'<Amt Ccy="EUR">25.00</Amt>', b'<Amt Ccy="EUR">x</Amt>'), "line 6"),
+        (CAMT.replace(b'<Amt Ccy="EUR">25.00</Amt>', b'<Amt Ccy="EUR">x</Amt>'), "line 7"),
         (MT940.replace(b"D12,50", b"DXX,50"), "line 5"),
     ],
 )
