@@ -17,6 +17,7 @@ from tests.pg_support import pg_url
 from bench import (
     aggregation_throughput,
     engine_cpu,
+    imports,
     job_queue,
     ofx_parse,
     scheduler_tick,
@@ -107,6 +108,13 @@ def main(argv: list[str] | None = None) -> None:
     ofx_size, repeats = (1_000, (5, 2)) if a.quick else (10_000, (10, 3))
     ofx = ofx_parse.run(transactions=ofx_size, repeat=repeats[0], peer_repeat=repeats[1])
     summary.append((f"OFX parse ({ofx_size:,} transactions, v1 SGML / v2 XML)", ofx.summary()))
+
+    # Issue 18: importing statement files over HTTP, against the codec alone.
+    import_size = 5_000 if a.quick else 100_000
+    imported = imports.run(transactions=import_size)
+    summary.append(
+        (f"statement import ({import_size:,} transactions, OFX / CSV)", imported.summary())
+    )
 
     header(f"summary ({time.perf_counter() - started:.0f}s)")
     show(summary)
