@@ -52,8 +52,8 @@ def parse_datetime(text: str) -> dt.datetime:
     if n >= 14 and text[:14].isdigit():
         rest = text[14:]
         if not rest or (rest[0] == "." and rest[1:4].isdigit()):
-            zone = _ZONES.get(rest[4:] if rest else "")
-            if zone is not None:
+            tz = _ZONES.get(rest[4:] if rest else "")
+            if tz is not None:
                 try:
                     return dt.datetime(
                         int(text[:4]),
@@ -62,7 +62,7 @@ def parse_datetime(text: str) -> dt.datetime:
                         int(text[8:10]),
                         int(text[10:12]),
                         int(text[12:14]),
-                        tzinfo=zone,
+                        tzinfo=tz,
                     )
                 except ValueError:
                     pass  # the full reading below says what is wrong
