@@ -87,7 +87,7 @@ class Balance:
     as_of: dt.datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen class costs each of thousands a slower __init__
 class Transaction:
     """A STMTTRN. ``amount`` is signed as the bank sent it (negative leaves)."""
 
@@ -126,7 +126,7 @@ class Security:
     as_of: dt.datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Position:
     security: SecurityId
     kind: str  # STOCK, MF, DEBT, OPT or OTHER
@@ -139,7 +139,7 @@ class Position:
     memo: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InvestmentTransaction:
     """One INVTRANLIST entry other than INVBANKTRAN. ``total`` is the cash effect
     (negative for money out), None when the entry moves no cash (a share transfer)."""

@@ -33,7 +33,8 @@ class OFXError(ValueError):
 
 class Element:
     """An OFX aggregate: its leaves by tag, its child aggregates in order, and where
-    it opened (a character offset, turned into a line number only for messages)."""
+    it opened (the index of its tag among the document's tags, turned into a line
+    number only for messages)."""
 
     __slots__ = ("children", "offset", "tag", "values")
 
@@ -83,11 +84,25 @@ class RawDocument:
     text: str
     warnings: list[str] = field(default_factory=list)
 
+    # Where each tag starts, found only when a message needs a line (rarely): the
+    # tokenizer itself keeps no positions, which makes it about twice as fast.
+    token_starts: list[int] | None = None
+    body_start: int = 0
+    scanned: str = ""
+
     def line_of(self, offset: int) -> int:
         return self.text.count("\n", 0, offset) + 1
 
-    def warn(self, offset: int, element: str, message: str) -> None:
-        self.warnings.append(f"line {self.line_of(offset)}, <{element}>: {message}")
+    def line_of_token(self, index: int) -> int:
+        if index < 0:
+            return self.line_of(len(self.text))
+        if self.token_starts is None:
+            self.token_starts = [m.start() for m in _TOKEN.finditer(self.scanned, self.body_start)]
+        return self.line_of(self.token_starts[index])
+
+    def warn(self, token: int, element: str, message: str) -> None:
+        """``token``: the tag's index (`Element.offset`), or -1 for the document's end."""
+        self.warnings.append(f"line {self.line_of_token(token)}, <{element}>: {message}")
 
 
 def _names(text: str) -> frozenset[str]:
@@ -264,17 +279,17 @@ def _header_of_text(text: str) -> tuple[str, dict[str, str], int, str, list[str]
 
 def _build(doc: RawDocument, start: int) -> None:
     text = doc.text
-    if "<!--" in text:
+    if "<!--" in text:  # blanked, not cut: positions and lines stay those of the file
         text = _COMMENT.sub(lambda m: " " * len(m.group(0)), text)
-    closed = set(_CLOSERS.findall(text, start))
-    closed = {t.upper() for t in closed}
+    doc.scanned, doc.body_start = text, start
+    closed = {t.upper() for t in _CLOSERS.findall(text, start)}
     aggregates, leaves = AGGREGATES, LEAVES
     root = doc.root
     stack = [root]
     tags = [""]
+    top_values = root.values
     names: dict[str, str] = {}
-    for m in _TOKEN.finditer(text, start):
-        slash, name, value = m.groups()
+    for index, (slash, name, value) in enumerate(_TOKEN.findall(text, start)):
         tag = names.get(name)
         if tag is None:
             tag = names[name] = name.upper()
@@ -284,24 +299,24 @@ def _build(doc: RawDocument, start: int) -> None:
                 while tags[i] != tag:
                     i -= 1
                 if i != len(tags) - 1:
-                    doc.warn(m.start(), tags[-1], f"not closed before </{tag}>")
+                    doc.warn(index, tags[-1], f"not closed before </{tag}>")
                 del stack[i:], tags[i:]
+                top_values = stack[-1].values
             continue
         value = value.strip()
-        top = stack[-1]
         if value:  # text makes a leaf, even of a name OFX uses for an aggregate (CURRENCY)
-            top.values[tag] = unescape(value) if "&" in value else value
-        elif not value and (tag in leaves or (tag not in aggregates and tag not in closed)):
-            top.values[tag] = ""
+            top_values[tag] = unescape(value) if "&" in value else value
+        elif tag in leaves or (tag not in aggregates and tag not in closed):
+            top_values[tag] = ""
         else:
             if tag in tags:  # OFX never nests an aggregate in itself: the last one was left open
                 i = tags.index(tag)
-                doc.warn(m.start(), tag, "opened again before it was closed")
+                doc.warn(index, tag, "opened again before it was closed")
                 del stack[i:], tags[i:]
-                top = stack[-1]
-            element = Element(tag, m.start())
-            top.children.append(element)
+            element = Element(tag, index)
+            stack[-1].children.append(element)
             stack.append(element)
             tags.append(tag)
+            top_values = element.values
     if len(stack) > 1:
-        doc.warn(len(text), tags[-1], "the document ends before this element is closed")
+        doc.warn(-1, tags[-1], "the document ends before this element is closed")
