@@ -17,9 +17,9 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openagg.connectors.files import STATEMENT_FILE_CODE
@@ -272,6 +272,12 @@ def _stand_in_id(account_key: str, e: StatementEntry, nth: int) -> str:
     return "S-" + hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+@dataclass
+class _Plan:
+    fresh: list[dict[str, Any]] = field(default_factory=list)
+    changed: list[dict[str, Any]] = field(default_factory=list)
+
+
 async def _transactions(
     s: AsyncSession,
     member: Member,
@@ -282,18 +288,55 @@ async def _transactions(
 ) -> None:
     if not entries:
         return
+    columns = [getattr(Transaction, c) for c in _COMPARED]
+    stored = [
+        tuple(found)
+        for found in await s.execute(
+            select(Transaction.id, Transaction.external_id, *columns).where(
+                Transaction.account_id == account.id
+            )
+        )
+    ]
+    owner = {
+        "client_id": member.client_id,
+        "user_id": member.user_id,
+        "member_id": member.id,
+        "account_id": account.id,
+        "currency_code": account.currency_code,
+    }
+    # Matching 100,000 rows is CPU work: off the event loop, like the parse.
+    plan = await asyncio.to_thread(_plan, account.external_id, entries, stored, owner, now, counts)
+    table = cast(Table, Transaction.__table__)
+    if plan.fresh:
+        # Core, with every column in every row: one executemany (the ORM's bulk insert
+        # splits rows by which columns are empty, one statement each).
+        await s.execute(insert(table), plan.fresh)
+        counts.added += len(plan.fresh)
+    if plan.changed:
+        await s.execute(
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values({c: bindparam(c) for c in (*_COMPARED, "updated_at")}),
+            plan.changed,
+        )
+        counts.updated += len(plan.changed)
+
+
+def _plan(
+    account_key: str,
+    entries: list[StatementEntry],
+    stored_rows: list[tuple[Any, ...]],
+    owner: dict[str, Any],
+    now: dt.datetime,
+    counts: _Counts,
+) -> _Plan:
+    """Which entries are new, changed or unchanged against the account's stored rows
+    (id, external_id, then the ``_COMPARED`` columns)."""
     stored: dict[str, tuple[Any, ...]] = {}
     by_content: dict[tuple[Any, ...], list[str]] = defaultdict(list)
-    columns = [getattr(Transaction, c) for c in _COMPARED]
-    for found in await s.execute(
-        select(Transaction.id, Transaction.external_id, *columns).where(
-            Transaction.account_id == account.id
-        )
-    ):
-        stored[found[1]] = tuple(found)
-        by_content[(found[5], found[2], found[3], found[6])].append(
-            found[1]
-        )  # date, cents, type, text
+    for kept in stored_rows:
+        stored[kept[1]] = kept
+        by_content[(kept[5], kept[2], kept[3], kept[6])].append(kept[1])  # date, cents, type, text
 
     keyed: list[tuple[str, dict[str, Any]]] = []
     seen_ids: dict[str, int] = defaultdict(int)
@@ -307,14 +350,13 @@ async def _transactions(
             counts.repeated_bank_ids += n > 0
         else:
             row_key = (e.date, e.amount, e.description)
-            key = _stand_in_id(account.external_id, e, seen_rows[row_key])
+            key = _stand_in_id(account_key, e, seen_rows[row_key])
             seen_rows[row_key] += 1
         keyed.append((key, values))
 
     in_file = {key for key, _ in keyed}
     claimed: set[str] = set()
-    fresh: list[dict[str, Any]] = []
-    changed: list[dict[str, Any]] = []
+    plan = _Plan()
     for key, values in keyed:
         row: tuple[Any, ...] | None = stored.get(key)
         if row is None:
@@ -331,18 +373,20 @@ async def _transactions(
                     counts.matched_by_content += 1
                     break
         if row is None:
-            fresh.append(
+            plan.fresh.append(
                 {
+                    **owner,
                     "guid": new_guid("TRN"),
-                    "client_id": member.client_id,
-                    "user_id": member.user_id,
-                    "member_id": member.id,
-                    "account_id": account.id,
                     "external_id": key,
                     "original_description": values["description"],
-                    "currency_code": account.currency_code,
                     "transacted_at": None,
                     "posted_at": None,
+                    "merchant_guid": None,
+                    "merchant_category_code": None,
+                    "category": None,
+                    "category_guid": None,
+                    "top_level_category": None,
+                    "top_level_category_guid": None,
                     "flags": {},
                     "created_at": now,
                     "updated_at": now,
@@ -350,16 +394,10 @@ async def _transactions(
                 }
             )
         elif tuple(row[2:]) != tuple(values[c] for c in _COMPARED):
-            changed.append({"id": row[0], "updated_at": now, **values})
+            plan.changed.append({"row_id": row[0], "updated_at": now, **values})
         else:
             counts.unchanged += 1
-    if fresh:
-        await s.execute(insert(Transaction), fresh)
-        counts.added += len(fresh)
-    if changed:
-        # ORM bulk UPDATE by primary key: one executemany for all of them.
-        await s.execute(update(Transaction), changed)
-        counts.updated += len(changed)
+    return plan
 
 
 async def _holdings(
