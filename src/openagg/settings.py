@@ -111,8 +111,11 @@ class Settings(BaseSettings):
 
     # Browser logins: the engineer console and the developer portal.
     web_session_ttl_seconds: int = 12 * 3600
-    # Failed logins allowed per address (and per account) in a window before 429.
+    # Failed logins allowed per client address, and per account from all addresses,
+    # before each further attempt waits a growing delay (429 meanwhile); a count is
+    # forgotten after a window without failures (services/web_sessions.LoginThrottle).
     web_login_max_failures: int = 10
+    web_login_account_max_failures: int = 100
     web_login_failure_window_seconds: int = 900
 
     def ensure_data_dir(self) -> Path:

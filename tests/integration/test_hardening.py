@@ -1,20 +1,35 @@
-"""Small defects a security review and MX's definitions found (issue 21): numbers
-that overflow the database, 405 without Allow, NUL bytes, is_authenticated after a
-login that went through, a database file others could read, migration noise before
-the demo's credentials. (Webhook URLs written as
-legacy IPv4 literals: tests/integration/test_webhooks.py.)"""
+"""Small defects a security review and MX's definitions found (issue 21): login
+throttles that concurrency slipped past or that locked the owner out, numbers that
+overflow the database, 405 without Allow, NUL bytes, is_authenticated after a login
+that went through, a database file others could read, migration noise before the
+demo's credentials. (Webhook URLs written as legacy IPv4 literals:
+tests/integration/test_webhooks.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 import stat
 import subprocess
 import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from openagg.api.app import create_app
 from openagg.db.migrate import upgrade
-from tests.conftest import VENV_BIN, Platform, free_port, openagg_env
+from openagg.services import operators
+from tests.conftest import (
+    VENV_BIN,
+    LiveServer,
+    Platform,
+    create_operator_with_cli,
+    free_port,
+    openagg_env,
+    start_live_server,
+)
 from tests.integration.api_helpers import create_member, new_user
 
 
@@ -104,3 +119,137 @@ def test_the_demo_start_leads_with_the_credentials_not_migration_lines(tmp_path:
         proc.wait(10)
     assert any("api_key:" in line for line in lines), lines
     assert not [line for line in lines if "alembic" in line or "migration" in line], lines
+
+
+# --- the login throttle (item 1) ---------------------------------------------------
+
+ENGINEER = "owner@openagg.test"
+
+
+@pytest.fixture(scope="module")
+def login_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str]]:
+    """A live server (real sockets, the suite's database) with one operator; its
+    password comes from ``openagg operators create``."""
+    server = start_live_server(tmp_path_factory.mktemp("logins"))
+    password = create_operator_with_cli(server.env, "Owner", ENGINEER)
+    yield server, password
+    server.stop()
+
+
+async def _concurrently(
+    server: LiveServer, path: str, bodies: list[dict[str, str]], address: str
+) -> list[int]:
+    """Every body POSTed at once, each on its own connection (from ``address``, as a
+    trusted proxy on 127.0.0.1 forwards it)."""
+    limits = httpx.Limits(max_connections=len(bodies), max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=60) as http:
+        answers = await asyncio.gather(
+            *(http.post(path, json=body, headers={"X-Forwarded-For": address}) for body in bodies)
+        )
+    return [r.status_code for r in answers]
+
+
+async def test_concurrent_console_logins_check_no_more_passwords_than_the_limit(
+    login_server: tuple[LiveServer, str],
+) -> None:
+    server, password = login_server
+    wrong = {"email": ENGINEER, "password": "not the password at all"}
+    codes = await _concurrently(
+        server,
+        "/console/api/login",
+        [wrong] * 199 + [{**wrong, "password": password}],
+        "203.0.113.10",
+    )
+    counted = Counter(codes)
+    # 10 attempts are counted (and checked) before the address must wait; the other
+    # 190 are held back unchecked, whatever their order of arrival.
+    assert counted[401] + counted[200] == 10, counted
+    assert counted[429] == 190, counted
+    # One by one, the right password now waits too.
+    r = httpx.post(
+        f"{server.url}/console/api/login",
+        json={"email": ENGINEER, "password": password},
+        headers={"X-Forwarded-For": "203.0.113.10"},
+    )
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0, r.text
+
+
+async def test_concurrent_portal_logins_check_no_more_keys_than_the_limit(
+    login_server: tuple[LiveServer, str],
+) -> None:
+    server, _ = login_server
+    wrong = {"client_id": server.client_id, "api_key": "guess"}
+    codes = Counter(await _concurrently(server, "/portal/api/login", [wrong] * 60, "203.0.113.11"))
+    assert codes == {401: 10, 429: 50}, codes
+
+
+@pytest.fixture
+async def owner(platform: Platform) -> str:
+    made = await operators.create_operator(platform.rt, "Owner", ENGINEER)
+    return made.password
+
+
+def _browser_at(platform: Platform, address: str) -> httpx.AsyncClient:
+    """A browser at its own client address (the socket's peer, as uvicorn sees it)."""
+    transport = httpx.ASGITransport(
+        app=create_app(platform.rt, run_worker=False), client=(address, 50000)
+    )
+    return httpx.AsyncClient(transport=transport, base_url="http://openagg.test")
+
+
+async def _console_login(http: httpx.AsyncClient, password: str) -> httpx.Response:
+    return await http.post("/console/api/login", json={"email": ENGINEER, "password": password})
+
+
+async def test_knowing_an_email_does_not_lock_its_owner_out(platform: Platform, owner: str) -> None:
+    async with (
+        _browser_at(platform, "203.0.113.66") as attacker,
+        _browser_at(platform, "198.51.100.20") as owner_browser,
+    ):
+        codes = [
+            (await _console_login(attacker, "guess guess guess")).status_code for _ in range(30)
+        ]
+        assert codes == [401] * 10 + [429] * 20
+        # The owner, from their own address, is not held back by the attacker's tries.
+        assert (await _console_login(owner_browser, owner)).status_code == 200
+
+
+async def test_the_delays_grow_after_each_failure_past_the_limit(
+    platform: Platform, owner: str
+) -> None:
+    async with _browser_at(platform, "203.0.113.67") as attacker:
+        for _ in range(10):
+            assert (await _console_login(attacker, "guess guess guess")).status_code == 401
+        waits = []
+        for _ in range(4):
+            held = await _console_login(attacker, "guess guess guess")
+            assert held.status_code == 429
+            assert "Too many failed logins. Try again in" in held.json()["error"]["message"]
+            waits.append(int(held.headers["retry-after"]))
+            platform.clock.advance(seconds=waits[-1])
+            # One more try once the delay has passed; it fails, and the next wait doubles.
+            assert (await _console_login(attacker, "guess guess guess")).status_code == 401
+        assert waits == [15, 30, 60, 120]
+        # Even the right password is not checked while held back.
+        assert (await _console_login(attacker, owner)).status_code == 429
+        # A window without failures forgets them.
+        platform.clock.advance(seconds=platform.rt.settings.web_login_failure_window_seconds)
+        assert (await _console_login(attacker, owner)).status_code == 200
+
+
+async def test_many_addresses_at_one_account_are_slowed_not_locked_out(
+    platform: Platform, owner: str
+) -> None:
+    platform.rt.settings.web_login_account_max_failures = 6
+    for n in range(6):  # a botnet: two tries from each address
+        async with _browser_at(platform, f"192.0.2.{n // 2}") as bot:
+            assert (await _console_login(bot, "guess guess guess")).status_code == 401
+    async with _browser_at(platform, "198.51.100.20") as owner_browser:
+        held = await _console_login(owner_browser, owner)
+        assert held.status_code == 429  # the account waits, a short time only
+        assert int(held.headers["retry-after"]) == 15
+        platform.clock.advance(seconds=15)
+        assert (await _console_login(owner_browser, owner)).status_code == 200
+        # The account's count is gone with the login.
+        async with _browser_at(platform, "192.0.2.9") as bot:
+            assert (await _console_login(bot, "guess guess guess")).status_code == 401

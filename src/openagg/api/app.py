@@ -34,7 +34,7 @@ from openagg.api.routes import (
 )
 from openagg.api.routes import webhooks as webhook_routes
 from openagg.runtime import Runtime
-from openagg.services.errors import ServiceError
+from openagg.services.errors import ServiceError, TooManyRequests
 
 log = logging.getLogger("openagg.api")
 # Matched in this order, one route at a time: the hot reads (data) first. No two
@@ -106,7 +106,9 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
         # The Basic challenge is for API clients; on the web pages' own APIs a browser
         # would answer it with its password dialog.
         basic = exc.status_code == 401 and not request.url.path.startswith(_WEB_PAGES)
-        headers = {"WWW-Authenticate": 'Basic realm="OpenAgg"'} if basic else None
+        headers = {"WWW-Authenticate": 'Basic realm="OpenAgg"'} if basic else {}
+        if isinstance(exc, TooManyRequests) and exc.retry_after is not None:
+            headers["Retry-After"] = str(exc.retry_after)
         return error(exc.status_code, exc.message, headers)
 
     @app.exception_handler(HTTPException)
