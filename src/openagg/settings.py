@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     # X-Forwarded-For and X-Forwarded-Proto are believed: the login throttle and the
     # session cookies then see the end user's address and scheme, not the proxy's.
     forwarded_allow_ips: str = "127.0.0.1"
+    # A larger request body gets 413 before it is read (api/body_limit.py).
+    max_body_bytes: int = 1024 * 1024
 
     # Aggregation rules (MX's numbers by default).
     foreground_throttle_seconds: int = 3 * 3600

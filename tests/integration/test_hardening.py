@@ -1,5 +1,6 @@
 """Small defects a security review and MX's definitions found (issue 21): login
-throttles that concurrency slipped past or that locked the owner out, numbers that
+throttles that concurrency slipped past or that locked the owner out, bodies and
+strings of any size, numbers that
 overflow the database, 405 without Allow, NUL bytes, is_authenticated after a login
 that went through, a database file others could read, migration noise before the
 demo's credentials. (Webhook URLs written as legacy IPv4 literals:
@@ -8,11 +9,14 @@ tests/integration/test_webhooks.py.)"""
 from __future__ import annotations
 
 import asyncio
+import select
+import socket
 import stat
 import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -31,6 +35,7 @@ from tests.conftest import (
     start_live_server,
 )
 from tests.integration.api_helpers import create_member, new_user
+from tests.support import MXBANK_CREDENTIALS
 
 
 @pytest.mark.parametrize(
@@ -253,3 +258,132 @@ async def test_many_addresses_at_one_account_are_slowed_not_locked_out(
         # The account's count is gone with the login.
         async with _browser_at(platform, "192.0.2.9") as bot:
             assert (await _console_login(bot, "guess guess guess")).status_code == 401
+
+
+# --- size limits (item 2) ------------------------------------------------------------
+
+MB = 1024 * 1024
+CREDS = MXBANK_CREDENTIALS
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def _send_chunked(url: str, path: str, total: int) -> bytes:
+    """POST ``total`` bytes in 64 KiB chunks (no Content-Length), reading the answer
+    as soon as the server gives one; returns what the server said."""
+    host, port = url.removeprefix("http://").split(":")
+    chunk = b"x" * 65536
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        sent = 0
+        try:
+            while sent < total:
+                readable, _, _ = select.select([sock], [], [], 0)
+                if readable:
+                    break  # the server answered before the body ended
+                sock.sendall(b"10000\r\n" + chunk + b"\r\n")
+                sent += len(chunk)
+            else:
+                sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # it closed the connection: whatever it said is in the buffer
+        answer = b""
+        try:
+            while part := sock.recv(65536):
+                answer += part
+                if b"\r\n\r\n" in answer:
+                    break
+        except ConnectionResetError:
+            pass
+        return answer
+
+
+def test_a_large_body_is_refused_while_it_is_read_and_memory_does_not_grow(
+    tmp_path: Path,
+) -> None:
+    server = start_live_server(tmp_path)
+    try:
+        pid = server.process.pid
+        before = _rss_bytes(pid)
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(
+                pool.map(
+                    lambda _: _send_chunked(server.url, "/console/api/login", 100 * MB), range(4)
+                )
+            )
+        grown = _rss_bytes(pid) - before
+        # Four 100 MB bodies: the server read about 1 MB of each, then stopped.
+        assert grown < 40 * MB, f"the server grew by {grown / MB:.0f} MB"
+        for answer in answers:
+            assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+            assert b"connection: close" in answer.lower(), answer
+            assert b"x-request-id" in answer.lower(), answer
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+    finally:
+        server.stop()
+
+
+async def test_a_declared_length_over_the_limit_is_413_unread(platform: Platform) -> None:
+    r = await platform.http.post(
+        "/users",
+        content=b"{" + b" " * MB + b"}",
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 413, r.text
+    assert "at most 1048576 bytes" in r.json()["error"]["message"]
+    assert r.headers["connection"] == "close" and r.headers["x-request-id"]
+    # Just under the limit is read (and answered on its merits).
+    r = await platform.http.post("/users", json={"user": {"metadata": "m" * 4000}})
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/users", {"user": {"id": "i" * 256}}, "user.id"),
+        ("/users", {"user": {"email": "e" * 321}}, "user.email"),
+        ("/users", {"user": {"metadata": "m" * 4097}}, "user.metadata"),
+        ("/users/{user}", {"user": {"metadata": "m" * 4097}}, "user.metadata"),
+        (
+            "/users/{user}/members",
+            {"member": {"institution_code": "mxbank", "id": "i" * 256, "credentials": CREDS}},
+            "member.id",
+        ),
+        (
+            "/users/{user}/members",
+            {
+                "member": {
+                    "institution_code": "mxbank",
+                    "credentials": [CREDS[0], {**CREDS[1], "value": "v" * 1025}],
+                }
+            },
+            "member.credentials.1.value",
+        ),
+        ("/users/{user}/widget_urls", {"widget_url": {"widget_type": "w" * 41}}, "widget_type"),
+        (
+            "/webhook_endpoints",
+            {"webhook_endpoint": {"url": "https://example.com/" + "p" * 2048}},
+            "webhook_endpoint.url",
+        ),
+    ],
+)
+async def test_strings_longer_than_their_limit_are_400_and_nothing_is_stored(
+    platform: Platform, path: str, body: dict[str, object], field: str
+) -> None:
+    user = await new_user(platform.http)
+    send = platform.http.put if path == "/users/{user}" else platform.http.post
+    r = await send(path.format(user=user), json=body)
+    assert r.status_code == 400, r.text
+    message = r.json()["error"]["message"]
+    assert field in message and "at most" in message, message
+    users = (await platform.http.get("/users")).json()["users"]
+    assert [u["guid"] for u in users] == [user] and users[0]["metadata"] is None
+    assert (await platform.http.get(f"/users/{user}/members")).json()["members"] == []

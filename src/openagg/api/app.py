@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
 
 from openagg.api import pages
+from openagg.api.body_limit import LimitBodies
 from openagg.api.http import error
 from openagg.api.list_cache import ListCache
 from openagg.api.nul_guard import RefuseNul
@@ -96,6 +97,7 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
     app.state.runtime = rt
     app.state.auth_cache = {}
     app.state.list_cache = ListCache(rt.settings.list_cache_mb * 1024 * 1024)
+    app.add_middleware(LimitBodies, max_bytes=rt.settings.max_body_bytes)
     app.add_middleware(RefuseNul)
     app.add_middleware(RequestIds)
     for module in ROUTE_MODULES:

@@ -13,7 +13,7 @@ import datetime as dt
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
@@ -35,6 +35,10 @@ from openagg.services.errors import (
     Unprocessable,
 )
 from openagg.services.inputs import (
+    GUID_MAX,
+    ID_MAX,
+    LIST_MAX,
+    URL_MAX,
     CredentialValue,
     MemberCreateBody,
     MemberCreateFields,
@@ -54,10 +58,10 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,39}$")
 class ConnectOptions(Strict):
     """The Connect widget options (MX's ConnectWidgetRequest, the legacy `config`)."""
 
-    client_redirect_url: StrictStr | None = None
+    client_redirect_url: StrictStr | None = Field(default=None, max_length=URL_MAX)
     color_scheme: Literal["light", "dark", "browser"] | None = None
-    current_institution_code: StrictStr | None = None
-    current_member_guid: StrictStr | None = None
+    current_institution_code: StrictStr | None = Field(default=None, max_length=GUID_MAX)
+    current_member_guid: StrictStr | None = Field(default=None, max_length=GUID_MAX)
     disable_background_agg: StrictBool | None = None
     disable_institution_search: StrictBool | None = None
     enable_app2app: StrictBool | None = None
@@ -67,20 +71,22 @@ class ConnectOptions(Strict):
     mode: Literal["aggregation", "verification"] | None = None
     oauth_referral_source: Literal["BROWSER", "APP"] | None = None
     ui_message_version: StrictInt | None = None
-    ui_message_webview_url_scheme: StrictStr | None = None
+    ui_message_webview_url_scheme: StrictStr | None = Field(default=None, max_length=GUID_MAX)
     update_credentials: StrictBool | None = None
 
 
 class WidgetUrlFields(ConnectOptions):
     """MX's WidgetRequest: the Connect options plus the fields every widget type takes."""
 
-    widget_type: StrictStr = Field(min_length=1)
-    current_institution_guid: StrictStr | None = None
-    iso_country_code: list[StrictStr] | None = None
+    widget_type: StrictStr = Field(min_length=1, max_length=40)
+    current_institution_guid: StrictStr | None = Field(default=None, max_length=GUID_MAX)
+    iso_country_code: list[Annotated[StrictStr, Field(max_length=3)]] | None = Field(
+        default=None, max_length=LIST_MAX
+    )
     use_cases: list[UseCase] | None = None
     connections_use_case_filter: StrictBool | None = None
-    insight_guid: StrictStr | None = None
-    microwidget_instance_id: StrictStr | None = None
+    insight_guid: StrictStr | None = Field(default=None, max_length=GUID_MAX)
+    microwidget_instance_id: StrictStr | None = Field(default=None, max_length=ID_MAX)
 
 
 class WidgetUrlBody(Strict):
