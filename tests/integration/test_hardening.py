@@ -1,6 +1,6 @@
 """Small defects a security review and MX's definitions found (issue 21): login
 throttles that concurrency slipped past or that locked the owner out, bodies and
-strings of any size, numbers that
+strings of any size, a 500 that broke the connection, numbers that
 overflow the database, 405 without Allow, NUL bytes, is_authenticated after a login
 that went through, a database file others could read, migration noise before the
 demo's credentials. (Webhook URLs written as legacy IPv4 literals:
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import select
 import socket
+import sqlite3
 import stat
 import subprocess
 import time
@@ -34,6 +35,7 @@ from tests.conftest import (
     openagg_env,
     start_live_server,
 )
+from tests.databases import psql
 from tests.integration.api_helpers import create_member, new_user
 from tests.support import MXBANK_CREDENTIALS
 
@@ -387,3 +389,39 @@ async def test_strings_longer_than_their_limit_are_400_and_nothing_is_stored(
     users = (await platform.http.get("/users")).json()["users"]
     assert [u["guid"] for u in users] == [user] and users[0]["metadata"] is None
     assert (await platform.http.get(f"/users/{user}/members")).json()["members"] == []
+
+
+# --- a 500 (item 3) ------------------------------------------------------------------
+
+
+def _run_sql(database_url: str, sql: str) -> None:
+    """Change the database behind a live server's back (SQLite file or PostgreSQL)."""
+    if database_url.startswith("sqlite"):
+        with sqlite3.connect(database_url.split("///", 1)[1]) as conn:
+            conn.execute(sql)
+    else:
+        psql(sql, database_url)
+
+
+async def test_a_500_carries_the_request_id_and_the_next_request_works(tmp_path: Path) -> None:
+    server = start_live_server(tmp_path)
+    try:
+        async with httpx.AsyncClient(
+            base_url=server.url, auth=(server.client_id, server.api_key)
+        ) as http:
+            user = await new_user(http)
+            made = await create_member(http, user, "secret", use_cases=["PFM"])
+            guid = made.json()["member"]["guid"]
+            # A stored value no code expects (as a bad migration or hand edit leaves).
+            _run_sql(server.env["OPENAGG_DATABASE_URL"], "UPDATE members SET use_cases = '5'")
+            r = await http.get(f"/users/{user}/members/{guid}")
+            assert r.status_code == 500, r.text
+            assert r.json() == {"error": {"message": "Internal server error."}}
+            assert r.headers["connection"] == "close"
+            request_id = r.headers["x-request-id"]
+            # The same client goes on, over a new connection.
+            assert (await http.get(f"/users/{user}")).status_code == 200
+        log = server.log_path.read_text()
+        assert "unhandled error" in log and request_id in log
+    finally:
+        server.stop()

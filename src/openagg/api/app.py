@@ -34,6 +34,7 @@ from openagg.api.routes import (
     widget,
 )
 from openagg.api.routes import webhooks as webhook_routes
+from openagg.api.server_errors import CatchUnexpected
 from openagg.runtime import Runtime
 from openagg.services.errors import ServiceError, TooManyRequests
 
@@ -99,6 +100,8 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
     app.state.list_cache = ListCache(rt.settings.list_cache_mb * 1024 * 1024)
     app.add_middleware(LimitBodies, max_bytes=rt.settings.max_body_bytes)
     app.add_middleware(RefuseNul)
+    # Inside RequestIds: a 500 carries the request id too.
+    app.add_middleware(CatchUnexpected)
     app.add_middleware(RequestIds)
     for module in ROUTE_MODULES:
         app.include_router(module.router)
@@ -142,10 +145,5 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
     async def database_error(_r: Request, exc: Exception) -> Response:
         log.warning("database unavailable: %s", type(exc).__name__)
         return error(503, "The database is unavailable; try again shortly.", {"Retry-After": "5"})
-
-    @app.exception_handler(Exception)
-    async def unexpected(_r: Request, exc: Exception) -> Response:
-        log.exception("unhandled error")
-        return error(500, "Internal server error.")
 
     return app
