@@ -61,6 +61,20 @@ async def test_a_page_number_too_large_for_the_database_is_a_400(
     assert r.headers["x-request-id"]
 
 
+async def test_the_trailing_slash_redirect_is_relative_whatever_the_host(
+    platform: Platform,
+) -> None:
+    user = await new_user(platform.http)
+    r = await platform.http.get(f"/users/{user}/?x=1", headers={"Host": "evil.example"})
+    assert r.status_code == 307
+    assert r.headers["location"] == f"/users/{user}?x=1"  # no host: the same server
+    assert (await platform.http.get(r.headers["location"])).status_code == 200
+    # Nothing served without the slash, or a path that reads as another host: 404.
+    for path in ("/nothing/", "//evil.example/", "/users//"):
+        r = await platform.http.get(path, headers={"Host": "evil.example"})
+        assert r.status_code == 404 and "location" not in r.headers, (path, r.headers)
+
+
 async def test_a_405_names_the_allowed_methods(platform: Platform) -> None:
     r = await platform.http.patch("/users")
     assert r.status_code == 405

@@ -59,14 +59,29 @@ ROUTE_MODULES = (
 _WEB_PAGES = ("/console", "/portal", "/connect")
 
 
-def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route answers on the request's path (for a 405's Allow)."""
+def _allowed_methods(path: str) -> list[str]:
+    """Every method some route answers on ``path`` (for a 405's Allow)."""
     found: set[str] = set()
     for route in (r for module in ROUTE_MODULES for r in module.router.routes):
         pattern, methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
-        if pattern is not None and methods and pattern.match(request.url.path):
+        if pattern is not None and methods and pattern.match(path):
             found.update(methods)
     return sorted(found)
+
+
+def _without_slash(request: Request) -> str | None:
+    """Where a path with a trailing slash should go when only the path without it is
+    served: relative (``/users?page=2``), so the Host header never reaches the
+    ``Location``. None when nothing is served there, or for a path that would read as
+    another host (``//host``)."""
+    path = request.url.path
+    if len(path) < 2 or not path.endswith("/"):
+        return None
+    target = path[:-1]
+    if not target or target.startswith("//") or not _allowed_methods(target):
+        return None
+    query = request.url.query
+    return target + ("?" + query if query else "")
 
 
 def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None = None) -> FastAPI:
@@ -93,7 +108,14 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
             await rt.db.dispose()
 
     app = FastAPI(
-        title="OpenAgg", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+        title="OpenAgg",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        # Starlette's redirect names the Host header's host; the 404 handler redirects
+        # relatively instead (_without_slash).
+        redirect_slashes=False,
     )
     app.state.runtime = rt
     app.state.auth_cache = {}
@@ -120,10 +142,12 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
     async def http_error(request: Request, exc: HTTPException) -> Response:
         headers = dict(exc.headers or {})
         if exc.status_code == 404:
+            if (target := _without_slash(request)) is not None:
+                return Response(status_code=307, headers={"Location": target})
             return error(404, "We were unable to find the record you requested.", headers)
         if exc.status_code == 405:
             # Starlette names the methods of the first route on the path only.
-            headers["Allow"] = ", ".join(_allowed_methods(request))
+            headers["Allow"] = ", ".join(_allowed_methods(request.url.path))
             return error(405, "This method is not allowed on this path.", headers)
         return error(exc.status_code, str(exc.detail), headers)
 
