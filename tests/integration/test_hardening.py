@@ -1,6 +1,7 @@
 """Small defects a security review and MX's definitions found (issue 21): login
 throttles that concurrency slipped past or that locked the owner out, bodies and
-strings of any size, a 500 that broke the connection, numbers that
+strings of any size, a 500 that broke the connection, a credential update that had
+to repeat every credential, numbers that
 overflow the database, 405 without Allow, NUL bytes, is_authenticated after a login
 that went through, a database file others could read, migration noise before the
 demo's credentials. (Webhook URLs written as legacy IPv4 literals:
@@ -9,7 +10,6 @@ tests/integration/test_webhooks.py.)"""
 from __future__ import annotations
 
 import asyncio
-import select
 import socket
 import sqlite3
 import stat
@@ -19,13 +19,16 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from select import select as ready_sockets
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from openagg.api.app import create_app
 from openagg.db.migrate import upgrade
-from openagg.services import operators
+from openagg.db.models import Member
+from openagg.services import operators, vault
 from tests.conftest import (
     VENV_BIN,
     LiveServer,
@@ -36,8 +39,8 @@ from tests.conftest import (
     start_live_server,
 )
 from tests.databases import psql
-from tests.integration.api_helpers import create_member, new_user
-from tests.support import MXBANK_CREDENTIALS
+from tests.integration.api_helpers import create_member, new_user, status
+from tests.support import MXBANK_CREDENTIALS, MXBANK_PASSWORD
 
 
 @pytest.mark.parametrize(
@@ -302,7 +305,7 @@ def _send_chunked(url: str, path: str, total: int) -> bytes:
         sent = 0
         try:
             while sent < total:
-                readable, _, _ = select.select([sock], [], [], 0)
+                readable, _, _ = ready_sockets([sock], [], [], 0)
                 if readable:
                     break  # the server answered before the body ended
                 sock.sendall(b"10000\r\n" + chunk + b"\r\n")
@@ -439,3 +442,30 @@ async def test_a_500_carries_the_request_id_and_the_next_request_works(tmp_path:
         assert "unhandled error" in log and request_id in log
     finally:
         server.stop()
+
+
+# --- partial credential updates (item 8) ----------------------------------------------
+
+
+async def test_an_update_with_only_the_password_keeps_the_stored_username(
+    platform: Platform,
+) -> None:
+    user = await new_user(platform.http)
+    made = await create_member(platform.http, user, "INVALID")  # username mxuser
+    guid = made.json()["member"]["guid"]
+    await platform.drain()
+    assert (await status(platform.http, user, guid))["connection_status"] == "DENIED"
+
+    # MX's guide: switch the test scenario by sending only the password.
+    r = await platform.http.put(
+        f"/users/{user}/members/{guid}",
+        json={"member": {"credentials": [{"guid": MXBANK_PASSWORD, "value": "secret"}]}},
+    )
+    assert r.status_code == 200, r.text
+    await platform.drain()
+    assert (await status(platform.http, user, guid))["connection_status"] == "CONNECTED"
+    async with platform.rt.db.read() as s:
+        member = await s.scalar(select(Member).where(Member.guid == guid))
+    assert member is not None
+    stored = vault.open_credentials(platform.rt, member)
+    assert set(stored.values()) == {"mxuser", "secret"}

@@ -43,7 +43,12 @@ class MemberResult:
     started: bool = False  # whether this call started a job
 
 
-def _credential_values(institution: Institution, given: list[CredentialValue]) -> dict[str, str]:
+def _credential_values(
+    institution: Institution, given: list[CredentialValue], stored: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The credential values to seal: ``given`` over the ``stored`` ones (an update
+    sends only what changed, as MX's guide does when it switches a test scenario by
+    the password alone); every credential of the institution must then have one."""
     known = {c["guid"]: c for c in institution.credentials}
     values: dict[str, str] = {}
     for cred in given:
@@ -55,6 +60,8 @@ def _credential_values(institution: Institution, given: list[CredentialValue]) -
         if cred.guid in values:
             raise BadRequest(f"Credential guid '{cred.guid}' is given twice.")
         values[cred.guid] = cred.value
+    kept = {guid: value for guid, value in (stored or {}).items() if guid in known}
+    values = kept | values
     missing = [c["label"] for c in institution.credentials if c["guid"] not in values]
     if missing:
         raise BadRequest(f"Missing credentials: {', '.join(missing)}.")
@@ -231,7 +238,7 @@ async def update_member(
         job = await active_job(s, member.id)
         started = False
         if f.credentials is not None:
-            values = _credential_values(inst, f.credentials)
+            values = _credential_values(inst, f.credentials, vault.open_credentials(rt, member))
             if job is not None and job.state == JobState.RUNNING:
                 raise Conflict("An aggregation is running on this member; update it when it ends.")
             if job is not None:  # queued, or waiting on MFA: the new credentials win
