@@ -1,11 +1,11 @@
-"""Small defects a security review and MX's definitions found (issue 21): login
-throttles that concurrency slipped past or that locked the owner out, bodies and
-strings of any size, a 500 that broke the connection, a credential update that had
-to repeat every credential, numbers that
-overflow the database, 405 without Allow, NUL bytes, is_authenticated after a login
-that went through, a database file others could read, migration noise before the
-demo's credentials. (Webhook URLs written as legacy IPv4 literals:
-tests/integration/test_webhooks.py.)"""
+"""Defects a security review and MX's definitions found (issue 21): login throttles
+that concurrency slipped past or that locked the owner out, bodies and strings of any
+size, a 500 that broke the connection, a Host header reflected in a redirect, a
+credential update that had to repeat every credential, booleans and OAuth parameters
+ignored, sandbox transactions dated in the future, numbers that overflow the database,
+405 without Allow, NUL bytes, is_authenticated after a login that went through, a
+database file others could read, migration noise before the demo's credentials.
+(Webhook URLs written as legacy IPv4 literals: tests/integration/test_webhooks.py.)"""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from tests.conftest import (
     start_live_server,
 )
 from tests.databases import psql
-from tests.integration.api_helpers import create_member, new_user, status
+from tests.integration.api_helpers import authorize, create_member, new_user, status
 from tests.support import MXBANK_CREDENTIALS, MXBANK_PASSWORD
 
 
@@ -469,3 +469,115 @@ async def test_an_update_with_only_the_password_keeps_the_stored_username(
     assert member is not None
     stored = vault.open_credentials(platform.rt, member)
     assert set(stored.values()) == {"mxuser", "secret"}
+
+
+# --- booleans and the OAuth parameters (item 10) ----------------------------------------
+
+
+async def _oauth_member(platform: Platform) -> tuple[str, str]:
+    user = await new_user(platform.http)
+    body = {"member": {"institution_code": "mx_bank_oauth", "is_oauth": True}}
+    r = await platform.http.post(f"/users/{user}/members", json=body)
+    return user, r.json()["member"]["guid"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "name"),
+    [
+        ("GET", "/users/{user}/members/{member}/oauth_window_uri", "skip_aggregation"),
+        ("GET", "/users/{user}/members/{member}/oauth_window_uri", "enable_app2app"),
+        ("GET", "/users", "is_disabled"),
+        ("GET", "/institutions", "supports_account_verification"),
+        ("GET", "/users/{user}/accounts", "is_manual"),
+        ("GET", "/users/{user}/accounts", "member_is_managed_by_user"),
+        ("GET", "/users/{user}/members/{member}/accounts", "member_is_managed_by_user"),
+        ("POST", "/users/{user}/members/{member}/aggregate", "include_transactions"),
+        ("POST", "/users/{user}/members/{member}/aggregate", "include_holdings"),
+    ],
+)
+async def test_a_query_boolean_that_is_not_one_is_400(
+    platform: Platform, method: str, path: str, name: str
+) -> None:
+    user, guid = await _oauth_member(platform)
+    url = path.format(user=user, member=guid) + f"?{name}=yes"
+    r = await platform.http.request(method, url)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"] == (
+        f"Query parameter '{name}' must be true or false, not 'yes'."
+    )
+
+
+async def test_oauth_window_uri_skip_aggregation_connects_without_aggregating(
+    platform: Platform,
+) -> None:
+    user, guid = await _oauth_member(platform)
+    r = await platform.http.get(
+        f"/users/{user}/members/{guid}/oauth_window_uri?skip_aggregation=true"
+    )
+    assert r.status_code == 200, r.text
+    assert (await authorize(platform, r.json()["member"]["oauth_window_uri"])).status_code == 200
+    await platform.drain()
+    got = await status(platform.http, user, guid)
+    assert (got["connection_status"], got["is_authenticated"]) == ("CREATED", True)
+    accounts = await platform.http.get(f"/users/{user}/members/{guid}/accounts")
+    assert accounts.json()["accounts"] == []  # nothing was aggregated
+
+
+async def test_oauth_window_uri_app_referral_sends_the_end_user_back_to_the_app(
+    platform: Platform,
+) -> None:
+    user, guid = await _oauth_member(platform)
+    base = f"/users/{user}/members/{guid}/oauth_window_uri"
+    r = await platform.http.get(
+        base + "?referral_source=APP&client_redirect_url=https://app.example/done"
+        "&enable_app2app=false"
+    )
+    done = await authorize(platform, r.json()["member"]["oauth_window_uri"])
+    assert done.status_code == 303
+    assert done.headers["location"] == (
+        f"https://app.example/done?status=success&member_guid={guid}"
+    )
+    await platform.drain()
+    assert (await status(platform.http, user, guid))["connection_status"] == "CONNECTED"
+
+    # Without a client_redirect_url: the app's scheme; a refusal says so.
+    user, guid = await _oauth_member(platform)
+    base = f"/users/{user}/members/{guid}/oauth_window_uri"
+    r = await platform.http.get(base + "?referral_source=APP&ui_message_webview_url_scheme=myapp")
+    refused = await authorize(platform, r.json()["member"]["oauth_window_uri"], "deny")
+    assert refused.headers["location"] == (
+        f"myapp://oauth_complete?status=error&member_guid={guid}"
+    )
+    # A browser referral (MX's default) sends no one anywhere.
+    r = await platform.http.get(base + "?referral_source=BROWSER")
+    assert (await authorize(platform, r.json()["member"]["oauth_window_uri"])).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("referral_source=PHONE", "referral_source must be BROWSER or APP"),
+        ("client_redirect_url=javascript://x", "may not use the 'javascript' scheme"),
+        ("client_redirect_url=done", "must be an absolute URL"),
+        ("ui_message_webview_url_scheme=a b", "is not a usable URL scheme"),
+    ],
+)
+async def test_bad_oauth_window_uri_parameters_are_400(
+    platform: Platform, query: str, words: str
+) -> None:
+    user, guid = await _oauth_member(platform)
+    r = await platform.http.get(f"/users/{user}/members/{guid}/oauth_window_uri?{query}")
+    assert r.status_code == 400 and words in r.json()["error"]["message"], r.text
+
+
+async def test_the_create_body_oauth_parameters_are_honoured(platform: Platform) -> None:
+    user = await new_user(platform.http)
+    body = {
+        "member": {"institution_code": "mx_bank_oauth", "is_oauth": True},
+        "referral_source": "APP",
+        "client_redirect_url": "https://app.example/back",
+    }
+    m = (await platform.http.post(f"/users/{user}/members", json=body)).json()["member"]
+    done = await authorize(platform, m["oauth_window_uri"])
+    assert done.headers["location"].startswith("https://app.example/back?status=success")
+

@@ -153,6 +153,9 @@ class Member(Base):
     # The OAuth step's state (``oauth_token``) and its PKCE verifier, sealed.
     oauth_token: Mapped[str | None] = mapped_column(String(64), unique=True)
     oauth_verifier_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # What the app asked of the pending OAuth step (MX's oauth_window_uri and create
+    # parameters): skip the first aggregation, where to send the end user back.
+    oauth_options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     callback_payload: Mapped[str | None] = mapped_column(String(1024))
     data_source: Mapped[str | None] = mapped_column(String(50))
     next_background_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

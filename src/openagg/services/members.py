@@ -126,6 +126,7 @@ async def create_member(
     callback: str | None,
     *,
     reuse_pending_oauth: bool = False,
+    oauth_options: dict[str, Any] | None = None,
 ) -> MemberResult:
     """A new member; with ``reuse_pending_oauth`` (the Connect widget), an OAuth
     member of the user still waiting on this institution's OAuth step is returned
@@ -188,6 +189,7 @@ async def create_member(
         job = None
         if is_oauth:
             member.oauth_token = secrets.token_urlsafe(24)
+            member.oauth_options = oauth_options
             set_status(member, Status.PENDING, now)
             s.add(member)
         else:
@@ -401,10 +403,13 @@ async def complete_oauth(
     kind: JobKind = JobKind.AGGREGATE,
     options: dict[str, Any] | None = None,
     earned: dict[str, Any] | None = None,
+    *,
+    start_job: bool = True,
 ) -> Member:
     """The end user finished the institution's OAuth step: keep the tokens the
     connector ``earned`` (None: unchanged) and start the first job (an aggregation,
-    unless the Connect widget's mode asks for another, e.g. verify)."""
+    unless the Connect widget's mode asks for another, e.g. verify), unless the app
+    asked to skip it (``start_job``: MX's ``skip_aggregation``)."""
     now = rt.now()
     async with rt.db.write() as s:
         member = await s.scalar(select(Member).where(Member.oauth_token == token).with_for_update())
@@ -414,8 +419,27 @@ async def complete_oauth(
             vault.seal_secrets(rt, member, earned)
         member.oauth_token = None
         member.oauth_verifier_enc = None
+        member.oauth_options = None
         member.is_authenticated = True
         set_status(member, Status.CREATED, now)
-        _start(rt, s, member, kind, Trigger.OAUTH, options)
-    rt.job_enqueued.set()
+        if start_job:
+            _start(rt, s, member, kind, Trigger.OAUTH, options)
+    if start_job:
+        rt.job_enqueued.set()
     return member
+
+
+async def set_oauth_options(
+    rt: Runtime, client: Client, user_guid: str, member_guid: str, options: dict[str, Any]
+) -> MemberResult:
+    """What the app asks of a pending OAuth step (its ``oauth_window_uri``'s query):
+    the latest request's options hold. A member with no pending step is unchanged."""
+    async with rt.db.write() as s:
+        user = await user_by_guid(s, client, user_guid)
+        member = await member_by_guid(s, user, member_guid, lock=True)
+        if member.oauth_token and member.oauth_options != options:
+            member.oauth_options = options
+        job = await active_job(s, member.id)
+        inst = await s.get(Institution, member.institution_id)
+        assert inst is not None
+    return MemberResult(member, user, inst, job)

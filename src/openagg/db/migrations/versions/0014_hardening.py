@@ -1,5 +1,6 @@
-"""the login throttle counts an attempt before the password is checked, in one
-locked row per key, with growing delays
+"""hardening: the login throttle counts an attempt before the password is checked,
+in one locked row per key, with growing delays; a pending OAuth step keeps what the
+app asked of it (members.oauth_options)
 
 ``login_failures`` held one row per failure, counted after the password was
 checked: concurrent attempts all passed the check before any was counted. Its rows
@@ -23,6 +24,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("members") as batch:
+        batch.add_column(sa.Column("oauth_options", sa.JSON(), nullable=True))
     op.create_table(
         "login_counts",
         sa.Column("key_hash", sa.String(length=64), nullable=False),
@@ -48,3 +51,5 @@ def downgrade() -> None:
     op.create_index(op.f("ix_login_failures_failed_at"), "login_failures", ["failed_at"])
     op.drop_index(op.f("ix_login_counts_last_failed_at"), table_name="login_counts")
     op.drop_table("login_counts")
+    with op.batch_alter_table("members") as batch:
+        batch.drop_column("oauth_options")
