@@ -10,6 +10,7 @@ database file others could read, migration noise before the demo's credentials.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import socket
 import sqlite3
 import stat
@@ -581,3 +582,30 @@ async def test_the_create_body_oauth_parameters_are_honoured(platform: Platform)
     done = await authorize(platform, m["oauth_window_uri"])
     assert done.headers["location"].startswith("https://app.example/back?status=success")
 
+
+# --- nothing dated in the future (item 11) ------------------------------------------
+
+
+@pytest.mark.parametrize("password", ["pass_good", "dynamic"])
+async def test_no_sandbox_transaction_is_dated_after_the_clock(
+    platform: Platform, password: str
+) -> None:
+    platform.clock.now = platform.clock.now.replace(hour=6, minute=34)  # early morning
+    now = platform.clock.now
+    user = await new_user(platform.http)
+    await create_member(platform.http, user, password, code="sandbox_bank")
+    await platform.drain()
+    r = await platform.http.get(
+        f"/users/{user}/transactions",
+        params={
+            "from_date": (now.date() - dt.timedelta(days=3)).isoformat(),
+            "records_per_page": 1000,
+        },
+    )
+    found = r.json()["transactions"]
+    if password == "dynamic":  # pending items of today at 12:3x, always
+        assert any(t["date"] == now.date().isoformat() for t in found), found
+    for t in found:
+        for field in ("transacted_at", "posted_at"):
+            if t[field] is not None:
+                assert dt.datetime.fromisoformat(t[field]) <= now, (field, t)

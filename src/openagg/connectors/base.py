@@ -157,6 +157,9 @@ class ConnectorContext:
         default_factory=lambda: logging.getLogger("openagg.connector")
     )
     http: httpx.AsyncClient | None = None
+    # The platform's clock when the job started (UTC): nothing a connector reports
+    # should be dated later. None where no clock was given (then: the end of ``today``).
+    now: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -398,7 +398,7 @@ class _Work:
                 self.rt,
                 jc.member,
                 jc.institution,
-                today=self.started.date(),
+                now=self.started,
                 previous_attempts=jc.previous_attempts,
             )
         except Exception:  # a secret that does not open (a key removed too soon)

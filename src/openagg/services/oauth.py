@@ -62,7 +62,7 @@ async def _pending(rt: Runtime, token: str) -> tuple[Member, Institution]:
 
 
 def _call(rt: Runtime, member: Member, institution: Institution, hook: str) -> ConnectorCall:
-    call = ConnectorCall(rt, member, institution, today=rt.now().date())
+    call = ConnectorCall(rt, member, institution, now=rt.now())
     if call.connector is None or not hasattr(call.connector, hook):
         raise BadRequest(f"{institution.name} cannot be connected with OAuth here.")
     return call
