@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     database_pool_size: int = 10
     # Log lines as "text" for people or "json" for a log pipeline.
     log_format: Literal["text", "json"] = "text"
+    # One line per request: method, path (no query string, no tokens), status, time.
+    log_requests: bool = False
     data_dir: Path = Path("./.openagg")
     # "kid:base64key,kid2:base64key"; the first is used for new data. Empty: a dev
     # key generated into data_dir on first start.

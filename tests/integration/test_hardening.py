@@ -4,7 +4,8 @@ size, a 500 that broke the connection, a Host header reflected in a redirect, a
 credential update that had to repeat every credential, booleans and OAuth parameters
 ignored, sandbox transactions dated in the future, numbers that overflow the database,
 405 without Allow, NUL bytes, is_authenticated after a login that went through, a
-database file others could read, migration noise before the demo's credentials.
+database file others could read, migration noise before the demo's credentials, no
+request log.
 (Webhook URLs written as legacy IPv4 literals: tests/integration/test_webhooks.py.)"""
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from tests.conftest import (
 )
 from tests.databases import psql
 from tests.integration.api_helpers import authorize, create_member, new_user, status
-from tests.support import MXBANK_CREDENTIALS, MXBANK_PASSWORD
+from tests.support import MXBANK_CREDENTIALS, MXBANK_PASSWORD, wait_healthy
 
 
 @pytest.mark.parametrize(
@@ -609,3 +610,43 @@ async def test_no_sandbox_transaction_is_dated_after_the_clock(
         for field in ("transacted_at", "posted_at"):
             if t[field] is not None:
                 assert dt.datetime.fromisoformat(t[field]) <= now, (field, t)
+
+
+# --- one line per request (item 15) ---------------------------------------------------
+
+
+def test_log_requests_prints_one_line_per_request_without_secrets(tmp_path: Path) -> None:
+    server = start_live_server(tmp_path)  # made (client, database) and started once
+    server.stop()
+    port = server.url.rsplit(":", 1)[1]
+    log_path = tmp_path / "requests.log"
+    with log_path.open("wb") as out:
+        server.process = subprocess.Popen(
+            [str(VENV_BIN / "openagg"), "serve", "--port", port, "--log-requests"],
+            env=server.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_healthy(server.url, server.process)
+        auth = (server.client_id, server.api_key)
+        listed = httpx.get(f"{server.url}/users?page=1", auth=auth)
+        missing = httpx.get(f"{server.url}/users/USR-nobody", auth=auth)
+        opened = httpx.get(f"{server.url}/connect/a-secret-url-token")
+        callback = httpx.get(f"{server.url}/oauth/callback?code=a-secret-code&state=s")
+    finally:
+        server.stop()
+    lines = log_path.read_text().splitlines()
+    for r, line_start in [
+        (listed, "GET /users 200 "),
+        (missing, "GET /users/USR-nobody 404 "),
+        (opened, f"GET /connect/[token] {opened.status_code} "),
+        (callback, f"GET /oauth/callback {callback.status_code} "),
+    ]:
+        found = [line for line in lines if line_start in line]
+        assert len(found) == 1, (line_start, lines)
+        assert f"request_id={r.headers['x-request-id']}" in found[0]
+        assert "ms" in found[0]
+    text = "\n".join(lines)
+    assert "a-secret-url-token" not in text and "a-secret-code" not in text
+    assert "page=1" not in text

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
 
 from openagg.api import pages
+from openagg.api.access_log import AccessLog
 from openagg.api.body_limit import LimitBodies
 from openagg.api.http import error
 from openagg.api.list_cache import ListCache
@@ -124,6 +125,8 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
     app.add_middleware(RefuseNul)
     # Inside RequestIds: a 500 carries the request id too.
     app.add_middleware(CatchUnexpected)
+    if rt.settings.log_requests:
+        app.add_middleware(AccessLog)  # sees every status, a 500 too; has the request id
     app.add_middleware(RequestIds)
     for module in ROUTE_MODULES:
         app.include_router(module.router)
