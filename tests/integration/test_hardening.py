@@ -5,7 +5,7 @@ credential update that had to repeat every credential, booleans and OAuth parame
 ignored, sandbox transactions dated in the future, numbers that overflow the database,
 405 without Allow, NUL bytes, is_authenticated after a login that went through, a
 database file others could read, migration noise before the demo's credentials, no
-request log.
+request log, a 404 at /.
 (Webhook URLs written as legacy IPv4 literals: tests/integration/test_webhooks.py.)"""
 
 from __future__ import annotations
@@ -76,7 +76,10 @@ async def test_the_trailing_slash_redirect_is_relative_whatever_the_host(
     assert (await platform.http.get(r.headers["location"])).status_code == 200
     # Nothing served without the slash, or a path that reads as another host: 404.
     for path in ("/nothing/", "//evil.example/", "/users//"):
-        r = await platform.http.get(path, headers={"Host": "evil.example"})
+        # A whole URL, so that "//evil.example/" stays a path.
+        url = httpx.URL("http://openagg.test" + path)
+        r = await platform.http.get(url, headers={"Host": "evil.example"})
+        assert r.request.url.path == path
         assert r.status_code == 404 and "location" not in r.headers, (path, r.headers)
 
 
@@ -650,3 +653,33 @@ def test_log_requests_prints_one_line_per_request_without_secrets(tmp_path: Path
     text = "\n".join(lines)
     assert "a-secret-url-token" not in text and "a-secret-code" not in text
     assert "page=1" not in text
+
+
+# --- the home page (item 14) ------------------------------------------------------------
+
+
+async def test_the_home_page_says_what_runs_here_and_links_the_pages(platform: Platform) -> None:
+    r = await platform.http.get("/", headers={"Accept": "text/html", "Host": "evil.example"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    page = r.text
+    assert "OpenAgg is running" in page and "Version 0.1.0" in page
+    for href in ("/portal", "/console", "/healthz", "/metrics", "/assets/theme.css"):
+        assert f'href="{href}"' in page, href
+    assert 'href="/demo"' not in page and "openagg serve --demo" in page  # not a demo server
+    assert "evil.example" not in page  # the Host header is not repeated
+    assert "http" not in page.replace("this server's address", "")  # nothing from elsewhere
+    platform.rt.settings.widget_demo = True
+    platform.rt.settings.public_url = "https://agg.example.com"
+    page = (await platform.http.get("/")).text
+    assert 'href="/demo"' in page and "<code>https://agg.example.com</code>" in page
+    # Each link leads somewhere.
+    for path in ("/portal", "/console", "/healthz", "/metrics", "/demo", "/assets/home.css"):
+        assert (await platform.http.get(path)).status_code == 200, path
+
+
+async def test_the_favicon_is_an_svg_of_the_package(platform: Platform) -> None:
+    for path in ("/favicon.ico", "/favicon.svg"):
+        r = await platform.http.get(path)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/svg+xml"
+        assert r.text.lstrip().startswith("<svg") and "http://www.w3.org/2000/svg" in r.text
