@@ -16,7 +16,6 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
 
 from openagg.api import pages
-from openagg.api.access_log import AccessLog
 from openagg.api.body_limit import LimitBodies
 from openagg.api.http import error
 from openagg.api.list_cache import ListCache
@@ -35,7 +34,6 @@ from openagg.api.routes import (
     widget,
 )
 from openagg.api.routes import webhooks as webhook_routes
-from openagg.api.server_errors import CatchUnexpected
 from openagg.runtime import Runtime
 from openagg.services.errors import ServiceError, TooManyRequests
 
@@ -123,11 +121,8 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
     app.state.list_cache = ListCache(rt.settings.list_cache_mb * 1024 * 1024)
     app.add_middleware(LimitBodies, max_bytes=rt.settings.max_body_bytes)
     app.add_middleware(RefuseNul)
-    # Inside RequestIds: a 500 carries the request id too.
-    app.add_middleware(CatchUnexpected)
-    if rt.settings.log_requests:
-        app.add_middleware(AccessLog)  # sees every status, a 500 too; has the request id
-    app.add_middleware(RequestIds)
+    # Outermost of ours: the request id, an unexpected error's 500, the request log.
+    app.add_middleware(RequestIds, log_requests=rt.settings.log_requests)
     for module in ROUTE_MODULES:
         app.include_router(module.router)
 
