@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -189,6 +190,20 @@ def create_client_with_cli(env: dict[str, str], name: str = "Live test") -> dict
     )
     creds: dict[str, str] = json.loads(out.stdout)
     return creds
+
+
+def create_operator_with_cli(env: dict[str, str], name: str, email: str) -> str:
+    """``openagg operators create`` on the database of ``env``; returns the password."""
+    out = subprocess.run(
+        [str(VENV_BIN / "openagg"), "operators", "create", "--name", name, "--email", email],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    found = re.search(r"^password: (\S+)$", out, re.MULTILINE)
+    assert found, out
+    return found.group(1)
 
 
 def start_live_server(tmp: Path, **env_overrides: str) -> LiveServer:

@@ -117,6 +117,11 @@ def serve(
     concurrency: int | None = typer.Option(
         None, help="Jobs the in-process worker runs at once with institutions."
     ),
+    log_requests: bool = typer.Option(
+        False,
+        "--log-requests",
+        help="Log one line per request (method, path, status, time, request id).",
+    ),
 ) -> None:
     """Run the API (and, unless --no-worker, a worker and the scheduler)."""
     import uvicorn
@@ -125,7 +130,11 @@ def serve(
     from openagg.services.admin import seed_institutions
 
     # --demo also serves the widget demo host page (/demo).
-    settings = _settings(database_url, widget_demo=True if demo else None)
+    settings = _settings(
+        database_url,
+        widget_demo=True if demo else None,
+        log_requests=True if log_requests else None,
+    )
     logs.configure(settings.log_format)
     _prepare(settings, wait_seconds=STARTUP_WAIT_SECONDS)
 

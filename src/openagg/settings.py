@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     database_pool_size: int = 10
     # Log lines as "text" for people or "json" for a log pipeline.
     log_format: Literal["text", "json"] = "text"
+    # One line per request: method, path (no query string, no tokens), status, time.
+    log_requests: bool = False
     data_dir: Path = Path("./.openagg")
     # "kid:base64key,kid2:base64key"; the first is used for new data. Empty: a dev
     # key generated into data_dir on first start.
@@ -27,6 +29,8 @@ class Settings(BaseSettings):
     # X-Forwarded-For and X-Forwarded-Proto are believed: the login throttle and the
     # session cookies then see the end user's address and scheme, not the proxy's.
     forwarded_allow_ips: str = "127.0.0.1"
+    # A larger request body gets 413 before it is read (api/body_limit.py).
+    max_body_bytes: int = 1024 * 1024
 
     # Aggregation rules (MX's numbers by default).
     foreground_throttle_seconds: int = 3 * 3600
@@ -120,8 +124,11 @@ class Settings(BaseSettings):
 
     # Browser logins: the engineer console and the developer portal.
     web_session_ttl_seconds: int = 12 * 3600
-    # Failed logins allowed per address (and per account) in a window before 429.
+    # Failed logins allowed per client address, and per account from all addresses,
+    # before each further attempt waits a growing delay (429 meanwhile); a count is
+    # forgotten after a window without failures (services/web_sessions.LoginThrottle).
     web_login_max_failures: int = 10
+    web_login_account_max_failures: int = 100
     web_login_failure_window_seconds: int = 900
 
     def ensure_data_dir(self) -> Path:

@@ -6,8 +6,6 @@ Screenshots of every step go to the artifacts directory (see conftest)."""
 
 from __future__ import annotations
 
-import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ import httpx
 import pytest
 
 from tests.browser.conftest import artifacts_dir, assert_no_stray_words, new_user
-from tests.conftest import VENV_BIN, LiveServer
+from tests.conftest import LiveServer, create_operator_with_cli
 from tests.support import credentials_for
 
 EMAIL = "eve@console.test"
@@ -28,16 +26,7 @@ USERNAMES = {"mxbank": "mxuser", "sandbox_bank": "user_good"}
 
 def create_operator(server: LiveServer) -> str:
     """``openagg operators create`` on the server's database; returns the password."""
-    out = subprocess.run(
-        [str(VENV_BIN / "openagg"), "operators", "create", "--name", "Eve", "--email", EMAIL],
-        env=server.env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    found = re.search(r"^password: (\S+)$", out, re.MULTILINE)
-    assert found, out
-    return found.group(1)
+    return create_operator_with_cli(server.env, "Eve", EMAIL)
 
 
 def wait_idle(api: httpx.Client, user: str, member: str) -> dict[str, Any]:

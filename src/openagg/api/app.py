@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
 
 from openagg.api import pages
+from openagg.api.body_limit import IMPORT_PATHS, LimitBodies
 from openagg.api.http import error
 from openagg.api.list_cache import ListCache
 from openagg.api.nul_guard import RefuseNul
@@ -37,7 +38,7 @@ from openagg.api.routes import (
 )
 from openagg.api.routes import webhooks as webhook_routes
 from openagg.runtime import Runtime
-from openagg.services.errors import ServiceError
+from openagg.services.errors import ServiceError, TooManyRequests
 
 log = logging.getLogger("openagg.api")
 # Matched in this order, one route at a time: the hot reads (data) first. No two
@@ -63,14 +64,29 @@ ROUTE_MODULES = (
 _WEB_PAGES = ("/console", "/portal", "/connect")
 
 
-def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route answers on the request's path (for a 405's Allow)."""
+def _allowed_methods(path: str) -> list[str]:
+    """Every method some route answers on ``path`` (for a 405's Allow)."""
     found: set[str] = set()
     for route in (r for module in ROUTE_MODULES for r in module.router.routes):
         pattern, methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
-        if pattern is not None and methods and pattern.match(request.url.path):
+        if pattern is not None and methods and pattern.match(path):
             found.update(methods)
     return sorted(found)
+
+
+def _without_slash(request: Request) -> str | None:
+    """Where a path with a trailing slash should go when only the path without it is
+    served: relative (``/users?page=2``), so the Host header never reaches the
+    ``Location``. None when nothing is served there, or for a path that would read as
+    another host (``//host``)."""
+    path = request.url.path
+    if len(path) < 2 or not path.endswith("/"):
+        return None
+    target = path[:-1]
+    if not target or target.startswith("//") or not _allowed_methods(target):
+        return None
+    query = request.url.query
+    return target + ("?" + query if query else "")
 
 
 def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None = None) -> FastAPI:
@@ -97,13 +113,27 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
             await rt.db.dispose()
 
     app = FastAPI(
-        title="OpenAgg", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+        title="OpenAgg",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        # Starlette's redirect names the Host header's host; the 404 handler redirects
+        # relatively instead (_without_slash).
+        redirect_slashes=False,
     )
     app.state.runtime = rt
     app.state.auth_cache = {}
     app.state.list_cache = ListCache(rt.settings.list_cache_mb * 1024 * 1024)
+    app.add_middleware(
+        LimitBodies,
+        max_bytes=rt.settings.max_body_bytes,
+        large_bytes=rt.settings.import_max_bytes,
+        large=IMPORT_PATHS,
+    )
     app.add_middleware(RefuseNul)
-    app.add_middleware(RequestIds)
+    # Outermost of ours: the request id, an unexpected error's 500, the request log.
+    app.add_middleware(RequestIds, log_requests=rt.settings.log_requests)
     for module in ROUTE_MODULES:
         app.include_router(module.router)
 
@@ -112,17 +142,21 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
         # The Basic challenge is for API clients; on the web pages' own APIs a browser
         # would answer it with its password dialog.
         basic = exc.status_code == 401 and not request.url.path.startswith(_WEB_PAGES)
-        headers = {"WWW-Authenticate": 'Basic realm="OpenAgg"'} if basic else None
+        headers = {"WWW-Authenticate": 'Basic realm="OpenAgg"'} if basic else {}
+        if isinstance(exc, TooManyRequests) and exc.retry_after is not None:
+            headers["Retry-After"] = str(exc.retry_after)
         return error(exc.status_code, exc.message, headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
         headers = dict(exc.headers or {})
         if exc.status_code == 404:
+            if (target := _without_slash(request)) is not None:
+                return Response(status_code=307, headers={"Location": target})
             return error(404, "We were unable to find the record you requested.", headers)
         if exc.status_code == 405:
             # Starlette names the methods of the first route on the path only.
-            headers["Allow"] = ", ".join(_allowed_methods(request))
+            headers["Allow"] = ", ".join(_allowed_methods(request.url.path))
             return error(405, "This method is not allowed on this path.", headers)
         return error(exc.status_code, str(exc.detail), headers)
 
@@ -144,10 +178,5 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
     async def database_error(_r: Request, exc: Exception) -> Response:
         log.warning("database unavailable: %s", type(exc).__name__)
         return error(503, "The database is unavailable; try again shortly.", {"Retry-After": "5"})
-
-    @app.exception_handler(Exception)
-    async def unexpected(_r: Request, exc: Exception) -> Response:
-        log.exception("unhandled error")
-        return error(500, "Internal server error.")
 
     return app

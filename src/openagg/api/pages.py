@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import html
+import string
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
@@ -17,6 +19,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from openagg import __version__
 from openagg.api.http import runtime
 from openagg.services import web_sessions
 from openagg.services.errors import Forbidden, NotFound
@@ -37,7 +40,7 @@ PRIVATE_PAGE_HEADERS = {
 _MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 CSRF_HEADER = "x-csrf-token"
 _SHARED = "openagg.assets"
-_SHARED_ASSETS = {"dom.js", "login.js", "theme.css"}
+_SHARED_ASSETS = {"dom.js", "login.js", "theme.css", "home.css", "favicon.svg"}
 
 router = APIRouter()
 
@@ -72,6 +75,57 @@ def static_asset(package: str, name: str, allowed: set[str], request: Request) -
 async def shared_asset(name: str, request: Request) -> Response:
     """What the widget, the console and the portal share (``openagg/assets``)."""
     return static_asset(_SHARED, name, _SHARED_ASSETS, request)
+
+
+@router.get("/favicon.svg")
+@router.get("/favicon.ico")  # what browsers ask for on their own; an SVG serves them
+async def favicon(request: Request) -> Response:
+    return static_asset(_SHARED, "favicon.svg", _SHARED_ASSETS, request)
+
+
+def _link(path: str | None, title: str, what: str) -> str:
+    """One tile of the home page; without a path, a tile that says how to get it."""
+    inner = f"<strong>{html.escape(title)}</strong><span>{what}</span>"
+    if path is None:
+        return f'    <li><div class="off">{inner}</div></li>'
+    return f'    <li><a href="{html.escape(path)}">{inner}</a></li>'
+
+
+@router.get("/")
+async def home(request: Request) -> Response:
+    """For a browser that opens the server's address: what runs here, where to go."""
+    settings = runtime(request).settings
+    served = {getattr(route, "path", None) for route in request.app.routes}
+    links = [
+        _link(
+            "/demo" if settings.widget_demo else None,
+            "Connect widget demo",
+            "Connect a sandbox bank as an end user would."
+            if settings.widget_demo
+            else "Start the server with <code>openagg serve --demo</code> to try it.",
+        ),
+        _link("/portal", "Developer portal", "An app's support staff: their tickets."),
+        _link("/console", "Engineer console", "The aggregation engineers' queue and incidents."),
+        _link(
+            "/docs" if "/docs" in served else None,
+            "API documentation",
+            "Every route, its parameters and answers."
+            if "/docs" in served
+            else "In <code>docs/</code> of the source.",
+        ),
+        _link("/healthz", "Health", "Whether this server reaches its database."),
+        _link("/metrics", "Metrics", "Jobs, members and webhooks, for Prometheus."),
+    ]
+    # Never the Host header: the public URL when one is set, else words.
+    api_base = (
+        f"<code>{html.escape(settings.public_url)}</code>"
+        if settings.public_url
+        else "this server's address"
+    )
+    page = string.Template(read_asset(_SHARED, "home.html")).substitute(
+        version=html.escape(__version__), api_base=api_base, links="\n".join(links)
+    )
+    return html_page(page)
 
 
 def html_page(text: str, headers: dict[str, str] = PRIVATE_PAGE_HEADERS) -> HTMLResponse:

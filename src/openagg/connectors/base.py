@@ -157,8 +157,9 @@ class ConnectorContext:
         default_factory=lambda: logging.getLogger("openagg.connector")
     )
     http: httpx.AsyncClient | None = None
-    # When the job started, by the platform's clock (which tests move); None in a
-    # context built by hand. For budgets counted in hours, where ``today`` is too coarse.
+    # The platform's clock when the job started (UTC; tests move it): nothing a connector
+    # reports should be dated later, and budgets counted in hours use it. None where no
+    # clock was given (then: the end of ``today``).
     now: dt.datetime | None = None
 
 

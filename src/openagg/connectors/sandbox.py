@@ -642,7 +642,7 @@ class SandboxConnector(Connector):
                 profile, ctx.today, first_pull=ctx.previous_attempts == 0
             )
             found.extend(t for t in moving if from_date <= t.date <= to_date)
-        return found
+        return _not_after(found, _now(ctx))
 
     async def holdings(
         self, ctx: ConnectorContext, state: dict[str, Any], account: AccountData
@@ -657,3 +657,21 @@ class SandboxConnector(Connector):
         await self._bank_call()
         self._require_session(ctx, state)
         return sandbox_data.owners_for(self._profile(ctx), account.external_id)
+
+
+def _now(ctx: ConnectorContext) -> dt.datetime:
+    if ctx.now is not None:
+        return ctx.now
+    return dt.datetime.combine(ctx.today, dt.time.max, dt.UTC)
+
+
+def _not_after(found: list[TransactionData], now: dt.datetime) -> list[TransactionData]:
+    """The sandbox makes a whole day at once; a time of today that is still to come is
+    stamped ``now``, so nothing is dated in the future (the day's items and balances
+    stay the same at every hour)."""
+    for t in found:
+        if t.transacted_at is not None and t.transacted_at > now:
+            t.transacted_at = now
+        if t.posted_at is not None and t.posted_at > now:
+            t.posted_at = now
+    return found

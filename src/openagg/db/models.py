@@ -161,6 +161,9 @@ class Member(Base):
     # Managed data (MX's partner-managed members): the partner or an imported statement
     # file writes its accounts and transactions; no connector ever aggregates it.
     is_managed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # What the app asked of the pending OAuth step (MX's oauth_window_uri and create
+    # parameters): skip the first aggregation, where to send the end user back.
+    oauth_options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     callback_payload: Mapped[str | None] = mapped_column(String(1024))
     data_source: Mapped[str | None] = mapped_column(String(50))
     next_background_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -520,16 +523,17 @@ class WebSession(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
-class LoginFailure(Base):
-    """One failed browser login under one throttle key (an address, an account), kept
-    for the throttle's window. In the database, so every API process counts alike;
-    the key is stored as its SHA-256 hash (no emails or addresses in this table)."""
+class LoginCount(Base):
+    """The recent failed browser logins under one throttle key (an address, an
+    account): how many, and when the last one was. In the database, so every API
+    process counts alike; an attempt is counted here, in one locked row, before the
+    password is checked. The key is stored as its SHA-256 hash (no emails or
+    addresses in this table)."""
 
-    __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_key_time", "key_hash", "failed_at"),)
-    id: Mapped[int] = mapped_column(PK, primary_key=True)
-    key_hash: Mapped[str] = mapped_column(String(64))
-    failed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    __tablename__ = "login_counts"
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class SupportTicket(Base):

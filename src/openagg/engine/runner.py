@@ -398,7 +398,6 @@ class _Work:
                 self.rt,
                 jc.member,
                 jc.institution,
-                today=self.started.date(),
                 now=self.started,
                 previous_attempts=jc.previous_attempts,
             )

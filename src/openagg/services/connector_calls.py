@@ -23,8 +23,7 @@ class ConnectorCall:
         member: Member,
         institution: Institution,
         *,
-        today: dt.date,
-        now: dt.datetime | None = None,
+        now: dt.datetime,
         previous_attempts: int = 0,
     ) -> None:
         self.name = institution.connector
@@ -38,13 +37,13 @@ class ConnectorCall:
         self.ctx = ConnectorContext(
             member_guid=member.guid,
             institution_code=institution.code,
-            today=today,
+            today=now.date(),
+            now=now,
             previous_attempts=previous_attempts,
             options=options,
             secrets=copy.deepcopy(self.stored_secrets),
             log=self.log,
             http=rt.http_for(self.name),
-            now=now,
         )
 
     def hide(self, values: list[str]) -> None:

@@ -40,3 +40,7 @@ class Unprocessable(ServiceError):
 
 class TooManyRequests(ServiceError):
     status_code = 429
+
+    def __init__(self, message: str, retry_after: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds, for the Retry-After header

@@ -27,8 +27,20 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+# Length limits on what is stored. MX's specification sets none; these fit the
+# columns, and no string in a body is longer than TEXT_MAX (a 400 names the field).
+TEXT_MAX = 4096
+ID_MAX = 255  # ids the app chooses (user, member)
+GUID_MAX = 64  # guids and codes we made
+EMAIL_MAX = 320
+CREDENTIAL_MAX = 1024  # one credential value or MFA answer
+URL_MAX = 2048
+LIST_MAX = 20  # credentials or answers in one body
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # str_max_length: the default for every string field; a field may set less.
+    model_config = ConfigDict(extra="forbid", str_max_length=TEXT_MAX)
 
     @model_validator(mode="before")
     @classmethod
@@ -40,8 +52,8 @@ class Strict(BaseModel):
 
 
 class UserFields(Strict):
-    email: StrictStr | None = None
-    id: StrictStr | None = None
+    email: StrictStr | None = Field(default=None, max_length=EMAIL_MAX)
+    id: StrictStr | None = Field(default=None, max_length=ID_MAX)
     is_disabled: StrictBool | None = None
     metadata: StrictStr | None = None
 
@@ -51,17 +63,17 @@ class UserBody(Strict):
 
 
 class CredentialValue(Strict):
-    guid: StrictStr = Field(min_length=1)
-    value: StrictStr
+    guid: StrictStr = Field(min_length=1, max_length=GUID_MAX)
+    value: StrictStr = Field(max_length=CREDENTIAL_MAX)
 
 
 UseCase = Literal["MONEY_MOVEMENT", "PFM"]
 
 
 class MemberCreateFields(Strict):
-    institution_code: StrictStr = Field(min_length=1)
-    credentials: list[CredentialValue] | None = None
-    id: StrictStr | None = None
+    institution_code: StrictStr = Field(min_length=1, max_length=GUID_MAX)
+    credentials: list[CredentialValue] | None = Field(default=None, max_length=LIST_MAX)
+    id: StrictStr | None = Field(default=None, max_length=ID_MAX)
     metadata: StrictStr | None = None
     is_oauth: StrictBool | None = None
     skip_aggregation: StrictBool | None = None
@@ -71,15 +83,15 @@ class MemberCreateFields(Strict):
 
 class MemberCreateBody(Strict):
     member: MemberCreateFields
-    client_redirect_url: StrictStr | None = None
+    client_redirect_url: StrictStr | None = Field(default=None, max_length=URL_MAX)
     enable_app2app: StrictBool | None = None
     referral_source: Literal["BROWSER", "APP"] | None = None
-    ui_message_webview_url_scheme: StrictStr | None = None
+    ui_message_webview_url_scheme: StrictStr | None = Field(default=None, max_length=GUID_MAX)
 
 
 class MemberUpdateFields(Strict):
-    credentials: list[CredentialValue] | None = None
-    id: StrictStr | None = None
+    credentials: list[CredentialValue] | None = Field(default=None, max_length=LIST_MAX)
+    id: StrictStr | None = Field(default=None, max_length=ID_MAX)
     metadata: StrictStr | None = None
     skip_aggregation: StrictBool | None = None
     background_aggregation_is_disabled: StrictBool | None = None
@@ -91,7 +103,7 @@ class MemberUpdateBody(Strict):
 
 
 class ResumeFields(Strict):
-    challenges: list[CredentialValue] = Field(min_length=1)
+    challenges: list[CredentialValue] = Field(min_length=1, max_length=LIST_MAX)
 
 
 class ResumeBody(Strict):

@@ -43,7 +43,12 @@ class MemberResult:
     started: bool = False  # whether this call started a job
 
 
-def _credential_values(institution: Institution, given: list[CredentialValue]) -> dict[str, str]:
+def _credential_values(
+    institution: Institution, given: list[CredentialValue], stored: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The credential values to seal: ``given`` over the ``stored`` ones (an update
+    sends only what changed, as MX's guide does when it switches a test scenario by
+    the password alone); every credential of the institution must then have one."""
     known = {c["guid"]: c for c in institution.credentials}
     values: dict[str, str] = {}
     for cred in given:
@@ -55,6 +60,8 @@ def _credential_values(institution: Institution, given: list[CredentialValue]) -
         if cred.guid in values:
             raise BadRequest(f"Credential guid '{cred.guid}' is given twice.")
         values[cred.guid] = cred.value
+    kept = {guid: value for guid, value in (stored or {}).items() if guid in known}
+    values = kept | values
     missing = [c["label"] for c in institution.credentials if c["guid"] not in values]
     if missing:
         raise BadRequest(f"Missing credentials: {', '.join(missing)}.")
@@ -119,6 +126,7 @@ async def create_member(
     callback: str | None,
     *,
     reuse_pending_oauth: bool = False,
+    oauth_options: dict[str, Any] | None = None,
 ) -> MemberResult:
     """A new member; with ``reuse_pending_oauth`` (the Connect widget), an OAuth
     member of the user still waiting on this institution's OAuth step is returned
@@ -181,6 +189,7 @@ async def create_member(
         job = None
         if is_oauth:
             member.oauth_token = secrets.token_urlsafe(24)
+            member.oauth_options = oauth_options
             set_status(member, Status.PENDING, now)
             s.add(member)
         else:
@@ -232,7 +241,7 @@ async def update_member(
         started = False
         if f.credentials is not None:
             managed.refuse_jobs(member)
-            values = _credential_values(inst, f.credentials)
+            values = _credential_values(inst, f.credentials, vault.open_credentials(rt, member))
             if job is not None and job.state == JobState.RUNNING:
                 raise Conflict("An aggregation is running on this member; update it when it ends.")
             if job is not None:  # queued, or waiting on MFA: the new credentials win
@@ -396,10 +405,13 @@ async def complete_oauth(
     kind: JobKind = JobKind.AGGREGATE,
     options: dict[str, Any] | None = None,
     earned: dict[str, Any] | None = None,
+    *,
+    start_job: bool = True,
 ) -> Member:
     """The end user finished the institution's OAuth step: keep the tokens the
     connector ``earned`` (None: unchanged) and start the first job (an aggregation,
-    unless the Connect widget's mode asks for another, e.g. verify)."""
+    unless the Connect widget's mode asks for another, e.g. verify), unless the app
+    asked to skip it (``start_job``: MX's ``skip_aggregation``)."""
     now = rt.now()
     async with rt.db.write() as s:
         member = await s.scalar(select(Member).where(Member.oauth_token == token).with_for_update())
@@ -409,8 +421,27 @@ async def complete_oauth(
             vault.seal_secrets(rt, member, earned)
         member.oauth_token = None
         member.oauth_verifier_enc = None
+        member.oauth_options = None
         member.is_authenticated = True
         set_status(member, Status.CREATED, now)
-        _start(rt, s, member, kind, Trigger.OAUTH, options)
-    rt.job_enqueued.set()
+        if start_job:
+            _start(rt, s, member, kind, Trigger.OAUTH, options)
+    if start_job:
+        rt.job_enqueued.set()
     return member
+
+
+async def set_oauth_options(
+    rt: Runtime, client: Client, user_guid: str, member_guid: str, options: dict[str, Any]
+) -> MemberResult:
+    """What the app asks of a pending OAuth step (its ``oauth_window_uri``'s query):
+    the latest request's options hold. A member with no pending step is unchanged."""
+    async with rt.db.write() as s:
+        user = await user_by_guid(s, client, user_guid)
+        member = await member_by_guid(s, user, member_guid, lock=True)
+        if member.oauth_token and member.oauth_options != options:
+            member.oauth_options = options
+        job = await active_job(s, member.id)
+        inst = await s.get(Institution, member.institution_id)
+        assert inst is not None
+    return MemberResult(member, user, inst, job)

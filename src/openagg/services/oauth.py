@@ -62,8 +62,7 @@ async def _pending(rt: Runtime, token: str) -> tuple[Member, Institution]:
 
 
 def _call(rt: Runtime, member: Member, institution: Institution, hook: str) -> ConnectorCall:
-    now = rt.now()
-    call = ConnectorCall(rt, member, institution, today=now.date(), now=now)
+    call = ConnectorCall(rt, member, institution, now=rt.now())
     if call.connector is None or not hasattr(call.connector, hook):
         raise BadRequest(f"{institution.name} cannot be connected with OAuth here.")
     return call

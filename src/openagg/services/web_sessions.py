@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from openagg.crypto import hash_api_key as hash_token
-from openagg.db.models import Client, LoginFailure, Operator, WebSession
+from openagg.db.models import Client, LoginCount, Operator, WebSession
 from openagg.runtime import Runtime
 from openagg.services.errors import TooManyRequests, Unauthorized
 
@@ -87,44 +90,138 @@ async def close_session(rt: Runtime, token: str | None) -> None:
             await s.execute(delete(WebSession).where(WebSession.token_hash == hash_token(token)))
 
 
+FIRST_DELAY_SECONDS = 15
+ACCOUNT_MAX_DELAY_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class ThrottleKey:
+    """One count a login attempt goes into: failures allowed before the delays begin,
+    and the longest delay."""
+
+    key: str
+    free: int
+    max_delay: int
+
+
+def login_delay(failures: int, free: int, max_delay: int) -> int:
+    """Seconds a key must wait after its last failure: none within its free failures,
+    then growing (15 s, 30 s, 1 min, ... up to ``max_delay``), as OWASP advises rather
+    than a long lockout at a fixed count."""
+    if failures < free:
+        return 0
+    return min(max_delay, FIRST_DELAY_SECONDS * 2 ** min(failures - free, 20))
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """An attempt counted before its password was checked (see ``LoginThrottle``)."""
+
+    address: str
+    account: str
+
+
 class LoginThrottle:
-    """Failed logins per key (an address, an account) in a sliding window, counted in
-    the database: every API process behind a load balancer sees the same count, and a
-    restart forgets nothing."""
+    """Browser logins counted per client address and per account, in the database:
+    every API process behind a load balancer sees the same count, and a restart
+    forgets nothing.
+
+    An attempt is counted *before* its password is checked, in one transaction that
+    locks the keys' rows, so concurrent attempts cannot all slip past the check. A
+    login that succeeds takes its count back. Past its free failures a key waits a
+    growing delay after each failure (429 with ``Retry-After`` meanwhile, the password
+    unchecked). An address has ``web_login_max_failures`` free failures and delays up
+    to the window; an account, tried from every address, many more
+    (``web_login_account_max_failures``) and delays of at most a minute: one address
+    cannot lock the owner out by knowing the account's name, and many addresses
+    together still only slow it. A key is forgotten after a window without failures.
+    """
 
     def __init__(self, rt: Runtime):
         self.rt = rt
 
-    async def check(self, *keys: str) -> None:
+    def _keys(self, attempt: LoginAttempt) -> list[ThrottleKey]:
         settings = self.rt.settings
-        since = self.rt.now() - dt.timedelta(seconds=settings.web_login_failure_window_seconds)
-        async with self.rt.db.read() as s:
-            counts = await s.execute(
-                select(func.count())
-                .select_from(LoginFailure)
-                .where(LoginFailure.key_hash.in_([_key_hash(k) for k in keys]))
-                .where(LoginFailure.failed_at > since)
-                .group_by(LoginFailure.key_hash)
-            )
-            if any(n >= settings.web_login_max_failures for (n,) in counts):
-                minutes = max(1, round(settings.web_login_failure_window_seconds / 60))
-                raise TooManyRequests(
-                    f"Too many failed logins. Try again in up to {minutes} minutes."
-                )
+        window = settings.web_login_failure_window_seconds
+        return [
+            ThrottleKey("ip:" + attempt.address, settings.web_login_max_failures, window),
+            ThrottleKey(
+                attempt.account,
+                settings.web_login_account_max_failures,
+                min(window, ACCOUNT_MAX_DELAY_SECONDS),
+            ),
+        ]
 
-    async def failed(self, *keys: str) -> None:
+    async def begin(self, address: str | None, account: str) -> LoginAttempt:
+        """Count an attempt from ``address`` at ``account``; 429 when either must wait."""
+        attempt = LoginAttempt(address or "-", account)
+        keys = self._keys(attempt)
         now = self.rt.now()
         window = dt.timedelta(seconds=self.rt.settings.web_login_failure_window_seconds)
         async with self.rt.db.write() as s:
-            # Failures past the window count for nothing: they go as new ones come.
-            await s.execute(delete(LoginFailure).where(LoginFailure.failed_at <= now - window))
-            s.add_all(LoginFailure(key_hash=_key_hash(k), failed_at=now) for k in keys)
+            rows = await _lock_rows(s, self.rt, [k.key for k in keys], now)
+            wait = 0.0
+            for key in keys:
+                row = rows[_key_hash(key.key)]
+                if now - row.last_failed_at >= window:
+                    row.failures = 0  # a window without failures: forgotten
+                delay = login_delay(row.failures, key.free, key.max_delay)
+                until = row.last_failed_at + dt.timedelta(seconds=delay)
+                wait = max(wait, (until - now).total_seconds())
+            if wait > 0:
+                raise TooManyRequests(
+                    f"Too many failed logins. Try again in {_duration(wait)}.",
+                    retry_after=math.ceil(wait),
+                )
+            for key in keys:
+                row = rows[_key_hash(key.key)]
+                row.failures += 1
+                row.last_failed_at = now
+            # Keys idle for a window count for nothing: they go as new attempts come.
+            await s.execute(delete(LoginCount).where(LoginCount.last_failed_at <= now - window))
+        return attempt
 
-    async def succeeded(self, *keys: str) -> None:
+    async def succeeded(self, attempt: LoginAttempt) -> None:
+        """The password was right: the account's failures are forgotten, and this
+        attempt no longer counts against the address (whose other failures stay:
+        logging in to one's own account does not reset guesses at others)."""
         async with self.rt.db.write() as s:
             await s.execute(
-                delete(LoginFailure).where(LoginFailure.key_hash.in_([_key_hash(k) for k in keys]))
+                delete(LoginCount).where(LoginCount.key_hash == _key_hash(attempt.account))
             )
+            await s.execute(
+                update(LoginCount)
+                .where(LoginCount.key_hash == _key_hash("ip:" + attempt.address))
+                .where(LoginCount.failures > 0)
+                .values(failures=LoginCount.failures - 1)
+            )
+
+
+async def _lock_rows(
+    s: AsyncSession, rt: Runtime, keys: list[str], now: dt.datetime
+) -> dict[str, LoginCount]:
+    """The keys' rows (made when missing), locked in key order until the commit."""
+    hashes = sorted({_key_hash(k) for k in keys})
+    insert = sqlite.insert if rt.db.sqlite else postgresql.insert
+    await s.execute(
+        insert(LoginCount)
+        .values([{"key_hash": h, "failures": 0, "last_failed_at": now} for h in hashes])
+        .on_conflict_do_nothing(index_elements=["key_hash"])
+    )
+    rows = await s.scalars(
+        select(LoginCount)
+        .where(LoginCount.key_hash.in_(hashes))
+        .order_by(LoginCount.key_hash)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {row.key_hash: row for row in rows}
+
+
+def _duration(seconds: float) -> str:
+    if seconds <= 90:
+        return f"{math.ceil(seconds)} seconds"
+    return f"{math.ceil(seconds / 60)} minutes"
 
 
 def _key_hash(key: str) -> str:

@@ -50,7 +50,7 @@ from openagg.netguard import address_allowed, literal_address
 from openagg.queue import active_job
 from openagg.runtime import Runtime
 from openagg.services.errors import BadRequest, Conflict, NotFound
-from openagg.services.inputs import Strict
+from openagg.services.inputs import URL_MAX, Strict
 
 
 class EventType(StrEnum):
@@ -300,8 +300,8 @@ async def attempt_finished(
 
 
 class WebhookEndpointFields(Strict):
-    url: StrictStr | None = None
-    secret: StrictStr | None = None
+    url: StrictStr | None = Field(default=None, max_length=URL_MAX)
+    secret: StrictStr | None = Field(default=None, max_length=200)
     event_types: list[EventType] | None = Field(default=None, min_length=1)
     enabled: StrictBool | None = None
 

@@ -13,7 +13,7 @@ import datetime as dt
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
@@ -35,6 +35,10 @@ from openagg.services.errors import (
     Unprocessable,
 )
 from openagg.services.inputs import (
+    GUID_MAX,
+    ID_MAX,
+    LIST_MAX,
+    URL_MAX,
     CredentialValue,
     MemberCreateBody,
     MemberCreateFields,
@@ -54,10 +58,10 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,39}$")
 class ConnectOptions(Strict):
     """The Connect widget options (MX's ConnectWidgetRequest, the legacy `config`)."""
 
-    client_redirect_url: StrictStr | None = None
+    client_redirect_url: StrictStr | None = Field(default=None, max_length=URL_MAX)
     color_scheme: Literal["light", "dark", "browser"] | None = None
-    current_institution_code: StrictStr | None = None
-    current_member_guid: StrictStr | None = None
+    current_institution_code: StrictStr | None = Field(default=None, max_length=GUID_MAX)
+    current_member_guid: StrictStr | None = Field(default=None, max_length=GUID_MAX)
     disable_background_agg: StrictBool | None = None
     disable_institution_search: StrictBool | None = None
     enable_app2app: StrictBool | None = None
@@ -67,20 +71,22 @@ class ConnectOptions(Strict):
     mode: Literal["aggregation", "verification"] | None = None
     oauth_referral_source: Literal["BROWSER", "APP"] | None = None
     ui_message_version: StrictInt | None = None
-    ui_message_webview_url_scheme: StrictStr | None = None
+    ui_message_webview_url_scheme: StrictStr | None = Field(default=None, max_length=GUID_MAX)
     update_credentials: StrictBool | None = None
 
 
 class WidgetUrlFields(ConnectOptions):
     """MX's WidgetRequest: the Connect options plus the fields every widget type takes."""
 
-    widget_type: StrictStr = Field(min_length=1)
-    current_institution_guid: StrictStr | None = None
-    iso_country_code: list[StrictStr] | None = None
+    widget_type: StrictStr = Field(min_length=1, max_length=40)
+    current_institution_guid: StrictStr | None = Field(default=None, max_length=GUID_MAX)
+    iso_country_code: list[Annotated[StrictStr, Field(max_length=3)]] | None = Field(
+        default=None, max_length=LIST_MAX
+    )
     use_cases: list[UseCase] | None = None
     connections_use_case_filter: StrictBool | None = None
-    insight_guid: StrictStr | None = None
-    microwidget_instance_id: StrictStr | None = None
+    insight_guid: StrictStr | None = Field(default=None, max_length=GUID_MAX)
+    microwidget_instance_id: StrictStr | None = Field(default=None, max_length=ID_MAX)
 
 
 class WidgetUrlBody(Strict):
@@ -143,6 +149,31 @@ def _check_scheme(scheme: str) -> str:
             "(letters, digits, + . -; not javascript, data, file...)."
         )
     return scheme
+
+
+def oauth_link_options(
+    *,
+    skip_aggregation: bool | None = None,
+    referral_source: str | None = None,
+    client_redirect_url: str | None = None,
+    ui_message_webview_url_scheme: str | None = None,
+    enable_app2app: bool | None = None,
+) -> dict[str, Any]:
+    """MX's parameters of an OAuth step that the app starts without the widget (the
+    ``oauth_window_uri`` endpoint's query, or the create body), checked and with MX's
+    defaults, in the keys the widget's options use (``_app_redirect`` reads either)."""
+    if referral_source not in (None, "BROWSER", "APP"):
+        raise BadRequest(f"referral_source must be BROWSER or APP, not '{referral_source}'.")
+    return {
+        "skip_aggregation": bool(skip_aggregation),
+        "oauth_referral_source": referral_source or "BROWSER",
+        "client_redirect_url": (
+            _check_redirect(client_redirect_url) if client_redirect_url else None
+        ),
+        "ui_message_webview_url_scheme": _check_scheme(ui_message_webview_url_scheme or "mx"),
+        # No institution here has an app to hand over to: kept, changes nothing.
+        "enable_app2app": enable_app2app is not False,
+    }
 
 
 def _check_redirect(url: str) -> str:
@@ -456,12 +487,17 @@ async def complete_oauth(
     is sent back to the app: to `client_redirect_url`, else to
     `<ui_message_webview_url_scheme>://oauth_complete`, with `status` and `member_guid`."""
     ctx = await _oauth_session(rt, token, session_guid) if session_guid else None
-    kind, options = _job(ctx) if ctx else (JobKind.AGGREGATE, None)
-    member = await members.complete_oauth(rt, token, kind, options, earned)
     if ctx is None:
-        return OAuthCompleted(member, None)
+        # Started by the app (its oauth_window_uri): the options it gave, if any.
+        asked = await _asked_of_oauth(rt, token)
+        member = await members.complete_oauth(
+            rt, token, earned=earned, start_job=not asked.get("skip_aggregation")
+        )
+        return OAuthCompleted(member, _app_redirect(asked, "success", member.guid))
+    kind, options = _job(ctx)
+    member = await members.complete_oauth(rt, token, kind, options, earned)
     await mark_present(ctx, member.guid)
-    return OAuthCompleted(member, _app_redirect(ctx, "success", member.guid))
+    return OAuthCompleted(member, _app_redirect(ctx.options, "success", member.guid))
 
 
 async def oauth_refused_redirect(
@@ -470,17 +506,25 @@ async def oauth_refused_redirect(
     """Where to send the end user back when access was not granted (MX's APP
     referral source, with ``status=error``); None when the widget polls."""
     ctx = await _oauth_session(rt, token, session_guid) if session_guid else None
-    return _app_redirect(ctx, "error", member_guid) if ctx else None
+    asked = ctx.options if ctx else await _asked_of_oauth(rt, token)
+    return _app_redirect(asked, "error", member_guid)
 
 
-def _app_redirect(ctx: WidgetContext, status: str, member_guid: str) -> str | None:
-    if ctx.options["oauth_referral_source"] != "APP":
-        return None  # the widget polls; the user closes the window
+def _app_redirect(options: dict[str, Any], status: str, member_guid: str) -> str | None:
+    if options.get("oauth_referral_source") != "APP":
+        return None  # the widget polls, or the app does; the user closes the window
     target = (
-        ctx.options["client_redirect_url"]
-        or f"{ctx.options['ui_message_webview_url_scheme']}://oauth_complete"
+        options["client_redirect_url"]
+        or f"{options['ui_message_webview_url_scheme']}://oauth_complete"
     )
     return _add_query(target, {"status": status, "member_guid": member_guid})
+
+
+async def _asked_of_oauth(rt: Runtime, token: str) -> dict[str, Any]:
+    """What the app asked of this pending OAuth step (``oauth_link_options``)."""
+    async with rt.db.read() as s:
+        asked = await s.scalar(select(Member.oauth_options).where(Member.oauth_token == token))
+    return dict(asked or {})
 
 
 async def _oauth_session(rt: Runtime, token: str, session_guid: str) -> WidgetContext | None:

@@ -158,16 +158,15 @@ async def login(request: Request) -> Response:
     body = await _body(request, LoginBody)
     rt = runtime(request)
     email = body.email.strip().lower()
-    keys = (f"ip:{client_address(request) or '-'}", f"operator:{email}")
+    # Counted before the password is checked (429 while held back).
     throttle = login_throttle(request)
-    await throttle.check(*keys)
+    attempt = await throttle.begin(client_address(request), f"operator:{email}")
     operator = await operators.authenticate_operator(rt, email, body.password)
     if operator is None:
-        await throttle.failed(*keys)
         # One message for a wrong email, a wrong password and a disabled operator:
         # the answer must not tell which emails exist.
         raise HTTPException(401, "Wrong email or password.")
-    await throttle.succeeded(f"operator:{email}")
+    await throttle.succeeded(attempt)
     opened = await web_sessions.open_session(
         rt, "operator", operator.id, address=client_address(request)
     )

@@ -26,7 +26,7 @@ from openagg.db.models import Client, Institution, Job, Member, User
 from openagg.domain.policy import JobKind, background_disabled
 from openagg.domain.statuses import Status
 from openagg.runtime import Runtime
-from openagg.services import members
+from openagg.services import members, widget
 from openagg.services.inputs import MemberCreateBody, MemberUpdateBody, ResumeBody
 from openagg.services.lookup import user_by_guid
 
@@ -104,8 +104,21 @@ async def create_member(
     user_guid: str, request: Request, client: Client = Depends(current_client)
 ) -> Response:
     body = await parse_body(request, MemberCreateBody)
+    # MX's OAuth parameters of the create body: what the first OAuth step should do.
+    oauth_options = widget.oauth_link_options(
+        skip_aggregation=body.member.skip_aggregation,
+        referral_source=body.referral_source,
+        client_redirect_url=body.client_redirect_url,
+        ui_message_webview_url_scheme=body.ui_message_webview_url_scheme,
+        enable_app2app=body.enable_app2app,
+    )
     r = await members.create_member(
-        runtime(request), client, user_guid, body, callback_payload(request)
+        runtime(request),
+        client,
+        user_guid,
+        body,
+        callback_payload(request),
+        oauth_options=oauth_options,
     )
     return mx(result_body(request, client, r), 202 if r.started else 200)
 
@@ -182,7 +195,15 @@ async def member_credentials(
 async def oauth_uri(
     user_guid: str, member_guid: str, request: Request, client: Client = Depends(current_client)
 ) -> Response:
-    r = await members.load_member(runtime(request), client, user_guid, member_guid)
+    q = request.query_params
+    options = widget.oauth_link_options(
+        skip_aggregation=query_bool(request, "skip_aggregation"),
+        referral_source=q.get("referral_source") or None,
+        client_redirect_url=q.get("client_redirect_url") or None,
+        ui_message_webview_url_scheme=q.get("ui_message_webview_url_scheme") or None,
+        enable_app2app=query_bool(request, "enable_app2app"),
+    )
+    r = await members.set_oauth_options(runtime(request), client, user_guid, member_guid, options)
     uri = oauth_window_uri(runtime(request), request, r.member)
     return mx({"member": {"guid": r.member.guid, "oauth_window_uri": uri}})
 

@@ -119,14 +119,12 @@ async def login(request: Request) -> Response:
     rt = runtime(request)
     throttle = login_throttle(request)
     client_id = body.client_id.strip()
-    keys = (f"ip:{client_address(request) or '-'}", f"client:{client_id}")
-    await throttle.check(*keys)
+    # Counted before the key is checked (429 while held back).
+    attempt = await throttle.begin(client_address(request), f"client:{client_id}")
     client = await authenticate(rt, client_id, body.api_key)
     if client is None:
-        await throttle.failed(*keys)
         raise Unauthorized("Wrong client_id or api_key. Use the pair your app's backend uses.")
-    # The address's count is kept: another account's success does not reset it.
-    await throttle.succeeded(keys[1])
+    await throttle.succeeded(attempt)
     opened = await web_sessions.open_session(
         rt, "client", client.id, address=client_address(request)
     )

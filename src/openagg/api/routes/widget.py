@@ -36,7 +36,7 @@ from openagg.domain.tickets import ENGINEER_FIXABLE
 from openagg.runtime import Runtime
 from openagg.services import widget
 from openagg.services.errors import NotFound, ServiceError, Unauthorized
-from openagg.services.inputs import CredentialValue, Strict, UserFields
+from openagg.services.inputs import GUID_MAX, LIST_MAX, CredentialValue, Strict, UserFields
 from openagg.services.members import MemberResult
 from openagg.services.support import Origin
 from openagg.services.users import create_user
@@ -190,18 +190,18 @@ async def widget_session(request: Request) -> widget.WidgetContext:
 
 
 class MemberCreate(Strict):
-    institution_code: StrictStr = Field(min_length=1)
+    institution_code: StrictStr = Field(min_length=1, max_length=GUID_MAX)
     # None of them for an OAuth institution (is_oauth): the end user signs in there.
-    credentials: list[CredentialValue] = Field(default_factory=list)
+    credentials: list[CredentialValue] = Field(default_factory=list, max_length=LIST_MAX)
     is_oauth: StrictBool = False
 
 
 class CredentialsUpdate(Strict):
-    credentials: list[CredentialValue] = Field(min_length=1)
+    credentials: list[CredentialValue] = Field(min_length=1, max_length=LIST_MAX)
 
 
 class Answers(Strict):
-    challenges: list[CredentialValue] = Field(min_length=1)
+    challenges: list[CredentialValue] = Field(min_length=1, max_length=LIST_MAX)
 
 
 def _institution_view(inst: Institution) -> dict[str, Any]:
