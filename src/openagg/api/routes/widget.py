@@ -30,6 +30,7 @@ from openagg.api.pages import (
 )
 from openagg.api.routes.imports import import_body, read_upload
 from openagg.api.routes.members import oauth_window_uri
+from openagg.connectors.files import STATEMENT_FILE_CODE
 from openagg.db.models import Client, Institution, Member, User
 from openagg.domain.policy import background_disabled
 from openagg.domain.statuses import NEEDS_NEW_CREDENTIALS, NOT_AGGREGATABLE, Status
@@ -171,6 +172,7 @@ async def widget_page(url_token: str, request: Request) -> Response:
         "options": ctx.options,
         "poll_interval_ms": rt.settings.widget_poll_interval_ms,
         "status_groups": STATUS_GROUPS,
+        "statement_file_code": STATEMENT_FILE_CODE,
     }
     page = (
         _asset("index.html")
