@@ -68,6 +68,7 @@ def test_mxbank_success_by_keyboard(api: httpx.Client, open_widget: Any) -> None
     search.focus()
     w.page.keyboard.type("mx bank")
     w.frame.get_by_text("2 institutions").wait_for()
+    w.page.keyboard.press("Tab")  # "Upload a statement file", under the search field
     w.page.keyboard.press("Tab")  # the first result
     w.page.keyboard.press("Enter")
     w.screen("enterCreds")

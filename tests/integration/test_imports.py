@@ -87,8 +87,9 @@ async def test_an_ofx_file_becomes_a_managed_member_with_its_account_and_transac
         body["transactions_updated"],
         body["transactions_unchanged"],
     ) == (4, 0, 0)
-    assert [(a["name"], a["type"], a["balance"]) for a in body["accounts"]] == [
-        ("Checking ...7766", "CHECKING", 1000.0)
+    assert (body["from_date"], body["to_date"]) == ("2026-03-05", "2026-04-10")
+    assert [(a["name"], a["type"], a["balance"], a["currency_code"]) for a in body["accounts"]] == [
+        ("Checking ...7766", "CHECKING", 1000.0, "USD")
     ]
     member = (await platform.http.get(f"/users/{user}/members/{body['member_guid']}")).json()[
         "member"

@@ -12,18 +12,22 @@ export class ApiError extends Error {
 }
 
 // fetch() a JSON API: the parsed body, null for 204, or an ApiError with the server's
-// message (status 0 when the server could not be reached).
+// message (status 0 when the server could not be reached). A Blob body (a File) is sent
+// as it is, as raw bytes; any other body as JSON.
 export async function requestJson(method, url, body, headers = {}) {
+  const raw = body instanceof Blob;
+  let type = null;
+  if (body !== undefined) type = raw ? "application/octet-stream" : "application/json";
   let response;
   try {
     response = await fetch(url, {
       method,
       headers: {
         Accept: "application/json",
-        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+        ...(type ? { "Content-Type": type } : {}),
         ...headers,
       },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || raw ? body : JSON.stringify(body),
       credentials: "same-origin",
       cache: "no-store",
     });

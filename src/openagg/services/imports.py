@@ -104,6 +104,7 @@ async def import_file(
                 f"{c.repeated_bank_ids} transaction(s) repeat another's bank id in this file: "
                 "both kept"
             )
+        dates = [e.date for e in statement.entries]
         record = Import(
             guid=new_guid("IMP"),
             client_id=client.id,
@@ -116,6 +117,9 @@ async def import_file(
                 "transactions_added": c.added,
                 "transactions_updated": c.updated,
                 "transactions_unchanged": c.unchanged,
+                # The file's span, as a person checks which statement they just read.
+                "from_date": min(dates).isoformat() if dates else None,
+                "to_date": max(dates).isoformat() if dates else None,
                 "warnings": warnings,
             },
             created_at=now,
@@ -207,6 +211,7 @@ async def _write(s: AsyncSession, user: User, member: Member, statement: Stateme
                 "name": account.name,
                 "type": account.type,
                 "balance": None if account.balance_cents is None else account.balance_cents / 100,
+                "currency_code": account.currency_code,
             }
         )
     return done

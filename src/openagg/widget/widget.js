@@ -140,7 +140,22 @@ async function showSearch(initial = false) {
     placeholder: "Bank name",
     "aria-describedby": "oa-results-label",
   });
-  const render = (institutions) => {
+  const render = (institutions, query) => {
+    if (institutions.length === 0 && uploadAllowed()) {
+      // A bank OpenAgg can't connect to is still reachable through its statement files.
+      count.textContent = query
+        ? `We can't connect to "${query}". You can still add its accounts with a `
+          + "statement file downloaded from its website."
+        : "No institution matches. You can still add your accounts with a statement file.";
+      results.replaceChildren(h("li", {}, h("button", {
+        type: "button",
+        class: "oa-institution oa-upload-choice",
+        onclick: () => showUpload(),
+      },
+      h("span", { class: "oa-name" }, "Upload a statement file"),
+      h("span", { class: "oa-url" }, FORMATS_IN_WORDS))));
+      return;
+    }
     count.textContent = institutions.length === 0
       ? "No institution matches. Check the spelling or try a shorter name."
       : `${institutions.length} institution${institutions.length === 1 ? "" : "s"}`;
@@ -156,7 +171,8 @@ async function showSearch(initial = false) {
   };
   const search = async (query) => {
     try {
-      render((await api("GET", `/institutions?q=${encodeURIComponent(query)}`)).institutions);
+      render((await api("GET", `/institutions?q=${encodeURIComponent(query)}`)).institutions,
+        query);
     } catch (error) {
       handleFatal(error, () => count.replaceChildren(alertBox(error.message)));
     }
@@ -172,9 +188,13 @@ async function showSearch(initial = false) {
   const title = opts.mode === "verification"
     ? "Select your bank to verify your account"
     : "Select your institution";
+  const other = uploadAllowed()
+    ? h("p", { class: "oa-other" }, h("span", { class: "oa-hint" }, "Bank not listed? "),
+      button("Upload a statement file", () => showUpload(), "link", { id: "oa-upload-choice" }))
+    : null;
   show("search", title,
     h("label", { for: "oa-search" }, "Search for your bank or credit union"),
-    input, count, results);
+    input, other, count, results);
   if (!initial) input.focus();
   await search("");
 }
@@ -186,6 +206,8 @@ async function selectInstitution(inst) {
     name: inst.name,
     url: inst.url || "",
   });
+  // The institution of imported files: it has nothing to sign in to.
+  if (inst.code === boot.statement_file_code && uploadAllowed()) return showUpload();
   await showCredentials(inst.code);
 }
 
@@ -273,6 +295,163 @@ async function showCredentials(code, member = null) {
     h("p", { class: "oa-hint" },
       "Your credentials go to OpenAgg encrypted and are never shown to the app."),
     member ? null : backToSearchButton("Back to search"));
+}
+
+// --- a statement file: a bank OpenAgg can't connect to --------------------------------
+//
+// The end user downloads a statement from their bank's website and uploads it here.
+// The import (docs/imports.md) creates the managed member, or adds to the one an
+// earlier file of the same accounts made; "Done" then tells the app as a connection
+// does (memberConnected), and creates nothing more.
+
+const FORMATS_IN_WORDS = "OFX, QFX, QIF, CSV, CAMT.053 or MT940";
+// The picker shows these; a phone's picker may grey out any other file.
+const FILE_TYPES = ".ofx,.qfx,.qbo,.qif,.csv,.tsv,.txt,.xml,.sta,.mt940,.940";
+
+// A statement file is a bank's, not a verified account: verification needs the bank.
+const uploadAllowed = () => opts.mode !== "verification";
+
+// A file dropped beside the drop zone would otherwise replace the widget with it.
+for (const type of ["dragover", "drop"]) {
+  document.addEventListener(type, (event) => {
+    if (step === "upload") event.preventDefault();
+  });
+}
+
+function uploadError(error, name) {
+  if (error.status === 413) {
+    return `${name} is too large. Download a shorter period from your bank, a year for `
+      + "example, and upload each file.";
+  }
+  // The import's own words, without repeating what the alert's title says.
+  const reason = error.message.replace(/^The file cannot be imported: /, "");
+  if (error.status !== 400) return reason;
+  return `${reason.charAt(0).toUpperCase()}${reason.slice(1)}. Check that this is the file `
+    + "your bank gave you, unchanged, or download it again.";
+}
+
+function showUpload() {
+  let busy = false;
+  const errorSlot = h("div");
+  const status = h("p", { class: "oa-status", role: "status" });
+  const input = h("input", {
+    id: "oa-file",
+    type: "file",
+    class: "oa-visually-hidden",
+    accept: FILE_TYPES,
+    "aria-describedby": "oa-file-hint",
+  });
+  const zone = h("div", { class: "oa-drop" },
+    input,
+    h("label", { for: "oa-file", class: "oa-drop-label" },
+      h("span", { class: "oa-drop-title" }, "Choose a file"),
+      h("span", { class: "oa-hint" }, "or drag and drop it here")),
+    status);
+  const upload = async (file) => {
+    if (busy || !file) return;
+    busy = true;
+    zone.classList.add("oa-busy");
+    zone.setAttribute("aria-busy", "true");
+    errorSlot.replaceChildren();
+    status.textContent = `Reading ${file.name}…`;
+    try {
+      const query = new URLSearchParams({ filename: file.name });
+      showUploaded(await api("POST", `/imports?${query}`, file), file.name);
+    } catch (error) {
+      handleFatal(error, () => {
+        busy = false;
+        zone.classList.remove("oa-busy");
+        zone.removeAttribute("aria-busy");
+        status.textContent = "";
+        input.value = ""; // the same file, fixed, can be chosen again
+        errorSlot.replaceChildren(h("div", { class: "oa-alert", role: "alert" },
+          h("p", { class: "oa-alert-title" }, `We couldn't read ${file.name}`),
+          h("p", {}, uploadError(error, file.name))));
+      });
+    }
+  };
+  input.addEventListener("change", () => upload(input.files[0]));
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("oa-dragging");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("oa-dragging"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("oa-dragging");
+    upload(event.dataTransfer.files[0]);
+  });
+  show("upload", "Upload a statement file",
+    h("p", {}, "Download a statement from your bank's website (look for \"Download\" or "
+      + "\"Export\"), then add it here. Uploading the same or overlapping statements "
+      + "again never counts a transaction twice."),
+    h("p", { class: "oa-hint", id: "oa-file-hint" }, `Accepted: ${FORMATS_IN_WORDS} files.`),
+    errorSlot,
+    zone,
+    h("div", { class: "oa-actions" }, backToSearchButton("Back to search")));
+}
+
+function isoDay(iso) {
+  try {
+    return new Intl.DateTimeFormat(undefined, {
+      year: "numeric", month: "short", day: "numeric", timeZone: "UTC",
+    }).format(new Date(`${iso}T00:00:00Z`));
+  } catch {
+    return iso;
+  }
+}
+
+const dayTag = (iso) => h("time", { datetime: iso }, isoDay(iso));
+
+function kindOf(type) {
+  const words = (type || "").replace(/_/g, " ").toLowerCase();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+function showUploaded({ import: found, member }, filename) {
+  const count = found.transaction_count;
+  const added = found.transactions_added;
+  const facts = [["File", `${filename} (${found.format})`],
+    ["Transactions", count === added || count === 0 ? `${count}` : `${count}, ${added} new`]];
+  if (found.from_date) {
+    facts.push(["Dates", found.from_date === found.to_date
+      ? [dayTag(found.from_date)]
+      : [dayTag(found.from_date), " to ", dayTag(found.to_date)]]);
+  }
+  const accounts = h("ul", { class: "oa-accounts", "aria-labelledby": "oa-accounts-title" },
+    found.accounts.map((a) => h("li", {},
+      h("span", { class: "oa-name" }, a.name || "Account"),
+      h("span", { class: "oa-type" }, kindOf(a.type)),
+      h("span", { class: "oa-balance" }, money(a.balance, a.currency_code)))));
+  const done = button("Done", () => {
+    // The import made the member: tell the app as a finished connection does.
+    sendConnect("memberConnected", { member_guid: member.guid });
+    sendConnect("connected/primaryAction");
+    done.disabled = true;
+    live.textContent = "Done. You can close this window.";
+  });
+  const notes = found.warnings.length
+    ? h("details", { class: "oa-notes" },
+      h("summary", {}, `Notes about this file (${found.warnings.length})`),
+      h("ul", {}, found.warnings.map((w) => h("li", {}, w))))
+    : null;
+  show("uploaded", "Here's what we found",
+    h("p", { class: "oa-success" }, member.name === filename
+      ? "Your statement is imported."
+      : `Your statement is imported into ${member.name}.`),
+    h("dl", { class: "oa-facts" }, facts.flatMap(([term, value]) => [
+      h("dt", {}, term), h("dd", { "data-fact": term }, value)])),
+    count > 0 && added === 0
+      ? h("p", { class: "oa-hint" },
+        "Every transaction in this file was already here from an earlier file: "
+        + "none was added twice.")
+      : null,
+    h("h2", { id: "oa-accounts-title" },
+      `${found.accounts.length} account${found.accounts.length === 1 ? "" : "s"}`),
+    accounts,
+    notes,
+    h("div", { class: "oa-actions" }, done,
+      button("Upload another file", () => showUpload(), "secondary")));
 }
 
 // --- OAuth: the end user signs in on the institution's own website -----------------------

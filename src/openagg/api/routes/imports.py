@@ -80,13 +80,18 @@ def _file_of(body: bytes, content_type: str) -> tuple[bytes, str | None]:
     raise BadRequest("The multipart/form-data body has no 'file' field.")
 
 
+async def read_upload(request: Request) -> tuple[bytes, str | None]:
+    """The uploaded file and the name a form upload gave it (also the widget's)."""
+    body = await _read_limited(request, runtime(request).settings.import_max_bytes)
+    return _file_of(body, request.headers.get("content-type", ""))
+
+
 @router.post(BASE)
 async def create_import(
     user_guid: str, request: Request, client: Client = Depends(current_client)
 ) -> Response:
     rt = runtime(request)
-    body = await _read_limited(request, rt.settings.import_max_bytes)
-    data, sent_name = _file_of(body, request.headers.get("content-type", ""))
+    data, sent_name = await read_upload(request)
     params = request.query_params
     csv_given = {k: params[k] for k in _CSV_OPTIONS if params.get(k)}
     skip = query_int(request, "skip_rows")

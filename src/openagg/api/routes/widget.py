@@ -28,14 +28,16 @@ from openagg.api.pages import (
     script_json,
     static_asset,
 )
+from openagg.api.routes.imports import import_body, read_upload
 from openagg.api.routes.members import oauth_window_uri
+from openagg.connectors.files import STATEMENT_FILE_CODE
 from openagg.db.models import Client, Institution, Member, User
 from openagg.domain.policy import background_disabled
 from openagg.domain.statuses import NEEDS_NEW_CREDENTIALS, NOT_AGGREGATABLE, Status
 from openagg.domain.tickets import ENGINEER_FIXABLE
 from openagg.runtime import Runtime
-from openagg.services import widget
-from openagg.services.errors import NotFound, ServiceError, Unauthorized
+from openagg.services import imports, widget
+from openagg.services.errors import NotFound, ServiceError, Unauthorized, Unprocessable
 from openagg.services.inputs import GUID_MAX, LIST_MAX, CredentialValue, Strict, UserFields
 from openagg.services.members import MemberResult
 from openagg.services.support import Origin
@@ -170,6 +172,7 @@ async def widget_page(url_token: str, request: Request) -> Response:
         "options": ctx.options,
         "poll_interval_ms": rt.settings.widget_poll_interval_ms,
         "status_groups": STATUS_GROUPS,
+        "statement_file_code": STATEMENT_FILE_CODE,
     }
     page = (
         _asset("index.html")
@@ -324,6 +327,34 @@ async def api_delete_member(
 ) -> Response:
     await widget.delete_member(ctx, member_guid)
     return no_content()
+
+
+# --- "Upload a statement file" (docs/imports.md) -------------------------------------------
+
+
+@router.post(API + "/imports")
+async def api_import(
+    request: Request, ctx: widget.WidgetContext = Depends(widget_session)
+) -> Response:
+    """A statement file into a managed member of the session's user: the import of
+    ``POST /users/{guid}/imports``, with what the widget shows of it."""
+    if ctx.verification:
+        # A file the end user uploads proves nothing about who owns the account.
+        raise Unprocessable("A statement file can't verify an account: connect the bank.")
+    data, sent_name = await read_upload(request)
+    params = request.query_params
+    options = imports.ImportOptions(
+        format=params.get("format") or None, filename=params.get("filename") or sent_name
+    )
+    record, member = await imports.import_file(ctx.rt, ctx.client, ctx.user.guid, data, options)
+    body = import_body(record, member.guid)["import"]
+    # Every transaction of the file is one of these: how many the file holds.
+    body["transaction_count"] = sum(
+        body[f"transactions_{k}"] for k in ("added", "updated", "unchanged")
+    )
+    return JSONResponse(
+        {"import": body, "member": {"guid": member.guid, "name": member.name}}, status_code=201
+    )
 
 
 # --- "Report a problem" (OpenAgg's support tickets, docs/support.md) ---------------------
