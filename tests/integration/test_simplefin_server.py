@@ -5,6 +5,7 @@ shared by API processes, revocation and tenant isolation."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import logging
@@ -441,6 +442,27 @@ async def test_the_rate_limit_is_a_rolling_day_shared_by_api_processes(world: Wo
             assert (await app.get()).status_code == 429
             # Another access of the same user has its own day.
             assert (await (await world.app()).get()).status_code == 200
+    finally:
+        await other_rt.db.dispose()
+
+
+async def test_concurrent_requests_of_two_api_processes_take_exactly_the_limit(
+    world: World,
+) -> None:
+    world.p.rt.settings.simplefin_requests_per_day = 5
+    other_rt = build_runtime(world.p.rt.settings)
+    other_rt.clock = world.p.clock
+    try:
+        async with served(create_app(other_rt, run_worker=False)) as other_url:
+            app = await world.app()
+            elsewhere = SimplefinApp(app.access_url.replace(world.url[7:], other_url[7:]))
+            answers = await asyncio.gather(
+                *(c.get("/accounts", **{"balances-only": 1}) for c in [app, elsewhere] * 8)
+            )
+            assert sorted(r.status_code for r in answers) == [200] * 5 + [429] * 11
+            world.p.clock.advance(hours=24)
+            answers = await asyncio.gather(*(c.get() for c in [elsewhere, app] * 4))
+            assert sorted(r.status_code for r in answers) == [200] * 5 + [429] * 3
     finally:
         await other_rt.db.dispose()
 

@@ -19,15 +19,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select
 
 from openagg.crypto import hash_api_key as hash_secret
-from openagg.db.driver import Backend, Fetch, Plan
+from openagg.db.driver import Backend, Fetch, Plan, run_plan
 from openagg.db.models import (
     Client,
     Member,
-    SimplefinRequest,
     SimplefinToken,
     User,
 )
@@ -48,6 +46,7 @@ from openagg.wire.simplefin import (
 TOKEN_PREFIX = "SFT"
 DEFAULT_WINDOW = dt.timedelta(days=90)
 _DAY = dt.timedelta(days=1)
+_PRUNE_EVERY = 32  # an access's requests older than its rolling day go every this many
 _MIDDAY = 12 * 3600  # the time of a transaction known only by its date (as ingest stores it)
 # A posted transaction's stored date is when it happened; it posts up to some days
 # later. The read reaches this far before the window for those.
@@ -78,8 +77,10 @@ class NewToken:
 class Access:
     """A claimed, live access: whose data it reads."""
 
-    token: SimplefinToken
-    user: User
+    token_id: int
+    token_guid: str
+    user_id: int
+    client_id: int
 
 
 @dataclass(frozen=True)
@@ -186,53 +187,73 @@ async def claim(rt: Runtime, claim_code: str) -> tuple[str, str]:
 
 async def open_access(rt: Runtime, username: str, password: str) -> Access:
     """Check the access's credentials and count the request against its rolling day,
-    in one transaction that holds the token's row: every API process counts alike,
-    and no two requests both take the last place."""
-    now = rt.now()
+    in one write transaction that holds the token's row: every API process counts
+    alike, and no two requests both take the last place."""
     limit = rt.settings.simplefin_requests_per_day
+    password_hash = hash_secret(password)
     async with rt.db.write() as s:
-        token = await s.scalar(
-            select(SimplefinToken).where(SimplefinToken.guid == username).with_for_update()
+        found = await run_plan(
+            s, lambda b, _: _access_plan(b, username, password_hash, rt.now(), limit)
         )
-        if (
-            token is None
-            or token.access_password_hash is None
-            or not hmac.compare_digest(token.access_password_hash, hash_secret(password))
-            or token.revoked_at is not None
-        ):
-            raise Forbidden(_ACCESS_REFUSED)
-        user = await s.get(User, token.user_id)
-        if user is None or user.is_disabled:
-            raise Forbidden("This user's data is not shared any more (the user is disabled).")
-        await _count_request(s, token, now, limit)
-    return Access(token, user)
-
-
-async def _count_request(
-    s: AsyncSession, token: SimplefinToken, now: dt.datetime, limit: int
-) -> None:
-    window_start = now - _DAY
-    # Requests older than the rolling day count for nothing: they go as new ones come.
-    await s.execute(
-        delete(SimplefinRequest).where(
-            SimplefinRequest.token_id == token.id, SimplefinRequest.requested_at <= window_start
-        )
+    if isinstance(found, Access):
+        return found
+    raise RateLimited(
+        f"Too many requests: this access may make {limit} requests a day. "
+        f"Make fewer requests; try again in {found} seconds.",
+        found,
     )
-    count, oldest = (
-        await s.execute(
-            select(func.count(), func.min(SimplefinRequest.requested_at)).where(
-                SimplefinRequest.token_id == token.id
-            )
+
+
+def _access_plan(
+    b: Backend, username: str, password_hash: str, now: dt.datetime, limit: int
+) -> Plan[Access | int]:
+    """The access, its request counted; or, when the rolling day is full, the seconds
+    until a place frees. On PostgreSQL the token's row is locked (the count and the
+    insert are one access's at a time); SQLite's write transactions take turns."""
+    token = yield Fetch(
+        b.sql(
+            "SELECT t.id, t.access_password_hash, t.revoked_at, t.user_id, t.client_id, "
+            "u.is_disabled FROM simplefin_tokens t JOIN users u ON u.id = t.user_id "
+            "WHERE t.guid = ?" + ("" if b.sqlite else " FOR UPDATE OF t")
+        ),
+        [username],
+    )
+    if (
+        not token
+        or token[0][1] is None
+        or not hmac.compare_digest(token[0][1], password_hash)
+        or token[0][2] is not None
+    ):
+        raise Forbidden(_ACCESS_REFUSED)
+    token_id, _, _, user_id, client_id, disabled = token[0]
+    if disabled:
+        raise Forbidden("This user's data is not shared any more (the user is disabled).")
+    # The limit-th newest request of the rolling day: while it is in the day, the day
+    # is full, and it is the one whose leaving frees a place.
+    full = yield Fetch(
+        b.sql(
+            "SELECT requested_at FROM simplefin_requests "
+            "WHERE token_id = ? AND requested_at > ? "
+            "ORDER BY requested_at DESC LIMIT 1 OFFSET ?"
+        ),
+        [token_id, b.timestamp(now - _DAY), limit - 1],
+    )
+    if full:
+        leaves = b.stored_timestamp(full[0][0])
+        assert leaves is not None
+        return max(1, math.ceil((leaves + _DAY - now).total_seconds()))
+    added = yield Fetch(
+        b.sql("INSERT INTO simplefin_requests (token_id, requested_at) VALUES (?, ?) RETURNING id"),
+        [token_id, b.timestamp(now)],
+    )
+    # Requests older than the rolling day count for nothing; the access's own go now
+    # and then (the counting above never reads them).
+    if added[0][0] % _PRUNE_EVERY == 0:
+        yield Fetch(
+            b.sql("DELETE FROM simplefin_requests WHERE token_id = ? AND requested_at <= ?"),
+            [token_id, b.timestamp(now - _DAY)],
         )
-    ).one()
-    if count >= limit:
-        wait = max(1, math.ceil((oldest + _DAY - now).total_seconds()))
-        raise RateLimited(
-            f"Too many requests: this access may make {limit} requests a day. "
-            f"Make fewer requests; try again in {wait} seconds.",
-            wait,
-        )
-    s.add(SimplefinRequest(token_id=token.id, requested_at=now))
+    return Access(token_id, username, user_id, client_id)
 
 
 def _domain(url: str, fallback: str) -> str:
@@ -253,7 +274,7 @@ def _account_set_plan(
     set's version, read first. The version is everything an account set shows but the
     transactions, with each member's ``transactions_version`` (bumped by every write
     to its transactions): equal versions, equal answers (for one query)."""
-    user_id, client_id = access.user.id, access.user.client_id
+    user_id, client_id = access.user_id, access.client_id
     members = yield Fetch(
         b.sql(
             "SELECT m.id, m.transactions_version, m.guid, m.name, m.connection_status, "
@@ -343,8 +364,8 @@ def _connection(
         org_domain=_domain(org_url, inst_code),
         org_url=org_url,
         sfin_url=sfin_url,
-        fix_url=f"{sfin_url}/fix/{access.token.guid}/{member_guid}/"
-        f"{fix_signature(rt, access.token.guid, member_guid)}",
+        fix_url=f"{sfin_url}/fix/{access.token_guid}/{member_guid}/"
+        f"{fix_signature(rt, access.token_guid, member_guid)}",
         last_success=last_success,
     )
 
