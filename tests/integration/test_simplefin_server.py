@@ -5,10 +5,12 @@ shared by API processes, revocation and tenant isolation."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -418,31 +420,52 @@ async def test_a_denied_member_is_reported_and_keeps_its_data(world: World) -> N
 # --- the rate limit ----------------------------------------------------------------------
 
 
-async def test_the_rate_limit_is_a_rolling_day_shared_by_api_processes(world: World) -> None:
-    world.p.rt.settings.simplefin_requests_per_day = 3
+@asynccontextmanager
+async def two_api_processes(world: World, limit: int) -> AsyncIterator[list[SimplefinApp]]:
+    """A new access as a budget app sees it through the platform, and through a second
+    API process on the same database; the rate limit set to ``limit``."""
+    world.p.rt.settings.simplefin_requests_per_day = limit
     other_rt = build_runtime(world.p.rt.settings)
     other_rt.clock = world.p.clock
     try:
         async with served(create_app(other_rt, run_worker=False)) as other_url:
             app = await world.app()
-            elsewhere = SimplefinApp(app.access_url.replace(world.url[7:], other_url[7:]))
-            assert (await app.get()).status_code == 200
-            world.p.clock.advance(hours=1)
-            assert (await elsewhere.get()).status_code == 200
-            assert (await app.get()).status_code == 200
-            refused = await elsewhere.get()
-            assert refused.status_code == 429
-            assert refused.headers["retry-after"] == str(23 * 3600)
-            assert "Make fewer requests" in refused.json()["error"]["message"]
-            assert (await app.get()).status_code == 429
-            # A day after the first request, one place is free again.
-            world.p.clock.advance(hours=23)
-            assert (await elsewhere.get()).status_code == 200
-            assert (await app.get()).status_code == 429
-            # Another access of the same user has its own day.
-            assert (await (await world.app()).get()).status_code == 200
+            yield [app, SimplefinApp(app.access_url.replace(world.url[7:], other_url[7:]))]
     finally:
         await other_rt.db.dispose()
+
+
+async def test_the_rate_limit_is_a_rolling_day_shared_by_api_processes(world: World) -> None:
+    async with two_api_processes(world, 3) as (app, elsewhere):
+        assert (await app.get()).status_code == 200
+        world.p.clock.advance(hours=1)
+        assert (await elsewhere.get()).status_code == 200
+        assert (await app.get()).status_code == 200
+        refused = await elsewhere.get()
+        assert refused.status_code == 429
+        assert refused.headers["retry-after"] == str(23 * 3600)
+        assert "Make fewer requests" in refused.json()["error"]["message"]
+        assert (await app.get()).status_code == 429
+        # A day after the first request, one place is free again.
+        world.p.clock.advance(hours=23)
+        assert (await elsewhere.get()).status_code == 200
+        assert (await app.get()).status_code == 429
+        # Another access of the same user has its own day.
+        assert (await (await world.app()).get()).status_code == 200
+
+
+async def test_concurrent_requests_of_two_api_processes_take_exactly_the_limit(
+    world: World,
+) -> None:
+    async with two_api_processes(world, 5) as (app, elsewhere):
+        answers = await asyncio.gather(
+            *(c.get("/accounts", **{"balances-only": 1}) for c in [app, elsewhere] * 8)
+        )
+        assert sorted(r.status_code for r in answers) == [200] * 5 + [429] * 11
+        # A day later, the day is empty again: five places, however many ask at once.
+        world.p.clock.advance(hours=24)
+        answers = await asyncio.gather(*(c.get() for c in [elsewhere, app] * 4))
+        assert sorted(r.status_code for r in answers) == [200] * 5 + [429] * 3
 
 
 # --- tenants -----------------------------------------------------------------------------

@@ -66,6 +66,15 @@ def _same(value: Any) -> Any:
     return value
 
 
+def _sqlite_stored_timestamp(value: str | None) -> dt.datetime | None:
+    """A fetched DATETIME's text as ``UTCDateTime`` reads it: aware, in UTC."""
+    return None if value is None else dt.datetime.fromisoformat(value).replace(tzinfo=_UTC)
+
+
+def _pg_stored_timestamp(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else value.astimezone(_UTC)
+
+
 def _json_text(value: Any) -> Any:
     return value if value is None else json.loads(value)
 
@@ -81,6 +90,7 @@ class Backend:
     timestamp: Callable[[dt.datetime | None], Any]
     date: Callable[[dt.date], Any]
     stored_json: Callable[[Any], Any]  # a fetched JSON column -> Python value
+    stored_timestamp: Callable[[Any], dt.datetime | None]  # a fetched timestamp -> aware UTC
     # The same conversions for values that repeat over many rows (remembered).
     cached_timestamp: Callable[[dt.datetime | None], Any]
     cached_date: Callable[[dt.date], Any]
@@ -92,6 +102,13 @@ class Backend:
     def sql(self, text: str) -> str:
         """``text`` with its ``?`` placeholders in this backend's style."""
         return text if self.sqlite else _numbered(text)
+
+    def epoch(self, column: str) -> str:
+        """SQL for a timestamp (or date: its midnight) column's UNIX time in whole
+        seconds, as ``int(value.timestamp())`` gives it (NULL stays NULL)."""
+        if self.sqlite:
+            return f"CAST(strftime('%s', {column}) AS INTEGER)"
+        return f"CAST(trunc(extract(epoch FROM {column})) AS bigint)"
 
     def any_of(self, column: str, values: Sequence[int]) -> tuple[str, list[Any]]:
         """A ``column IN values`` condition and its parameters."""
@@ -128,10 +145,13 @@ SQLITE = Backend(
     _sqlite_timestamp,
     _sqlite_date,
     _json_text,
+    _sqlite_stored_timestamp,
     _remembered(_sqlite_timestamp),
     _remembered(_sqlite_date),
 )
-POSTGRESQL = Backend("postgresql", _pg_timestamp, _same, _same, _pg_timestamp, _same)
+POSTGRESQL = Backend(
+    "postgresql", _pg_timestamp, _same, _same, _pg_stored_timestamp, _pg_timestamp, _same
+)
 
 
 def json_text(value: Any) -> str:

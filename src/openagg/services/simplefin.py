@@ -14,22 +14,19 @@ import datetime as dt
 import hmac
 import math
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select
 
 from openagg.crypto import hash_api_key as hash_secret
+from openagg.db.driver import Backend, Fetch, Plan, run_plan
 from openagg.db.models import (
-    Account,
     Client,
-    Institution,
     Member,
-    SimplefinRequest,
     SimplefinToken,
-    Transaction,
     User,
 )
 from openagg.domain.ids import new_guid
@@ -40,15 +37,17 @@ from openagg.services.errors import Forbidden, NotFound, TooManyRequests
 from openagg.services.lookup import user_by_guid
 from openagg.wire.simplefin import (
     NEEDS_ATTENTION,
+    TRANSACTION_COLUMNS,
     AccountRow,
     Connection,
-    TransactionRow,
-    transaction_time,
+    add_transactions,
 )
 
 TOKEN_PREFIX = "SFT"
 DEFAULT_WINDOW = dt.timedelta(days=90)
 _DAY = dt.timedelta(days=1)
+_PRUNE_EVERY = 32  # an access's requests older than its rolling day go every this many
+_MIDDAY = 12 * 3600  # the time of a transaction known only by its date (as ingest stores it)
 # A posted transaction's stored date is when it happened; it posts up to some days
 # later. The read reaches this far before the window for those.
 _POSTING_LAG = dt.timedelta(days=10)
@@ -78,8 +77,10 @@ class NewToken:
 class Access:
     """A claimed, live access: whose data it reads."""
 
-    token: SimplefinToken
-    user: User
+    token_id: int
+    token_guid: str
+    user_id: int
+    client_id: int
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def with_default_window(query: AccountsQuery, now: dt.datetime) -> AccountsQuery
 class AccountSet:
     connections: list[Connection]
     # (account, connection, its transactions) in the order they are answered.
-    accounts: list[tuple[AccountRow, Connection, list[TransactionRow]]]
+    accounts: list[tuple[AccountRow, Connection, list[dict[str, Any]]]]
     missing_accounts: list[str] = field(default_factory=list)
     version: Any = None
 
@@ -186,53 +187,73 @@ async def claim(rt: Runtime, claim_code: str) -> tuple[str, str]:
 
 async def open_access(rt: Runtime, username: str, password: str) -> Access:
     """Check the access's credentials and count the request against its rolling day,
-    in one transaction that holds the token's row: every API process counts alike,
-    and no two requests both take the last place."""
-    now = rt.now()
+    in one write transaction that holds the token's row: every API process counts
+    alike, and no two requests both take the last place."""
     limit = rt.settings.simplefin_requests_per_day
+    password_hash = hash_secret(password)
     async with rt.db.write() as s:
-        token = await s.scalar(
-            select(SimplefinToken).where(SimplefinToken.guid == username).with_for_update()
+        found = await run_plan(
+            s, lambda b, _: _access_plan(b, username, password_hash, rt.now(), limit)
         )
-        if (
-            token is None
-            or token.access_password_hash is None
-            or not hmac.compare_digest(token.access_password_hash, hash_secret(password))
-            or token.revoked_at is not None
-        ):
-            raise Forbidden(_ACCESS_REFUSED)
-        user = await s.get(User, token.user_id)
-        if user is None or user.is_disabled:
-            raise Forbidden("This user's data is not shared any more (the user is disabled).")
-        await _count_request(s, token, now, limit)
-    return Access(token, user)
-
-
-async def _count_request(
-    s: AsyncSession, token: SimplefinToken, now: dt.datetime, limit: int
-) -> None:
-    window_start = now - _DAY
-    # Requests older than the rolling day count for nothing: they go as new ones come.
-    await s.execute(
-        delete(SimplefinRequest).where(
-            SimplefinRequest.token_id == token.id, SimplefinRequest.requested_at <= window_start
-        )
+    if isinstance(found, Access):
+        return found
+    raise RateLimited(
+        f"Too many requests: this access may make {limit} requests a day. "
+        f"Make fewer requests; try again in {found} seconds.",
+        found,
     )
-    count, oldest = (
-        await s.execute(
-            select(func.count(), func.min(SimplefinRequest.requested_at)).where(
-                SimplefinRequest.token_id == token.id
-            )
+
+
+def _access_plan(
+    b: Backend, username: str, password_hash: str, now: dt.datetime, limit: int
+) -> Plan[Access | int]:
+    """The access, its request counted; or, when the rolling day is full, the seconds
+    until a place frees. On PostgreSQL the token's row is locked (the count and the
+    insert are one access's at a time); SQLite's write transactions take turns."""
+    token = yield Fetch(
+        b.sql(
+            "SELECT t.id, t.access_password_hash, t.revoked_at, t.user_id, t.client_id, "
+            "u.is_disabled FROM simplefin_tokens t JOIN users u ON u.id = t.user_id "
+            "WHERE t.guid = ?" + ("" if b.sqlite else " FOR UPDATE OF t")
+        ),
+        [username],
+    )
+    if (
+        not token
+        or token[0][1] is None
+        or not hmac.compare_digest(token[0][1], password_hash)
+        or token[0][2] is not None
+    ):
+        raise Forbidden(_ACCESS_REFUSED)
+    token_id, _, _, user_id, client_id, disabled = token[0]
+    if disabled:
+        raise Forbidden("This user's data is not shared any more (the user is disabled).")
+    # The limit-th newest request of the rolling day: while it is in the day, the day
+    # is full, and it is the one whose leaving frees a place.
+    full = yield Fetch(
+        b.sql(
+            "SELECT requested_at FROM simplefin_requests "
+            "WHERE token_id = ? AND requested_at > ? "
+            "ORDER BY requested_at DESC LIMIT 1 OFFSET ?"
+        ),
+        [token_id, b.timestamp(now - _DAY), limit - 1],
+    )
+    if full:
+        leaves = b.stored_timestamp(full[0][0])
+        assert leaves is not None
+        return max(1, math.ceil((leaves + _DAY - now).total_seconds()))
+    added = yield Fetch(
+        b.sql("INSERT INTO simplefin_requests (token_id, requested_at) VALUES (?, ?) RETURNING id"),
+        [token_id, b.timestamp(now)],
+    )
+    # Requests older than the rolling day count for nothing; the access's own go now
+    # and then (the counting above never reads them).
+    if added[0][0] % _PRUNE_EVERY == 0:
+        yield Fetch(
+            b.sql("DELETE FROM simplefin_requests WHERE token_id = ? AND requested_at <= ?"),
+            [token_id, b.timestamp(now - _DAY)],
         )
-    ).one()
-    if count >= limit:
-        wait = max(1, math.ceil((oldest + _DAY - now).total_seconds()))
-        raise RateLimited(
-            f"Too many requests: this access may make {limit} requests a day. "
-            f"Make fewer requests; try again in {wait} seconds.",
-            wait,
-        )
-    s.add(SimplefinRequest(token_id=token.id, requested_at=now))
+    return Access(token_id, username, user_id, client_id)
 
 
 def _domain(url: str, fallback: str) -> str:
@@ -240,65 +261,82 @@ def _domain(url: str, fallback: str) -> str:
     return host or fallback
 
 
-async def _members_and_accounts(s: AsyncSession, user: User) -> tuple[list[Any], list[AccountRow]]:
-    """Everything an account set shows but the transactions. With each member's
-    ``transactions_version`` (bumped by every write to its transactions), it is also
-    the account set's version: equal versions, equal answers (for one query)."""
-    members = (
-        await s.execute(
-            select(
-                Member.id,
-                Member.transactions_version,
-                Member.guid,
-                Member.name,
-                Member.connection_status,
-                Member.successfully_aggregated_at,
-                Institution.guid,
-                Institution.name,
-                Institution.code,
-                Institution.profile,
-            )
-            .join(Institution, Institution.id == Member.institution_id)
-            .where(Member.user_id == user.id, Member.client_id == user.client_id)
-            .order_by(Member.id)
+def _account_set_plan(
+    b: Backend,
+    rt: Runtime,
+    access: Access,
+    query: AccountsQuery,
+    sfin_url: str,
+    cached: Callable[[Any], bytes | None],
+) -> Plan[bytes | AccountSet]:
+    """What the access's user has, as the database holds it now, read in one
+    transaction straight from the driver; or the body ``cached`` holds for the account
+    set's version, read first. The version is everything an account set shows but the
+    transactions, with each member's ``transactions_version`` (bumped by every write
+    to its transactions): equal versions, equal answers (for one query)."""
+    user_id, client_id = access.user_id, access.client_id
+    members = yield Fetch(
+        b.sql(
+            "SELECT m.id, m.transactions_version, m.guid, m.name, m.connection_status, "
+            "m.successfully_aggregated_at, i.guid, i.name, i.code, i.profile "
+            "FROM members m JOIN institutions i ON i.id = m.institution_id "
+            "WHERE m.user_id = ? AND m.client_id = ? ORDER BY m.id"
+        ),
+        [user_id, client_id],
+    )
+    accounts = yield Fetch(
+        b.sql(
+            f"SELECT {', '.join(AccountRow._fields)} FROM accounts "
+            "WHERE user_id = ? AND client_id = ? ORDER BY member_id, id"
+        ),
+        [user_id, client_id],
+    )
+    version = (tuple(map(tuple, members)), tuple(map(tuple, accounts)))
+    body = cached(version)
+    if body is not None:
+        return body
+    connections = {
+        m[0]: _connection(
+            rt,
+            access,
+            sfin_url,
+            member_guid=m[2],
+            member_name=m[3],
+            status=m[4],
+            last_success=b.stored_timestamp(m[5]),
+            inst_guid=m[6],
+            inst_name=m[7],
+            inst_code=m[8],
+            profile=b.stored_json(m[9]),
         )
-    ).all()
-    accounts = [
-        AccountRow(*row)
-        for row in await s.execute(
-            select(*(getattr(Account, f) for f in AccountRow._fields))
-            .where(Account.user_id == user.id, Account.client_id == user.client_id)
-            .order_by(Account.member_id, Account.id)
-        )
-    ]
-    return [tuple(m) for m in members], accounts
-
-
-async def account_set_version(rt: Runtime, access: Access) -> Any:
-    """The version ``read_account_set`` would answer at now (one small read)."""
-    async with rt.db.read() as s:
-        members, accounts = await _members_and_accounts(s, access.user)
-    return (members, accounts)
-
-
-async def read_account_set(
-    rt: Runtime, access: Access, query: AccountsQuery, *, sfin_url: str
-) -> AccountSet:
-    """What the access's user has, as the database holds it now, with its version
-    (read in the same transaction)."""
-    user = access.user
-    async with rt.db.read() as s:
-        members, accounts = await _members_and_accounts(s, user)
-        connections = {row[0]: _connection(rt, access, sfin_url, *row[2:]) for row in members}
-        chosen, missing = _choose(accounts, query.accounts)
-        transactions: dict[int, list[TransactionRow]] = {a.id: [] for a in chosen}
-        if chosen and not query.balances_only:
-            await _read_transactions(s, user, query, transactions)
+        for m in members
+    }
+    rows = [AccountRow._make((*a[:8], b.stored_timestamp(a[8]))) for a in accounts]
+    chosen, missing = _choose(rows, query.accounts)
+    transactions: dict[int, list[dict[str, Any]]] = {a.id: [] for a in chosen}
+    if chosen and not query.balances_only:
+        sql, params = _transactions_sql(b, user_id, query, list(transactions))
+        add_transactions((yield Fetch(sql, params)), transactions)
     return AccountSet(
         list(connections.values()),
         [(a, connections[a.member_id], transactions[a.id]) for a in chosen],
         missing,
-        version=(members, accounts),
+        version=version,
+    )
+
+
+async def read_account_set(
+    rt: Runtime,
+    access: Access,
+    query: AccountsQuery,
+    *,
+    sfin_url: str,
+    cached: Callable[[Any], bytes | None] = lambda _version: None,
+) -> bytes | AccountSet:
+    """The account set (see ``_account_set_plan``), or the body ``cached`` keeps for
+    its version."""
+    return await rt.db.read_plan(
+        lambda b, _: _account_set_plan(b, rt, access, query, sfin_url, cached)
     )
 
 
@@ -306,6 +344,7 @@ def _connection(
     rt: Runtime,
     access: Access,
     sfin_url: str,
+    *,
     member_guid: str,
     member_name: str | None,
     status: str | None,
@@ -325,8 +364,8 @@ def _connection(
         org_domain=_domain(org_url, inst_code),
         org_url=org_url,
         sfin_url=sfin_url,
-        fix_url=f"{sfin_url}/fix/{access.token.guid}/{member_guid}/"
-        f"{fix_signature(rt, access.token.guid, member_guid)}",
+        fix_url=f"{sfin_url}/fix/{access.token_guid}/{member_guid}/"
+        f"{fix_signature(rt, access.token_guid, member_guid)}",
         last_success=last_success,
     )
 
@@ -350,34 +389,40 @@ def _choose(
     return chosen, missing
 
 
-async def _read_transactions(
-    s: AsyncSession,
-    user: User,
-    query: AccountsQuery,
-    into: dict[int, list[TransactionRow]],
-) -> None:
-    """The window's transactions of the chosen accounts, ordered by their time. The
-    stored date narrows the read (with margins for the posting lag and the time of day);
-    the exact bounds are checked on each transaction's SimpleFIN time."""
+def _transactions_sql(
+    b: Backend, user_id: int, query: AccountsQuery, account_ids: list[int]
+) -> tuple[str, list[Any]]:
+    """The window's transactions of the accounts (``TRANSACTION_COLUMNS``), ordered
+    by their SimpleFIN time: when it posted, or when it happened for a pending one
+    (the stored date's midday without a time). The stored date narrows the read
+    (with margins for the posting lag and the time of day); the exact bounds are
+    checked on that time."""
     start = query.start
     assert start is not None, "resolve the default window first (with_default_window)"
-    q = select(*(getattr(Transaction, f) for f in TransactionRow._fields)).where(
-        Transaction.user_id == user.id,
-        Transaction.account_id.in_(list(into)),
-        Transaction.date >= _day(start) - _POSTING_LAG,
-    )
+    midday = f"{b.epoch('t.date')} + {_MIDDAY}"
+    accounts, params = b.any_of("t.account_id", account_ids)
+    where = f"t.user_id = ? AND {accounts} AND t.date >= ?"
+    params = [user_id, *params, b.date(_day(start) - _POSTING_LAG)]
     if query.end is not None:
-        q = q.where(Transaction.date <= _day(query.end) + _DAY)
+        where += " AND t.date <= ?"
+        params.append(b.date(_day(query.end) + _DAY))
     if not query.pending:
-        q = q.where(Transaction.status != "PENDING")
-    rows = [
-        TransactionRow(*r) for r in await s.execute(q.order_by(Transaction.date, Transaction.id))
-    ]
-    rows.sort(key=transaction_time)
-    for t in rows:
-        when = transaction_time(t)
-        if when >= start and (query.end is None or when < query.end):
-            into[t.account_id].append(t)
+        where += " AND t.status <> 'PENDING'"
+    stored = ", ".join(f"t.{c}" for c in TRANSACTION_COLUMNS if c not in ("posted", "happened"))
+    when = "CASE WHEN status = 'PENDING' THEN happened ELSE posted END"
+    sql = (
+        f"SELECT {', '.join(TRANSACTION_COLUMNS)} FROM ("
+        f"SELECT {stored}, t.date, t.id, "
+        f"COALESCE({b.epoch('t.posted_at')}, {midday}) AS posted, "
+        f"COALESCE({b.epoch('t.transacted_at')}, {midday}) AS happened "
+        f"FROM transactions t WHERE {where}) AS w WHERE {when} >= ?"
+    )
+    params.append(start)
+    if query.end is not None:
+        sql += f" AND {when} < ?"
+        params.append(query.end)
+    sql += f" ORDER BY {when}, date, id"
+    return b.sql(sql), params
 
 
 def _day(epoch_seconds: int) -> dt.date:

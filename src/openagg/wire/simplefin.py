@@ -50,19 +50,21 @@ _SIGN_IN: Final = NEEDS_NEW_CREDENTIALS | {
 _INSTITUTION_TROUBLE: Final = frozenset({Status.FAILED, Status.DEGRADED, Status.DISCONNECTED})
 
 
+# Below this many cents, ``cents / 100`` is so close to the exact amount that "%.2f"
+# rounds it to the exact digits (the float's error is far below half a cent).
+_EXACT_AS_FLOAT = 10**15
+
+
 def amount(cents: int) -> str:
     """``-1230`` -> ``"-12.30"``: exactly two decimals, never an exponent."""
+    if -_EXACT_AS_FLOAT < cents < _EXACT_AS_FLOAT:
+        return "%.2f" % (cents / 100)  # the fastest formatting
     whole, fraction = divmod(abs(cents), 100)
     return f"{'-' if cents < 0 else ''}{whole}.{fraction:02d}"
 
 
 def epoch(ts: dt.datetime) -> int:
     return int(ts.timestamp())
-
-
-def midday(day: dt.date) -> dt.datetime:
-    """The time of a transaction known only by its date (as ingest stores it)."""
-    return dt.datetime(day.year, day.month, day.day, 12, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -93,45 +95,55 @@ class AccountRow(NamedTuple):
     updated_at: dt.datetime
 
 
-class TransactionRow(NamedTuple):
-    account_id: int
-    guid: str
-    amount_cents: int
-    type: str
-    status: str
-    date: dt.date
-    transacted_at: dt.datetime | None
-    posted_at: dt.datetime | None
-    description: str | None
-    original_description: str | None
-    memo: str | None
-    category: str | None
+# The columns ``add_transactions`` reads, in order (services/simplefin.py selects them
+# straight from the driver): ``posted`` and ``happened`` are UNIX times, the stored
+# date's midday (UTC) when the transaction has no such time.
+TRANSACTION_COLUMNS: Final = (
+    "account_id",
+    "guid",
+    "status",
+    "posted",
+    "happened",
+    "amount_cents",
+    "type",
+    "description",
+    "original_description",
+    "memo",
+    "category",
+)
 
 
-def transaction_time(t: TransactionRow) -> int:
-    """What ``start-date`` and ``end-date`` compare: when it posted, or when it
-    happened for a pending one."""
-    if t.status == "PENDING":
-        return epoch(t.transacted_at or midday(t.date))
-    return epoch(t.posted_at or midday(t.date))
-
-
-def transaction(t: TransactionRow) -> dict[str, Any]:
-    pending = t.status == "PENDING"
-    body: dict[str, Any] = {
-        "id": t.guid,
-        "posted": 0 if pending else epoch(t.posted_at or midday(t.date)),
-        "amount": amount(-t.amount_cents if t.type == "DEBIT" else t.amount_cents),
-        # The bank's own words, as the Bridge sends them; the cleaned name is the payee.
-        "description": t.original_description or t.description or "",
-        "payee": t.description or t.original_description or "",
-        "memo": t.memo or "",
-        "transacted_at": epoch(t.transacted_at or midday(t.date)),
-        "pending": pending,
-    }
-    if t.category:
-        body["extra"] = {"category": t.category}
-    return body
+def add_transactions(rows: Iterable[Sequence[Any]], into: dict[int, list[dict[str, Any]]]) -> None:
+    """Each row (``TRANSACTION_COLUMNS``) as SimpleFIN's transaction, appended to its
+    account's list in ``into``."""
+    for (
+        account_id,
+        guid,
+        status,
+        posted,
+        happened,
+        cents,
+        kind,
+        description,
+        original,
+        memo,
+        category,
+    ) in rows:
+        pending = status == "PENDING"
+        body: dict[str, Any] = {
+            "id": guid,
+            "posted": 0 if pending else posted,
+            "amount": amount(-cents if kind == "DEBIT" else cents),
+            # The bank's own words, as the Bridge sends them; the cleaned name is the payee.
+            "description": original or description or "",
+            "payee": description or original or "",
+            "memo": memo or "",
+            "transacted_at": happened,
+            "pending": pending,
+        }
+        if category:
+            body["extra"] = {"category": category}
+        into[account_id].append(body)
 
 
 def _balance(a: AccountRow) -> int:
@@ -139,9 +151,7 @@ def _balance(a: AccountRow) -> int:
     return -cents if a.type in DEBT_TYPES else cents
 
 
-def _account_fields(
-    a: AccountRow, c: Connection, transactions: Sequence[TransactionRow]
-) -> dict[str, Any]:
+def _account_fields(a: AccountRow, c: Connection, transactions: list[Any]) -> dict[str, Any]:
     balance = _balance(a)
     # A card's available balance is its available credit: money the holder may spend.
     available = a.available_balance_cents if a.available_balance_cents is not None else balance
@@ -152,14 +162,12 @@ def _account_fields(
         "balance": amount(balance),
         "available-balance": amount(available),
         "balance-date": epoch(c.last_success or a.updated_at),
-        "transactions": [transaction(t) for t in transactions],
+        "transactions": transactions,
         "holdings": [],
     }
 
 
-def account_v1(
-    a: AccountRow, c: Connection, transactions: Sequence[TransactionRow]
-) -> dict[str, Any]:
+def account_v1(a: AccountRow, c: Connection, transactions: list[Any]) -> dict[str, Any]:
     org = {
         "domain": c.org_domain,
         "name": c.org_name,
@@ -170,9 +178,7 @@ def account_v1(
     return {"org": org, **_account_fields(a, c, transactions)}
 
 
-def account_v2(
-    a: AccountRow, c: Connection, transactions: Sequence[TransactionRow]
-) -> dict[str, Any]:
+def account_v2(a: AccountRow, c: Connection, transactions: list[Any]) -> dict[str, Any]:
     return {"conn_id": c.conn_id, "conn_name": c.name, **_account_fields(a, c, transactions)}
 
 

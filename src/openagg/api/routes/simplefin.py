@@ -190,10 +190,13 @@ async def accounts(request: Request) -> Response:
     # Apps ask the same again and again; the bytes are served again while the
     # account set's version (read from the database each time) is unchanged.
     cache: ListCache = request.app.state.list_cache
-    key = ("simplefin", access.token.id, query, shape, sfin_url)
-    body = cache.get(key, await simplefin.account_set_version(rt, access))
-    if body is None:
-        found = await simplefin.read_account_set(rt, access, query, sfin_url=sfin_url)
+    key = ("simplefin", access.token_id, query, shape, sfin_url)
+    found = await simplefin.read_account_set(
+        rt, access, query, sfin_url=sfin_url, cached=lambda version: cache.get(key, version)
+    )
+    if isinstance(found, bytes):
+        body = found
+    else:
         body = orjson.dumps(_account_set(found, shape))
         cache.put(key, found.version, body)
     return Response(body, media_type="application/json", headers=_PRIVATE)
