@@ -715,23 +715,22 @@ def settle(
         if pid in listed or not isinstance(entry, list) or len(entry) != 3:
             continue
         open_pendings[pid] = (int(entry[0]), int(entry[1]), bool(entry[2]))
-    out: list[TransactionData] = []
-    for t in rows:
-        if t.status == "POSTED" and open_pendings:
-            cents, day, credit = _cents(t.amount), t.date.toordinal(), t.type == "CREDIT"
-            best: tuple[int, int, str] | None = None
-            for pid, (p_cents, p_day, p_credit) in open_pendings.items():
-                if p_credit != credit or not p_day <= day <= p_day + POSTING_DAYS:
-                    continue
-                if abs(cents - p_cents) > abs(p_cents) * AMOUNT_TOLERANCE:
-                    continue
-                rank = (abs(cents - p_cents), day - p_day, pid)
-                if best is None or rank < best:
-                    best = rank
-            if best is not None:
-                open_pendings.pop(best[2])
-                t.replaces_external_id = best[2]
-        out.append(t)
+    pairs: list[tuple[int, int, str, int]] = []
+    for n, t in enumerate(rows):
+        if t.status != "POSTED":
+            continue
+        cents, day, credit = _cents(t.amount), t.date.toordinal(), t.type == "CREDIT"
+        for pid, (p_cents, p_day, p_credit) in open_pendings.items():
+            if p_credit != credit or not p_day <= day <= p_day + POSTING_DAYS:
+                continue
+            if abs(cents - p_cents) <= abs(p_cents) * AMOUNT_TOLERANCE:
+                pairs.append((abs(cents - p_cents), day - p_day, pid, n))
+    settled: set[str] = set()
+    for _, _, pid, n in sorted(pairs):  # the closest pairs first
+        if pid not in settled and rows[n].replaces_external_id is None:
+            rows[n].replaces_external_id = pid
+            settled.add(pid)
+    out = list(rows)
     pendings = [t for t in out if t.status == "PENDING"][-PENDING_MEMORY:]
     memory = {
         t.external_id: [
