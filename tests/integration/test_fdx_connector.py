@@ -31,7 +31,7 @@ from openagg.services import vault
 from openagg.services.institutions import InstitutionInput, add_institution
 from openagg.testing import Scenario, run_conformance
 from tests.conftest import Platform, make_platform, settings_for
-from tests.integration.api_helpers import local, member, new_user, status
+from tests.integration.api_helpers import local, member, new_user
 from tests.integration.fake_fdx_bank import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -39,6 +39,7 @@ from tests.integration.fake_fdx_bank import (
     FakeFdxBank,
     serve_fake_fdx_bank,
 )
+from tests.integration.test_simplefin_connector import aggregate, listed, transactions
 
 CODE = "fake_fdx"
 CALLBACK = "http://openagg.test/oauth/callback"
@@ -108,28 +109,6 @@ async def connect(platform: Platform) -> tuple[str, str]:
     assert done.status_code == 200 and "Access granted" in done.text, done.text
     await platform.drain()
     return user, created["guid"]
-
-
-async def aggregate(platform: Platform, user: str, guid: str, hours: float = 4) -> str:
-    platform.clock.advance(hours=hours)  # past the foreground throttle
-    r = await platform.http.post(f"/users/{user}/members/{guid}/aggregate")
-    assert r.status_code == 202, r.text
-    await platform.drain()
-    return str((await status(platform.http, user, guid))["connection_status"])
-
-
-async def listed(platform: Platform, path: str, key: str) -> list[dict[str, Any]]:
-    r = await platform.http.get(path, params={"records_per_page": 1000})
-    assert r.status_code == 200, r.text
-    items: list[dict[str, Any]] = r.json()[key]
-    return items
-
-
-async def transactions(platform: Platform, user: str) -> dict[str, dict[str, Any]]:
-    found = await listed(platform, f"/users/{user}/transactions", "transactions")
-    ids = [t["id"] for t in found]
-    assert len(ids) == len(set(ids)), f"stored twice: {ids}"
-    return {t["id"]: t for t in found}
 
 
 async def sealed(platform: Platform, guid: str) -> dict[str, Any]:
