@@ -12,6 +12,7 @@ import base64
 import datetime as dt
 import html
 import re
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -30,7 +31,8 @@ from openagg.domain.causes import Cause
 from openagg.services import vault
 from openagg.services.institutions import InstitutionInput, add_institution
 from openagg.testing import Scenario, run_conformance
-from tests.conftest import Platform, make_platform, settings_for
+from tests.compat.test_sdk import run_scenario, sdk  # noqa: F401  (the sdk fixture)
+from tests.conftest import VENV_BIN, Platform, make_platform, settings_for, start_live_server
 from tests.integration.api_helpers import local, member, new_user
 from tests.integration.fake_fdx_bank import (
     CLIENT_ID,
@@ -129,6 +131,45 @@ async def last_attempt(platform: Platform, guid: str) -> Attempt:
         )
     assert found is not None
     return found
+
+
+def test_mx_sdk_connects_an_oauth_member_at_an_fdx_bank(
+    sdk: Path,  # noqa: F811  (the fixture imported above)
+    bank: FakeFdxBank,
+    tmp_path: Path,
+) -> None:
+    server = start_live_server(
+        tmp_path,
+        OPENAGG_CONNECTOR_ALLOW_PRIVATE_ADDRESSES="true",
+        OPENAGG_FOREGROUND_THROTTLE_SECONDS="0",  # the second aggregation runs at once
+    )
+    try:
+        options = [f"--option={k}={v}" for k, v in bank.options().items()]
+        add = ["institutions", "add", "--connector", "fdx", "--oauth", "--code", CODE]
+        added = subprocess.run(
+            [str(VENV_BIN / "openagg"), *add, "--name", "Fake FDX Bank", *options],
+            env=server.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert added.returncode == 0, added.stderr
+        r = run_scenario(sdk, server, "fdx_bank")
+    finally:
+        server.stop()
+    assert r["create"] == [200, "PENDING", True]
+    assert r["consent"][0] == 200 and "Access granted" in r["consent"][1]
+    assert (r["first_status"], r["second_status"]) == ("CONNECTED", "CONNECTED")
+    assert ["Auto Loan", "LOAN", "AUTO", 12450.0] in r["accounts"]
+    assert ["My card", "CREDIT_CARD", None, 865.09] in r["accounts"]
+    assert ["Retirement Savings Plan", "INVESTMENT", "PLAN_401_K", 30218.4] in r["accounts"]
+    txns = {t[0]: t[1:] for t in r["transactions"]}
+    assert len(txns) == 13 and txns["CHK-P01"] == ["DEBIT", 42.0, "PENDING"]
+    assert txns["CHK-T01"] == ["CREDIT", 2500.0, "POSTED"]
+    assert r["holdings"] == [["BIGX", "EQUITY", "30.0"], ["VTSX", "MUTUAL_FUND", "120.285"]]
+    # The pending dinner posted with its tip under a new id: no duplicate.
+    assert "CHK-P01" not in r["transactions_after"] and "CHK-T08" in r["transactions_after"]
+    assert len(r["transactions_after"]) == 13
 
 
 async def test_an_oauth_member_consents_at_the_bank_and_connects_with_its_data(
