@@ -555,6 +555,62 @@ def scenario_ofx_bank(s: Session) -> dict[str, Any]:
     return out
 
 
+FDX_BANK = "fake_fdx"
+
+
+def _consent(url: str) -> tuple[int, str]:
+    """The end user's browser at an FDX bank: follow the link to the consent page,
+    press its first button (Allow), follow the bank back to the platform's callback.
+    The standard library follows the redirects."""
+    import html
+    import re
+    import urllib.parse
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=30) as page:
+        text, where = page.read().decode(), page.geturl()
+    form = re.search(r'<form[^>]*action="([^"]+)"[^>]*>(.*?)</form>', text, re.S)
+    check(form is not None, f"no consent form at {where}")
+    assert form is not None
+    fields: dict[str, str] = {}
+    for name, value in re.findall(r'name="([^"]+)" value="([^"]*)"', form.group(2)):
+        fields.setdefault(html.unescape(name), html.unescape(value))
+    data = urllib.parse.urlencode(fields).encode()
+    target = urllib.parse.urljoin(where, html.unescape(form.group(1)))
+    with urllib.request.urlopen(target, data=data, timeout=30) as back:
+        return back.status, back.read().decode()
+
+
+def scenario_fdx_bank(s: Session) -> dict[str, Any]:
+    """An OAuth member at an FDX bank: PENDING with its link, consent at the bank,
+    CONNECTED with accounts, paged transactions and holdings; then a second
+    aggregation through the SDK."""
+    out: dict[str, Any] = {}
+    u = s.create_user("fdx").guid
+    body = mx.MemberCreateRequestBody(
+        member=mx.MemberCreateRequest(institution_code=FDX_BANK, credentials=[], is_oauth=True)
+    )
+    resp = s.members.create_member_with_http_info(u, body)
+    member = resp.data.member
+    out["create"] = [resp.status_code, member.connection_status, bool(member.oauth_window_uri)]
+    link = mx.WidgetsApi(s.members.api_client).request_o_auth_window_uri(member.guid, u)
+    out["consent"] = _consent(link.member.oauth_window_uri)
+    out["first_status"] = s.wait_for(member.guid, u, "CONNECTED").connection_status
+    accounts = s.accounts.list_user_accounts(u, records_per_page=100).accounts or []
+    out["accounts"] = sorted((a.name, a.type, a.subtype, a.balance) for a in accounts)
+    listed = s.transactions.list_transactions_by_member(member.guid, u, records_per_page=100)
+    out["transactions"] = sorted(
+        (t.id, t.type, t.amount, t.status) for t in listed.transactions or []
+    )
+    held = s.holdings.list_holdings_by_member(member.guid, u).investment_holdings or []
+    out["holdings"] = sorted((h.symbol, h.holding_type, h.quantity) for h in held)
+    s.members.aggregate_member(member.guid, u)
+    out["second_status"] = s.wait_for(member.guid, u, "CONNECTED").connection_status
+    again = s.transactions.list_transactions_by_member(member.guid, u, records_per_page=100)
+    out["transactions_after"] = sorted(t.id for t in again.transactions or [])
+    return out
+
+
 def scenario_managed_data(s: Session) -> dict[str, Any]:
     """All 16 managed-data operations, and managed data in the ordinary lists."""
     md = mx.ManagedDataApi(s.members.api_client)
@@ -660,6 +716,7 @@ def scenario_managed_data(s: Session) -> dict[str, Any]:
 SCENARIOS: dict[str, Callable[[Session], dict[str, Any]]] = {
     "managed_data": scenario_managed_data,
     "ofx_bank": scenario_ofx_bank,
+    "fdx_bank": scenario_fdx_bank,
     "plugin_bank": scenario_plugin_bank,
     "full": scenario_full,
     "mfa": scenario_mfa,
