@@ -220,6 +220,15 @@ async def _flush_unique(s: AsyncSession, what: str, external_id: str) -> None:
         raise Conflict(f"This member already has {what} with id {external_id!r}.") from None
 
 
+async def _locate(
+    s: AsyncSession, client: Client, user_guid: str, member_guid: str, account_guid: str
+) -> tuple[User, Member, Account]:
+    """The managed account a request names, its member locked."""
+    user = await user_by_guid(s, client, user_guid)
+    member = await managed_member(s, user, member_guid, lock=True)
+    return user, member, await managed_account(s, member, account_guid)
+
+
 async def create_account(
     rt: Runtime, client: Client, user_guid: str, member_guid: str, f: ManagedAccountFields
 ) -> tuple[Account, Member, User, Institution]:
@@ -259,9 +268,7 @@ async def update_account(
     if not f.model_dump(exclude_unset=True):
         raise BadRequest("The request body can't be empty: give at least one account field.")
     async with rt.db.write() as s:
-        user = await user_by_guid(s, client, user_guid)
-        member = await managed_member(s, user, member_guid, lock=True)
-        account = await managed_account(s, member, account_guid)
+        user, member, account = await _locate(s, client, user_guid, member_guid, account_guid)
         _apply_account(account, f)
         account.updated_at = rt.now()
         await _flush_unique(s, "an account", account.external_id)
@@ -274,9 +281,7 @@ async def delete_account(
     rt: Runtime, client: Client, user_guid: str, member_guid: str, account_guid: str
 ) -> None:
     async with rt.db.write() as s:
-        user = await user_by_guid(s, client, user_guid)
-        member = await managed_member(s, user, member_guid, lock=True)
-        account = await managed_account(s, member, account_guid)
+        _, member, account = await _locate(s, client, user_guid, member_guid, account_guid)
         await s.execute(delete(Transaction).where(Transaction.account_id == account.id))
         await s.execute(delete(Account).where(Account.id == account.id))
         await bump_transactions(s, member)
@@ -342,12 +347,10 @@ async def create_transaction(
     member_guid: str,
     account_guid: str,
     f: ManagedTransactionFields,
-) -> Transaction:
+) -> tuple[Transaction, User, Account]:
     now = rt.now()
     async with rt.db.write() as s:
-        user = await user_by_guid(s, client, user_guid)
-        member = await managed_member(s, user, member_guid, lock=True)
-        account = await managed_account(s, member, account_guid)
+        user, member, account = await _locate(s, client, user_guid, member_guid, account_guid)
         guid = new_guid("TRN")
         t = Transaction(
             guid=guid,
@@ -365,7 +368,7 @@ async def create_transaction(
         s.add(t)
         await _flush_unique(s, "a transaction", t.external_id)
         await bump_transactions(s, member)
-    return t
+    return t, user, account
 
 
 async def update_transaction(
@@ -376,19 +379,17 @@ async def update_transaction(
     account_guid: str,
     transaction_guid: str,
     f: ManagedTransactionFields,
-) -> Transaction:
+) -> tuple[Transaction, User, Account]:
     if not f.model_dump(exclude_unset=True):
         raise BadRequest("The request body can't be empty: give at least one transaction field.")
     async with rt.db.write() as s:
-        user = await user_by_guid(s, client, user_guid)
-        member = await managed_member(s, user, member_guid, lock=True)
-        account = await managed_account(s, member, account_guid)
+        user, member, account = await _locate(s, client, user_guid, member_guid, account_guid)
         t = await managed_transaction(s, account, transaction_guid)
         _apply_transaction(t, f)
         t.updated_at = rt.now()
         await _flush_unique(s, "a transaction", t.external_id)
         await bump_transactions(s, member)
-    return t
+    return t, user, account
 
 
 async def delete_transaction(
@@ -400,9 +401,7 @@ async def delete_transaction(
     transaction_guid: str,
 ) -> None:
     async with rt.db.write() as s:
-        user = await user_by_guid(s, client, user_guid)
-        member = await managed_member(s, user, member_guid, lock=True)
-        account = await managed_account(s, member, account_guid)
+        _, member, account = await _locate(s, client, user_guid, member_guid, account_guid)
         t = await managed_transaction(s, account, transaction_guid)
         await s.execute(delete(Transaction).where(Transaction.id == t.id))
         await bump_transactions(s, member)

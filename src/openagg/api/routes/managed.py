@@ -206,23 +206,14 @@ async def delete_managed_account(
 # --- transactions ---------------------------------------------------------------------
 
 
-async def _transaction_json(
-    request: Request,
-    client: Client,
-    user_guid: str,
-    member_guid: str,
-    account_guid: str,
-    t: Transaction,
+def _transaction_body(
+    t: Transaction, user: User, account: Account, member_guid: str
 ) -> dict[str, Any]:
-    async with runtime(request).db.read() as s:
-        user = await user_by_guid(s, client, user_guid)
-        account = await s.get(Account, t.account_id)
-        assert account is not None
     return wire.transaction(
         t,
         user_guid=user.guid,
         user_id=user.external_id,
-        account_guid=account_guid,
+        account_guid=account.guid,
         account_id=account.external_id,
         member_guid=member_guid,
     )
@@ -252,17 +243,7 @@ async def list_managed_transactions(
             .offset((page - 1) * per_page)
             .limit(per_page)
         )
-        items = [
-            wire.transaction(
-                t,
-                user_guid=user.guid,
-                user_id=user.external_id,
-                account_guid=account.guid,
-                account_id=account.external_id,
-                member_guid=member.guid,
-            )
-            for t in rows
-        ]
+        items = [_transaction_body(t, user, account, member.guid) for t in rows]
     return mx_page("transactions", items, page, per_page, total)
 
 
@@ -275,11 +256,10 @@ async def create_managed_transaction(
     client: Client = Depends(current_client),
 ) -> Response:
     body = await parse_body(request, ManagedTransactionCreateBody)
-    t = await managed.create_transaction(
+    t, user, account = await managed.create_transaction(
         runtime(request), client, user_guid, member_guid, account_guid, body.transaction
     )
-    item = await _transaction_json(request, client, user_guid, member_guid, account_guid, t)
-    return mx({"transaction": item})
+    return mx({"transaction": _transaction_body(t, user, account, member_guid)})
 
 
 @router.get(TRANSACTION)
@@ -295,14 +275,7 @@ async def read_managed_transaction(
         user, member, _ = await _member(s, client, user_guid, member_guid)
         account = await managed.managed_account(s, member, account_guid)
         t = await managed.managed_transaction(s, account, transaction_guid)
-    item = wire.transaction(
-        t,
-        user_guid=user.guid,
-        user_id=user.external_id,
-        account_guid=account.guid,
-        account_id=account.external_id,
-        member_guid=member.guid,
-    )
+    item = _transaction_body(t, user, account, member.guid)
     return mx({"transaction": item})
 
 
@@ -316,7 +289,7 @@ async def update_managed_transaction(
     client: Client = Depends(current_client),
 ) -> Response:
     body = await parse_body(request, ManagedTransactionUpdateBody)
-    t = await managed.update_transaction(
+    t, user, account = await managed.update_transaction(
         runtime(request),
         client,
         user_guid,
@@ -325,8 +298,7 @@ async def update_managed_transaction(
         transaction_guid,
         body.transaction,
     )
-    item = await _transaction_json(request, client, user_guid, member_guid, account_guid, t)
-    return mx({"transaction": item})
+    return mx({"transaction": _transaction_body(t, user, account, member_guid)})
 
 
 @router.delete(TRANSACTION)
