@@ -6,6 +6,7 @@ Screenshots go under the artifacts dir (see conftest)."""
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -314,3 +315,44 @@ def test_narrow_layout_and_the_end_of_a_session(
     login = p.view("login")
     assert login.get_by_role("alert").inner_text() == "You have logged out."
     assert p.page.context.cookies() == []
+
+
+@pytest.mark.parametrize(("width", "scheme"), [(1280, "light"), (390, "dark")])
+def test_a_simplefin_setup_token_made_in_the_portal_is_claimed_once(
+    browser: Any,
+    request: pytest.FixtureRequest,
+    server: LiveServer,
+    api: httpx.Client,
+    width: int,
+    scheme: str,
+) -> None:
+    """Support staff make a token for a user; the budget app claims it once; a user
+    the client does not have is refused in words."""
+    context = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    p = Portal(page, artifacts_dir(request))
+    try:
+        user = new_user(api)
+        page.goto(f"{server.url}/portal")
+        p.view("login")
+        log_in(p, server)
+        page.locator("#op-nav-simplefin").click()
+        view = p.view("simplefin")
+        view.get_by_label("User guid").fill("USR-not-one-of-ours")
+        view.get_by_role("button", name="Make a setup token").click()
+        view.get_by_role("alert").filter(has_text="unable to find").wait_for()
+        view.get_by_label("User guid").fill(user)
+        view.get_by_role("button", name="Make a setup token").click()
+        token = page.locator("#op-token-value").input_value(timeout=10_000)
+        p.shot("simplefin-token")
+        assert page.evaluate("document.activeElement.id") == "op-token-value"
+        claim_url = base64.b64decode(token).decode()
+        assert claim_url.startswith(f"{server.url}/simplefin/claim/")
+        first = httpx.post(claim_url, timeout=10)
+        assert first.status_code == 200 and "/simplefin" in first.text
+        assert httpx.post(claim_url, timeout=10).status_code == 403
+        listed = api.get(f"/users/{user}/simplefin_tokens").json()["simplefin_tokens"]
+        assert [t["state"] for t in listed] == ["CLAIMED"]
+    finally:
+        context.close()

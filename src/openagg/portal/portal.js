@@ -1,8 +1,10 @@
-// OpenAgg developer portal: a client's support tickets. Plain ES modules, no build step.
+// OpenAgg developer portal: a client's support tickets, and SimpleFIN setup tokens for
+// its users. Plain ES modules, no build step.
 //
 // Views live in the URL's hash, so the browser's back button, reloads and shared links
-// work: #/tickets?status=NEW&page=2, #/tickets/TKT-…, #/pending. <main> carries
-// data-view (login, tickets, pending, ticket, error) and data-ready once filled in.
+// work: #/tickets?status=NEW&page=2, #/tickets/TKT-…, #/pending, #/simplefin. <main>
+// carries data-view (login, tickets, pending, ticket, simplefin, error) and data-ready
+// once filled in.
 
 import { ApiError, fill, h, showView } from "/assets/dom.js";
 import { loginForm, sessionApi } from "/assets/login.js";
@@ -353,6 +355,62 @@ async function showPending(params) {
   }
 }
 
+// --- SimpleFIN setup tokens ---------------------------------------------------------------
+
+// A token for one user, shown once: the user pastes it into their budget app (Actual,
+// Firefly III, Sure, Home Assistant), which claims it once.
+function showSimplefin() {
+  const result = h("div", { class: "op-results", id: "op-token-result" });
+  const input = h("input", {
+    id: "op-token-user", name: "user_guid", type: "text", required: true,
+    autocomplete: "off", spellcheck: "false", placeholder: "USR-…",
+  });
+  const button = h("button", { type: "submit", class: "op-button" }, "Make a setup token");
+  const form = h("form", { class: "op-token-form", "aria-labelledby": "op-title" },
+    h("div", { class: "op-field" }, h("label", { for: "op-token-user" }, "User guid"), input),
+    button);
+  const token = render("simplefin", "SimpleFIN setup token",
+    h("p", { class: "op-hint" },
+      "For a user who connects a budget app (Actual Budget, Firefly III, Sure, Home "
+      + "Assistant) to their accounts here. The token is shown once: give it to the user, "
+      + "who pastes it into the app within 24 hours; the app claims it once. Your backend "
+      + "can make and revoke tokens too (POST and DELETE /users/{user_guid}/simplefin_tokens)."),
+    form, result);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    button.disabled = true;
+    result.replaceChildren();
+    try {
+      const made = (await api("POST",
+        `/users/${encodeURIComponent(input.value.trim())}/simplefin_tokens`, {})).simplefin_token;
+      const field = h("textarea", {
+        id: "op-token-value", class: "op-token", readonly: true, rows: 3,
+        "aria-describedby": "op-token-note",
+      }, made.token);
+      const copy = h("button", { type: "button", class: "op-button op-secondary" }, "Copy");
+      copy.addEventListener("click", async () => {
+        field.select();
+        try { await navigator.clipboard.writeText(made.token); } catch { /* selected */ }
+        live.textContent = "Token copied.";
+      });
+      result.replaceChildren(
+        h("label", { for: "op-token-value" }, `Setup token for ${made.user_guid}`),
+        field, copy,
+        h("p", { class: "op-hint", id: "op-token-note" },
+          `Shown only now. It can be claimed until ${words.when(made.expires_at)}; `
+          + `its guid is ${made.guid}.`));
+      live.textContent = "A setup token was made. It is shown only now.";
+      field.focus();
+      field.select();
+    } catch (error) {
+      if (!error.handled) result.replaceChildren(alertBox(error.message));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  ready(token);
+}
+
 // --- one ticket ---------------------------------------------------------------------------
 
 function fact(term, ...value) {
@@ -461,7 +519,7 @@ async function showTicket(guid) {
 
 function markNav(path) {
   for (const [id, active] of [["op-nav-tickets", path.startsWith("/tickets")],
-    ["op-nav-pending", path === "/pending"]]) {
+    ["op-nav-pending", path === "/pending"], ["op-nav-simplefin", path === "/simplefin"]]) {
     const link = document.getElementById(id);
     if (active) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
@@ -479,6 +537,7 @@ function route() {
   const one = path.match(/^\/tickets\/([^/]+)$/);
   if (one) return showTicket(decodeURIComponent(one[1]));
   if (path === "/pending") return showPending(params);
+  if (path === "/simplefin") return showSimplefin();
   if (path === "/tickets") return showTickets(params);
   location.replace("#/tickets");
   return null;

@@ -2,9 +2,9 @@
 and api_key and read the client's support tickets (docs/portal.md).
 
 One page (``GET /portal``) and its own files; a JSON API under ``/portal/api`` behind
-a cookie session (``services/web_sessions.py``). Reads only: the portal changes no
-ticket, so the only change it makes is logging out (which still needs the CSRF
-header). Tickets are serialised by ``wire/`` like the MX-style client API, so
+a cookie session (``services/web_sessions.py``). The portal changes no ticket: its
+writes are logging out and making a SimpleFIN setup token for a user (both need the
+CSRF header). Tickets are serialised by ``wire/`` like the MX-style client API, so
 the portal shows exactly the status, queue position and estimate the end user sees.
 """
 
@@ -32,6 +32,7 @@ from openagg.api.pages import (
     set_session_cookie,
     static_asset,
 )
+from openagg.api.routes.simplefin import new_token_body
 from openagg.db.models import Client
 from openagg.services import support, web_sessions
 from openagg.services.clients import authenticate
@@ -144,6 +145,18 @@ async def logout(request: Request, _: web_sessions.LoggedIn = Depends(logged_in)
 @router.get(API + "/session")
 async def session(found: web_sessions.LoggedIn = Depends(logged_in)) -> Response:
     return json_response(_session_body(_client(found), found.session.csrf_token))
+
+
+# --- SimpleFIN setup tokens -------------------------------------------------------------
+
+
+@router.post(API + "/users/{user_guid}/simplefin_tokens")
+async def simplefin_token(
+    user_guid: str, request: Request, found: web_sessions.LoggedIn = Depends(logged_in)
+) -> Response:
+    """For support staff helping a user connect a budget app (docs/simplefin.md)."""
+    body = await new_token_body(request, _client(found), user_guid.strip())
+    return json_response({"simplefin_token": body}, 201)
 
 
 # --- tickets --------------------------------------------------------------------------

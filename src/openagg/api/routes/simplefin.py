@@ -73,6 +73,12 @@ async def create_token(
 ) -> Response:
     if (await request.body()).strip():
         await parse_body(request, _TokenBody)
+    return mx({"simplefin_token": await new_token_body(request, client, user_guid)}, 201)
+
+
+async def new_token_body(request: Request, client: Client, user_guid: str) -> dict[str, Any]:
+    """A new setup token for the user, with its secret (the token and the claim URL):
+    the one answer that ever shows them. The developer portal makes them too."""
     rt = runtime(request)
     new = await simplefin.create_token(rt, client, user_guid)
     claim_url = f"{public_base(request)}{ROOT}/claim/{new.claim_code}"
@@ -80,8 +86,7 @@ async def create_token(
         "token": base64.b64encode(claim_url.encode()).decode(),
         "claim_url": claim_url,
     }
-    body = simplefin_token(new.token, new.user.guid, rt.now(), secret_fields=secret_fields)
-    return mx({"simplefin_token": body}, 201)
+    return simplefin_token(new.token, new.user.guid, rt.now(), secret_fields=secret_fields)
 
 
 @router.get("/users/{user_guid}/simplefin_tokens")
