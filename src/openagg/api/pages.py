@@ -95,7 +95,7 @@ def _link(path: str | None, title: str, what: str) -> str:
 async def home(request: Request) -> Response:
     """For a browser that opens the server's address: what runs here, where to go."""
     settings = runtime(request).settings
-    served = {getattr(route, "path", None) for route in request.app.routes}
+    served = {getattr(route, "path", None) for route in request.app.state.api_routes}
     links = [
         _link(
             "/demo" if settings.widget_demo else None,
