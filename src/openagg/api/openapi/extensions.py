@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from openagg.api.routes.imports import CSV_OPTIONS
+
 MX_MEDIA = "application/vnd.mx.api.v1+json"
 REF = "#/components/schemas/"
 
@@ -215,18 +217,11 @@ _IMPORT_QUERY = [
     _q("filename", "The file's name (a multipart part's own name otherwise)"),
     _q("member_guid", "The managed member to import into; a new one otherwise"),
     *(
-        _q(name, "CSV: see docs/imports.md")
-        for name in (
-            "date_column",
-            "description_column",
-            "amount_column",
-            "debit_column",
-            "credit_column",
-            "date_format",
-            "encoding",
-        )
+        _q(name, "CSV: '.' or ','", {"enum": [".", ","]})
+        if name == "decimal_separator"
+        else _q(name, "CSV: see docs/imports.md")
+        for name in CSV_OPTIONS
     ),
-    _q("decimal_separator", "CSV: '.' or ','", {"enum": [".", ","]}),
     _q("skip_rows", "CSV: lines to skip before the header", INT),
 ]
 _FORBIDDEN = {"description": "A disabled user", "content": ERROR}

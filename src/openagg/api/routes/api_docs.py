@@ -97,7 +97,7 @@ def _operation(method: str, path: str, op: dict[str, Any], shared: dict[str, Any
         )
     codes = " ".join(
         f'<span class="code c{html.escape(c[0])}">{html.escape(c)}</span>'
-        for c in op.get("responses", {})
+        for c in sorted(op.get("responses", {}))
     )
     auth = "" if op.get("security") != [] else ' <span class="open">no auth</span>'
     return (
