@@ -4,7 +4,7 @@ VENV ?= .venv
 SDK_VENV ?= .venv-sdk
 BIN = $(VENV)/bin
 
-.PHONY: run test test-sqlite test-postgresql lint bench clean
+.PHONY: run test test-sqlite test-postgresql lint bench fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# Schemathesis from the server's /openapi.json, longer than the suite's short run (which
+# `make test` includes): OPENAGG_FUZZ_EXAMPLES per operation, then fuzzing until
+# OPENAGG_FUZZ_SECONDS are spent.
+fuzz: $(BIN)/.test-plugins
+	OPENAGG_FUZZ_EXAMPLES=$${OPENAGG_FUZZ_EXAMPLES:-100} OPENAGG_FUZZ_SECONDS=$${OPENAGG_FUZZ_SECONDS:-600} \
+		$(BIN)/python -m pytest -q tests/integration/test_openapi_fuzz.py
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.run_all

@@ -22,6 +22,7 @@ from openagg.api.list_cache import ListCache
 from openagg.api.nul_guard import RefuseNul
 from openagg.api.request_ids import RequestIds
 from openagg.api.routes import (
+    api_docs,
     console,
     data,
     imports,
@@ -59,6 +60,7 @@ ROUTE_MODULES = (
     simplefin,
     console,
     portal,
+    api_docs,
     pages,
 )
 _WEB_PAGES = ("/console", "/portal", "/connect")
@@ -115,6 +117,8 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
     app = FastAPI(
         title="OpenAgg",
         lifespan=lifespan,
+        # /openapi.json and /docs are OpenAgg's own (routes/api_docs.py): FastAPI's
+        # generated document cannot see the bodies and answers the handlers parse and build.
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -136,6 +140,8 @@ def create_app(rt: Runtime, *, run_worker: bool = True, concurrency: int | None 
     app.add_middleware(RequestIds, log_requests=rt.settings.log_requests)
     for module in ROUTE_MODULES:
         app.include_router(module.router)
+    # Every route, flat: FastAPI's app.routes holds the included routers, not their routes.
+    app.state.api_routes = [r for module in ROUTE_MODULES for r in module.router.routes]
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:

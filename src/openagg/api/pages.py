@@ -40,7 +40,7 @@ PRIVATE_PAGE_HEADERS = {
 _MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 CSRF_HEADER = "x-csrf-token"
 _SHARED = "openagg.assets"
-_SHARED_ASSETS = {"dom.js", "login.js", "theme.css", "home.css", "favicon.svg"}
+_SHARED_ASSETS = {"dom.js", "login.js", "theme.css", "home.css", "docs.css", "favicon.svg"}
 
 router = APIRouter()
 
@@ -95,7 +95,7 @@ def _link(path: str | None, title: str, what: str) -> str:
 async def home(request: Request) -> Response:
     """For a browser that opens the server's address: what runs here, where to go."""
     settings = runtime(request).settings
-    served = {getattr(route, "path", None) for route in request.app.routes}
+    served = {getattr(route, "path", None) for route in request.app.state.api_routes}
     links = [
         _link(
             "/demo" if settings.widget_demo else None,

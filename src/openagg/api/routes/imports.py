@@ -18,7 +18,7 @@ from openagg.statements.csv_reader import CsvOptions
 
 router = APIRouter()
 BASE = "/users/{user_guid}/imports"
-_CSV_OPTIONS = (
+CSV_OPTIONS = (
     "date_column",
     "description_column",
     "amount_column",
@@ -93,7 +93,7 @@ async def create_import(
     rt = runtime(request)
     data, sent_name = await read_upload(request)
     params = request.query_params
-    csv_given = {k: params[k] for k in _CSV_OPTIONS if params.get(k)}
+    csv_given = {k: params[k] for k in CSV_OPTIONS if params.get(k)}
     skip = query_int(request, "skip_rows")
     if csv_given.get("decimal_separator") not in (None, ".", ","):
         raise BadRequest("decimal_separator: '.' or ','")
