@@ -22,8 +22,11 @@ Stored secrets (every string value of them is hidden wherever it appears, so day
 times are integers):
 
 - ``session_id``, ``valid_until`` (epoch seconds, the consent's end);
-- ``accounts``: ``{uid: {"id", "name", "currency", "type", "balance"}}``, ``id`` being
-  the MX account's external id (the IBAN when the bank gives one, else the uid);
+- ``accounts``: ``{external id: {uid: last balance in cents}}``, the external id
+  being the IBAN when the bank gives one, else the uid (a key, not a value: uids
+  appear in request URLs, which the HTTP client's log prints);
+- ``about``: ``{external id: {JSON [MX type, currency, name]: 0}}``: what is public
+  about an account is kept as a key, since string values count as secret;
 - ``unattended``: ``{external id: [UTC day ordinal, accesses that day]}``;
 - ``read_through``: ``{external id: day ordinal}``, the last day whose transactions
   were read, so an account left unread is caught up from there.
@@ -462,7 +465,7 @@ class EnableBankingConnector(Connector):
         attended = ctx.end_user_present and bool(ctx.end_user_ip)
         now = ctx.now or dt.datetime.now(dt.UTC)
         today = now.date().toordinal()
-        accounts: dict[str, Any] = ctx.secrets.get("accounts") or {}
+        accounts = stored_accounts(ctx.secrets)
         spent: dict[str, Any] = dict(ctx.secrets.get("unattended") or {})
         read_through: dict[str, Any] = dict(ctx.secrets.get("read_through") or {})
         result = PullResult(accounts=[])
@@ -482,7 +485,7 @@ class EnableBankingConnector(Connector):
             path = f"/accounts/{quote(uid, safe='')}"
             found = await self._request(ctx, options, "GET", f"{path}/balances", attended=attended)
             current, available = balances(found)
-            kept["balance"] = str(current)
+            kept["cents"] = int((current * 100).to_integral_value())
             result.accounts.append(_account(kept, available))
             if window.from_date is None:
                 continue
@@ -504,6 +507,7 @@ class EnableBankingConnector(Connector):
         ctx.secrets["unattended"] = spent
         ctx.secrets["read_through"] = read_through
         result.unread = frozenset(unread)
+        store_accounts(ctx.secrets, accounts)
         return result
 
     async def _pages(
@@ -545,10 +549,37 @@ def _account(kept: Mapping[str, Any], available: Decimal | None) -> AccountData:
         external_id=str(kept["id"]),
         name=str(kept["name"]),
         type=str(kept["type"]),
-        balance=Decimal(str(kept.get("balance") or "0")),
+        balance=Decimal(int(kept.get("cents") or 0)) / 100,
         available_balance=available,
         currency_code=str(kept["currency"]),
     )
+
+
+def stored_accounts(secrets: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The session's accounts by uid: ``id`` (external id), ``name``, ``currency``,
+    ``type`` and ``cents`` (the last balance read)."""
+    found: dict[str, dict[str, Any]] = {}
+    about = secrets.get("about") or {}
+    for aid, entry in (secrets.get("accounts") or {}).items():
+        described = next(iter(about.get(aid) or {}), None)
+        kind, currency, name = json.loads(described) if described else ("CHECKING", "EUR", aid)
+        for uid, cents in entry.items():
+            found[uid] = {
+                "id": aid,
+                "name": name,
+                "currency": currency,
+                "type": kind,
+                "cents": cents,
+            }
+    return found
+
+
+def store_accounts(secrets: dict[str, Any], accounts: Mapping[str, Mapping[str, Any]]) -> None:
+    secrets["accounts"] = {k["id"]: {uid: k.get("cents")} for uid, k in accounts.items()}
+    secrets["about"] = {
+        k["id"]: {json.dumps([k["type"], k["currency"], k["name"]], ensure_ascii=False): 0}
+        for k in accounts.values()
+    }
 
 
 def keep_session(ctx: ConnectorContext, session: dict[str, Any]) -> None:
@@ -560,13 +591,11 @@ def keep_session(ctx: ConnectorContext, session: dict[str, Any]) -> None:
     accounts = dict(session_account(a) for a in session.get("accounts") or [])
     if not accounts:
         raise ConnectorError(Cause.DATA_ERROR, "Enable Banking's session lists no accounts.")
-    before = ctx.secrets.get("accounts") or {}
-    balances_by_id = {str(k.get("id")): k.get("balance") for k in before.values()}
+    before = {str(k["id"]): k.get("cents") for k in stored_accounts(ctx.secrets).values()}
     for kept in accounts.values():
-        if balances_by_id.get(kept["id"]) is not None:
-            kept["balance"] = balances_by_id[kept["id"]]
+        kept["cents"] = before.get(kept["id"])
     ctx.secrets["session_id"] = sid
-    ctx.secrets["accounts"] = accounts
+    store_accounts(ctx.secrets, accounts)
     access = session.get("access")
     until = _text(access.get("valid_until")) if isinstance(access, dict) else None
     if until is not None:
