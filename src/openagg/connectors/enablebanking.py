@@ -426,11 +426,7 @@ class EnableBankingConnector(Connector):
     async def oauth_finish(
         self, ctx: ConnectorContext, params: dict[str, str], redirect_uri: str, code_verifier: str
     ) -> None:
-        if params.get("error"):
-            reason = params.get("error_description") or params["error"]
-            raise ConnectorError(
-                Cause.BAD_CREDENTIALS, f"Access was not granted at the bank ({reason})."
-            )
+        # A refusal at the bank (``error=``) is the platform's to handle: it never gets here.
         code = params.get("code")
         if not code:
             raise ConnectorError(Cause.BAD_CREDENTIALS, "The bank sent back no authorization code.")
