@@ -161,6 +161,11 @@ class ConnectorContext:
     # reports should be dated later, and budgets counted in hours use it. None where no
     # clock was given (then: the end of ``today``).
     now: dt.datetime | None = None
+    # Whether the end user asked for this job and is there (a job the app or the widget
+    # started, or the OAuth return), not the scheduler's: PSD2 caps unattended access.
+    end_user_present: bool = False
+    # The end user's IP address when the job carries one (PSD2's PSU-IP-Address).
+    end_user_ip: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +186,9 @@ class PullResult:
     accounts: list[AccountData]
     transactions: list[TransactionData] = field(default_factory=list)
     holdings: list[HoldingData] = field(default_factory=list)
+    # Accounts whose transactions were not read this time (a provider's daily budget
+    # spent): the engine leaves their stored transactions, pending ones too, as they are.
+    unread: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from openagg.connectors.base import (
 from openagg.db.driver import Backend, Deferred, Fetch, Plan, codec, flush, run_plan
 from openagg.db.models import Attempt, Institution, Job, Member
 from openagg.domain.causes import Cause
-from openagg.domain.policy import JobKind
+from openagg.domain.policy import JobKind, Trigger
 from openagg.domain.states import JobState
 from openagg.domain.statuses import Status
 from openagg.engine import ingest
@@ -271,6 +271,11 @@ def _window(
     return PullWindow(start, ctx.today + dt.timedelta(days=5), holdings)
 
 
+def _text_option(options: dict[str, Any] | None, key: str) -> str | None:
+    value = (options or {}).get(key)
+    return value if isinstance(value, str) and value else None
+
+
 def _by_account(items: list[Any], accounts: list[AccountData]) -> dict[str, list[Any]]:
     grouped: dict[str, list[Any]] = {a.external_id: [] for a in accounts}
     for item in items:
@@ -297,6 +302,9 @@ async def _pull(
         out.accounts = list(result.accounts)
         if window.from_date is not None:
             out.transactions = _by_account(result.transactions, out.accounts)
+            for unread in result.unread:
+                # Not read, so nothing stored is compared with (or removed for) it.
+                out.transactions.pop(unread, None)
         if window.holdings:
             investments = [a for a in out.accounts if a.type == "INVESTMENT"]
             out.holdings = _by_account(result.holdings, investments)
@@ -400,6 +408,10 @@ class _Work:
                 jc.institution,
                 now=self.started,
                 previous_attempts=jc.previous_attempts,
+                # Every trigger but the scheduler's comes from the end user (or the app
+                # acting while they wait); only a job's own option names their address.
+                end_user_present=jc.job.trigger != Trigger.BACKGROUND,
+                end_user_ip=_text_option(jc.job.options, "end_user_ip"),
             )
         except Exception:  # a secret that does not open (a key removed too soon)
             log.exception("job %s: the connector's context could not be made", jc.job.guid)

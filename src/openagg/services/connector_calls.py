@@ -25,6 +25,8 @@ class ConnectorCall:
         *,
         now: dt.datetime,
         previous_attempts: int = 0,
+        end_user_present: bool = False,
+        end_user_ip: str | None = None,
     ) -> None:
         self.name = institution.connector
         self.connector: Connector | None = rt.connectors.get(self.name)
@@ -44,6 +46,8 @@ class ConnectorCall:
             secrets=copy.deepcopy(self.stored_secrets),
             log=self.log,
             http=rt.http_for(self.name),
+            end_user_present=end_user_present,
+            end_user_ip=end_user_ip,
         )
 
     def hide(self, values: list[str]) -> None:
