@@ -63,6 +63,7 @@ class EventType(StrEnum):
     IDENTIFICATION = "IDENTIFICATION"
     MEMBER = "MEMBER"
     SUPPORT_TICKET = "SUPPORT_TICKET"  # OpenAgg extension: a ticket's status changed
+    CONSENT = "CONSENT"  # OpenAgg extension: an OAuth member's consent ends soon
     VERIFICATION = "VERIFICATION"
 
 
@@ -219,6 +220,47 @@ async def member_event(session: AsyncSession, rt: Runtime, member: Member, actio
     )
 
 
+async def status_changed_event(session: AsyncSession, rt: Runtime, member: Member) -> None:
+    """CONNECTION_STATUS, when the member's new status is one the end user acts on."""
+    status = Status(member.connection_status) if member.connection_status else None
+    if status not in END_USER_ACTIONABLE:
+        return
+
+    async def payload() -> Payload:
+        user = await session.get(User, member.user_id)
+        assert user is not None
+        return wire.webhook_connection_status(member, user=user)
+
+    await emit(
+        session,
+        rt,
+        client_id=member.client_id,
+        event_type=EventType.CONNECTION_STATUS,
+        payload=payload,
+        member_guid=member.guid,
+        callback_payload=member.callback_payload,
+    )
+
+
+async def consent_expiring(session: AsyncSession, rt: Runtime, member: Member) -> None:
+    """CONSENT / EXPIRING (OpenAgg extension): the member's OAuth consent ends soon."""
+
+    async def payload() -> Payload:
+        user = await session.get(User, member.user_id)
+        assert user is not None and member.consent_expires_at is not None
+        return wire.webhook_consent_expiring(member, user=user)
+
+    await emit(
+        session,
+        rt,
+        client_id=member.client_id,
+        event_type=EventType.CONSENT,
+        payload=payload,
+        member_guid=member.guid,
+        callback_payload=member.callback_payload,
+    )
+
+
 async def attempt_finished(
     session: AsyncSession,
     rt: Runtime,
@@ -251,13 +293,8 @@ async def attempt_finished(
             callback_payload=member.callback_payload,
         )
 
-    status = Status(member.connection_status) if member.connection_status else None
-    if status_changed and status in END_USER_ACTIONABLE:
-
-        async def status_payload() -> Payload:
-            return wire.webhook_connection_status(member, user=await user())
-
-        await send(EventType.CONNECTION_STATUS, status_payload)
+    if status_changed:
+        await status_changed_event(session, rt, member)
     if not succeeded:
         return
     kind = JobKind(job.kind)
