@@ -220,44 +220,62 @@ async def member_event(session: AsyncSession, rt: Runtime, member: Member, actio
     )
 
 
-async def status_changed_event(session: AsyncSession, rt: Runtime, member: Member) -> None:
-    """CONNECTION_STATUS, when the member's new status is one the end user acts on."""
-    status = Status(member.connection_status) if member.connection_status else None
-    if status not in END_USER_ACTIONABLE:
-        return
+async def _about_member(
+    session: AsyncSession,
+    rt: Runtime,
+    member: Member,
+    event_type: EventType,
+    body: Callable[[User], Payload],
+) -> None:
+    """An event about one member, its payload made from the member's user."""
 
     async def payload() -> Payload:
         user = await session.get(User, member.user_id)
         assert user is not None
-        return wire.webhook_connection_status(member, user=user)
+        return body(user)
 
+    await _emit_for(session, rt, member, event_type, payload)
+
+
+async def _emit_for(
+    session: AsyncSession,
+    rt: Runtime,
+    member: Member,
+    event_type: EventType,
+    payload: Callable[[], Awaitable[Payload]],
+) -> None:
     await emit(
         session,
         rt,
         client_id=member.client_id,
-        event_type=EventType.CONNECTION_STATUS,
+        event_type=event_type,
         payload=payload,
         member_guid=member.guid,
         callback_payload=member.callback_payload,
     )
 
 
+async def status_changed_event(session: AsyncSession, rt: Runtime, member: Member) -> None:
+    """CONNECTION_STATUS, when the member's new status is one the end user acts on."""
+    status = Status(member.connection_status) if member.connection_status else None
+    if status in END_USER_ACTIONABLE:
+        await _about_member(
+            session,
+            rt,
+            member,
+            EventType.CONNECTION_STATUS,
+            lambda user: wire.webhook_connection_status(member, user=user),
+        )
+
+
 async def consent_expiring(session: AsyncSession, rt: Runtime, member: Member) -> None:
     """CONSENT / EXPIRING (OpenAgg extension): the member's OAuth consent ends soon."""
-
-    async def payload() -> Payload:
-        user = await session.get(User, member.user_id)
-        assert user is not None and member.consent_expires_at is not None
-        return wire.webhook_consent_expiring(member, user=user)
-
-    await emit(
+    await _about_member(
         session,
         rt,
-        client_id=member.client_id,
-        event_type=EventType.CONSENT,
-        payload=payload,
-        member_guid=member.guid,
-        callback_payload=member.callback_payload,
+        member,
+        EventType.CONSENT,
+        lambda user: wire.webhook_consent_expiring(member, user=user),
     )
 
 
@@ -281,17 +299,6 @@ async def attempt_finished(
         found = await session.get(User, member.user_id)
         assert found is not None
         return found
-
-    async def send(event_type: EventType, payload: Callable[[], Awaitable[Payload]]) -> None:
-        await emit(
-            session,
-            rt,
-            client_id=member.client_id,
-            event_type=event_type,
-            payload=payload,
-            member_guid=member.guid,
-            callback_payload=member.callback_payload,
-        )
 
     if status_changed:
         await status_changed_event(session, rt, member)
@@ -330,7 +337,7 @@ async def attempt_finished(
             )
         return wire.webhook_data_updated(event_type.value, member, user=u, completed_at=now)
 
-    await send(event_type, job_payload)
+    await _emit_for(session, rt, member, event_type, job_payload)
 
 
 # ------------------------------------------------------------------ endpoints (API)
