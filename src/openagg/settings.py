@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     # environment variables give the same (connectors/registry.py).
     connector_options: dict[str, dict[str, str]] = {}
 
+    # OAuth: this many days before a member's consent ends (``consent_expires_at``),
+    # the client gets the CONSENT webhook (action EXPIRING), once, to ask the end user
+    # to renew it.
+    consent_renewal_window_days: float = 7
+
     # Widget.
     widget_url_ttl_seconds: int = 600  # MX: a widget URL expires after 10 minutes if unused
     widget_session_ttl_seconds: int = 3600  # how long an opened widget may act

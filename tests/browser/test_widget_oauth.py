@@ -261,3 +261,50 @@ def test_opening_on_a_pending_member(api: httpx.Client, open_widget: Any) -> Non
         status(w, guid, PENDING),
         w.event("oauthRequested", url=url, member_guid=guid),
     ]
+
+
+DENIED = 2
+
+
+def test_declined_at_the_bank_then_reconnected_on_the_same_member(
+    api: httpx.Client, open_widget: Any
+) -> None:
+    """The end user declines at the bank: the member is DENIED, the widget posts
+    oauthError and shows the error with a Reconnect action, which sends them through a
+    fresh link; allowing access then connects the same member."""
+    user = new_user(api)
+    w = open_widget(user)
+    choose_oauth_bank(w)
+    guid = pending_member(w)
+    with w.page.expect_popup() as opened:
+        w.frame.get_by_role("button", name=f"Go to {BANK}").click()
+    popup = opened.value
+    popup.wait_for_load_state()
+    popup.get_by_role("button", name="Deny").click(no_wait_after=True)
+    error = w.screen("loginError", timeout=30_000)
+    assert "Access was not granted" in error.inner_text()
+    wait_closed(w.page, popup)
+    [url] = requested_urls(w)
+    assert w.received()[4:] == [
+        status(w, guid, PENDING),
+        w.step("search", "enterCreds"),
+        w.event("oauthRequested", url=url, member_guid=guid),
+        status(w, guid, DENIED),
+        w.event("oauthError", member_guid=guid),
+        w.step("enterCreds", "loginError"),
+    ]
+
+    w.frame.get_by_role("button", name=f"Reconnect {BANK}").click()
+    w.screen("enterCreds")
+    with w.page.expect_popup() as again:
+        w.frame.get_by_role("button", name=f"Go to {BANK}").click()
+    authorize(again.value, str(w.shots / "oauth-page.png"))
+    w.screen("connected", timeout=30_000)
+    urls = requested_urls(w)
+    assert len(urls) == 2 and urls[0] != urls[1]  # a fresh link
+    tail = w.received()[-6:]
+    assert tail[0] == w.event("oauthRequested", url=urls[1], member_guid=guid)
+    assert w.event("memberConnected", member_guid=guid) in tail
+    assert "mx/connect/oauthError" not in [e["type"] for e in tail]
+    members = api.get(f"/users/{user}/members").json()["members"]
+    assert [(m["guid"], m["connection_status"]) for m in members] == [(guid, "CONNECTED")]

@@ -61,6 +61,7 @@ class Grant:
     used_refresh_tokens: set[str] = field(default_factory=set)
     access_tokens: dict[str, dt.datetime] = field(default_factory=dict)
     revoked: bool = False
+    ends: dt.datetime | None = None  # when the consent ends (None: never)
 
 
 @dataclass
@@ -90,6 +91,11 @@ class FakeFdxBank:
     auth_method: str = "client_secret_basic"
     access_seconds: int = 3600
     code_seconds: int = 60
+    # How long a consent lasts (None: until revoked). Token answers say when it ends in
+    # ``refresh_token_expires_in``, as many providers do; past it, refreshes are refused.
+    consent_seconds: int | None = 365 * 86400
+    # The day the synthetic data is dated from (None: the clock's day, moving with it).
+    data_day: dt.date | None = None
     grants: list[Grant] = field(default_factory=list)
     codes: dict[str, Code] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
@@ -189,7 +195,13 @@ class FakeFdxBank:
             return 303, "", f"{redirect_uri}?{urlencode(answer)}"
         code = "code-" + secrets.token_urlsafe(18)
         with self.lock:
-            grant = Grant(user=form.get("user") or USER, scope=form.get("scope", ""))
+            now = self.clock()
+            ends = (
+                None
+                if self.consent_seconds is None
+                else now + dt.timedelta(seconds=self.consent_seconds)
+            )
+            grant = Grant(user=form.get("user") or USER, scope=form.get("scope", ""), ends=ends)
             self.grants.append(grant)
             self.codes[code] = Code(
                 grant=grant,
@@ -240,6 +252,8 @@ class FakeFdxBank:
             grant = next((g for g in self.grants if g.refresh_token == given), None)
             if grant is None or grant.revoked:
                 return 400, _invalid("The refresh token is not valid or was revoked")
+            if grant.ends is not None and grant.ends <= now:
+                return 400, _invalid("The consent has ended")
             grant.used_refresh_tokens.add(given)
             return 200, self._issue(grant, now)
         return 400, {"error": "unsupported_grant_type"}
@@ -256,6 +270,8 @@ class FakeFdxBank:
         if "offline_access" in grant.scope.split():
             grant.refresh_token = "rt-" + secrets.token_urlsafe(24)  # rotated on every use
             body["refresh_token"] = grant.refresh_token
+            if grant.ends is not None:
+                body["refresh_token_expires_in"] = int((grant.ends - now).total_seconds())
         return body
 
     def revoke_token(self, form: dict[str, str], authorization: str | None) -> int:
@@ -330,7 +346,7 @@ class FakeFdxBank:
 
     def _data(self) -> list[dict[str, Any]]:
         """Ada's five accounts, dated from the bank's clock."""
-        today = self.clock().date()
+        today = self.data_day or self.clock().date()
 
         def at(days_ago: int, hour: int = 12) -> str:
             day = today - dt.timedelta(days=days_ago)

@@ -2,7 +2,7 @@
 sockets: an OAuth member through the bank's consent page and the platform's callback
 to CONNECTED with typed accounts, paged transactions, holdings and owners; refresh
 tokens rotated across aggregations by the platform's clock; consent revoked at the
-bank, declined, or replayed; an expired code; pending rows posted under new ids;
+bank (DENIED), declined (DENIED), or replayed; an expired code; pending rows posted under new ids;
 each kind of trouble to its status; plain http to public hosts refused; and the
 conformance suite."""
 
@@ -328,18 +328,31 @@ async def test_consent_revoked_at_the_bank_ends_denied_with_words(
     assert "CHK-T01" in await transactions(platform, user)
 
 
-async def test_declined_consent_connects_nothing(platform: Platform, bank: FakeFdxBank) -> None:
+async def test_declined_consent_ends_denied_and_connects_nothing(
+    platform: Platform, bank: FakeFdxBank
+) -> None:
     user = await new_user(platform.http)
     created = await create_oauth_member(platform, user)
-    r = await authorize(platform, created["oauth_window_uri"], decision="deny")
+    callback = await consent_redirect(platform, created["oauth_window_uri"], decision="deny")
+    r = await platform.http.get(local(callback))
     assert r.status_code == 400 and "declined" in r.text, r.text
     await platform.drain()
     shown = await member(platform.http, user, created["guid"])
-    # The platform keeps a refused member PENDING (docs/connectors.md, "OAuth"); DENIED
-    # for a declined consent is issue 20's item 3, platform work.
-    assert shown["connection_status"] == "PENDING"
+    assert shown["connection_status"] == "DENIED" and shown["oauth_window_uri"] is None
+    message = shown["connection_status_message"]
+    assert "Access was not granted at Fake FDX Bank" in message and "must reconnect" in message
     assert await sealed(platform, created["guid"]) == {}
     assert not bank.token_answers and not bank.api_requests()
+    # The answer replayed: the link is used up, nothing changes.
+    again = await platform.http.get(local(callback))
+    assert again.status_code == 404 and "not valid" in again.text
+    assert (await member(platform.http, user, created["guid"]))["connection_status"] == "DENIED"
+    # A fresh link, and the end user says yes this time: the same member connects.
+    fresh = await platform.http.get(f"/users/{user}/members/{created['guid']}/oauth_window_uri")
+    done = await authorize(platform, fresh.json()["member"]["oauth_window_uri"])
+    assert done.status_code == 200 and "Access granted" in done.text, done.text
+    await platform.drain()
+    assert (await member(platform.http, user, created["guid"]))["connection_status"] == "CONNECTED"
 
 
 async def test_a_replayed_callback_is_refused_and_changes_nothing(
@@ -370,6 +383,9 @@ async def test_an_expired_code_is_not_confirmed(platform: Platform, bank: FakeFd
     assert bank.token_answers == [("authorization_code", "invalid_grant")]
     shown = await member(platform.http, user, created["guid"])
     assert shown["connection_status"] == "PENDING"
+    assert shown["connection_status_message"] == (
+        "Fake FDX Bank did not confirm access; please try again."
+    )
     # The same link works again.
     assert (await authorize(platform, created["oauth_window_uri"])).status_code == 200
 

@@ -263,7 +263,9 @@ async def test_link_naming_another_users_session_is_plain(platform: Platform) ->
     assert r.status_code == 200, r.text
 
 
-async def test_denied_access_leaves_the_member_pending_until_approved(platform: Platform) -> None:
+async def test_denied_access_ends_denied_until_approved_with_a_fresh_link(
+    platform: Platform,
+) -> None:
     user = await new_user(platform.http)
     back = "https://app.test/back"
     boot = await open_session(platform, user, oauth_referral_source="APP", client_redirect_url=back)
@@ -273,9 +275,16 @@ async def test_denied_access_leaves_the_member_pending_until_approved(platform: 
     assert r.status_code == 303, r.text
     assert r.headers["location"] == f"{back}?status=error&member_guid={guid}"
     again = (await platform.http.get(f"/users/{user}/members/{guid}")).json()["member"]
-    assert again["connection_status"] == "PENDING" and await jobs_of(platform, guid) == []
+    assert again["connection_status"] == "DENIED" and await jobs_of(platform, guid) == []
+    assert "must reconnect" in again["connection_status_message"]
+    assert (await authorize(platform, created["oauth_window_uri"])).status_code == 404
 
-    r = await authorize(platform, created["oauth_window_uri"])
+    # A fresh link from the widget's session (the widget asks for one to try again).
+    fresh = await platform.http.get(
+        f"/connect/api/members/{guid}/oauth_window_uri", headers=bearer(boot)
+    )
+    assert fresh.status_code == 200, fresh.text
+    r = await authorize(platform, fresh.json()["member"]["oauth_window_uri"])
     assert r.headers["location"] == f"{back}?status=success&member_guid={guid}"
     await platform.drain()
     assert (await member(platform.http, user, guid))["connection_status"] == "CONNECTED"

@@ -2,6 +2,7 @@
 authors; see docs/connectors.md for a complete example and the guarantees."""
 
 from openagg.connectors.base import (
+    CONSENT_EXPIRES_AT,
     AccountData,
     Challenge,
     ChallengeOption,
@@ -20,6 +21,7 @@ from openagg.connectors.base import (
 from openagg.domain.causes import Cause
 
 __all__ = [
+    "CONSENT_EXPIRES_AT",
     "AccountData",
     "Cause",
     "Challenge",

@@ -191,6 +191,12 @@ class PullResult:
     unread: frozenset[str] = frozenset()
 
 
+# The key of ``ctx.secrets`` where an OAuth connector says when the end user's consent
+# ends (ISO 8601, e.g. "2026-09-01T00:00:00+00:00"); absent when the provider does not
+# say. The platform shows it on the member and acts on it (docs/connectors.md, "OAuth").
+CONSENT_EXPIRES_AT = "consent_expires_at"
+
+
 @dataclass(frozen=True)
 class OAuthStart:
     """Where to send the end user to authorize access (``Connector.oauth_start``)."""

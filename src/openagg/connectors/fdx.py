@@ -39,6 +39,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 
 from openagg.connectors.base import (
+    CONSENT_EXPIRES_AT,
     AccountData,
     Connector,
     ConnectorContext,
@@ -515,6 +516,14 @@ def keep_tokens(ctx: ConnectorContext, body: dict[str, Any], now: float, *, rota
         ctx.secrets["refresh_token"] = refresh
     elif not rotating:
         ctx.secrets.pop("refresh_token", None)
+    # When the consent (the grant behind the refresh token) ends, where the provider
+    # says: the platform reads it from ``consent_expires_at`` (docs/connectors.md).
+    ends = body.get("refresh_token_expires_in", body.get("x_refresh_token_expires_in"))
+    if isinstance(ends, int | float) and not isinstance(ends, bool) and ends > 0:
+        moment = dt.datetime.fromtimestamp(int(now) + int(ends), dt.UTC)
+        ctx.secrets[CONSENT_EXPIRES_AT] = moment.isoformat()
+    elif not rotating:
+        ctx.secrets.pop(CONSENT_EXPIRES_AT, None)
 
 
 # --- mapping FDX to MX ------------------------------------------------------------

@@ -113,6 +113,7 @@ class Member(Base):
     __table_args__ = (
         UniqueConstraint("client_id", "user_id", "external_id"),
         Index("ix_members_next_background_at", "next_background_at"),
+        Index("ix_members_consent_expires_at", "consent_expires_at"),
     )
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     guid: Mapped[str] = mapped_column(String(48), unique=True)
@@ -164,6 +165,12 @@ class Member(Base):
     # What the app asked of the pending OAuth step (MX's oauth_window_uri and create
     # parameters): skip the first aggregation, where to send the end user back.
     oauth_options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # When the end user's consent at an OAuth institution ends, as its connector reports
+    # it (``ctx.secrets["consent_expires_at"]``); None when the provider does not say.
+    # ``consent_renewal_notified_at``: when the client was told it ends soon (once a
+    # consent).
+    consent_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    consent_renewal_notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     callback_payload: Mapped[str | None] = mapped_column(String(1024))
     data_source: Mapped[str | None] = mapped_column(String(50))
     next_background_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

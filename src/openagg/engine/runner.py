@@ -51,7 +51,7 @@ from openagg.engine import ingest
 from openagg.engine.batcher import MAX_BATCH, WriteBatcher
 from openagg.queue import finish, wait_for_user
 from openagg.runtime import Runtime
-from openagg.services import vault
+from openagg.services import consent, vault
 from openagg.services.connector_calls import ConnectorCall
 from openagg.services.member_state import (
     Applied,
@@ -378,6 +378,7 @@ Earned = dict[str, Any] | None
 def _keep(rt: Runtime, member: Member, earned: Earned) -> None:
     if earned is not None:
         vault.seal_secrets(rt, member, earned)
+        consent.note(member, earned)
 
 
 class _Ended(Exception):
@@ -401,6 +402,11 @@ class _Work:
     async def run(self, deadline: float) -> LoginResult | Pulled:
         """The challenges to park for, or the data; raises ``_Ended`` otherwise."""
         jc = self.jc
+        if consent.has_ended(jc.member, self.started):
+            # The platform knows the consent is over: the institution is not asked.
+            raise _Ended(
+                Cause.BAD_CREDENTIALS, consent.expired_message(jc.member, jc.institution.name)
+            )
         try:
             call = self.call = ConnectorCall(
                 self.rt,

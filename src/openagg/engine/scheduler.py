@@ -1,4 +1,5 @@
-"""Time-driven work: background aggregation, lost workers, unanswered challenges.
+"""Time-driven work: background aggregation, lost workers, unanswered challenges,
+OAuth consents about to end.
 
 `tick(rt)` does one pass and can be called with any clock, which is how tests
 move time.
@@ -21,7 +22,7 @@ from openagg.domain.states import JobState
 from openagg.domain.statuses import Status
 from openagg.queue import enqueue_unless_active, finish, new_job_values, requeue
 from openagg.runtime import Runtime
-from openagg.services import vault
+from openagg.services import consent, vault
 from openagg.services.member_state import Outcome, apply_outcome
 
 log = logging.getLogger("openagg.scheduler")
@@ -39,6 +40,7 @@ class TickResult:
     background_enqueued: int = 0
     leases_recovered: int = 0
     challenges_expired: int = 0
+    consents_announced: int = 0
 
 
 async def tick(rt: Runtime) -> TickResult:
@@ -49,6 +51,7 @@ async def tick(rt: Runtime) -> TickResult:
     result.leases_recovered = await recover_lost_jobs(rt)
     result.challenges_expired = await expire_challenges(rt)
     result.background_enqueued = await enqueue_background(rt)
+    result.consents_announced = await consent.notify_expiring(rt)
     await purge_stale_pending(rt)
     await wake_for_due_jobs(rt)
     return result

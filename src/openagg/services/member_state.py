@@ -52,6 +52,18 @@ def _assign(member: Member, status: Status | None, now: dt.datetime) -> bool:
     return True
 
 
+async def deny_consent(session: AsyncSession, rt: Runtime, member: Member, message: str) -> None:
+    """DENIED without an attempt: the end user declined access at an OAuth institution
+    (its consent page). Like an attempt's outcome, the status carries the words and
+    sends the CONNECTION_STATUS webhook."""
+    changed = _assign(member, Status.DENIED, rt.now())
+    member.status_message = " ".join(message.split())[:STATUS_MESSAGE_CHARS]
+    member.status_message_for = Status.DENIED.value
+    member.updated_at = rt.now()
+    if changed:
+        await webhooks.status_changed_event(session, rt, member)
+
+
 def schedule_background(rt: Runtime, member: Member, after: dt.datetime) -> None:
     s = rt.settings
     member.next_background_at = next_background_at(

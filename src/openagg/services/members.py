@@ -20,11 +20,16 @@ from openagg.domain.states import JobState
 from openagg.domain.statuses import NOT_AGGREGATABLE, Status
 from openagg.queue import active_job, enqueue, finish, requeue
 from openagg.runtime import Runtime
-from openagg.services import managed, support, vault, webhooks
+from openagg.services import consent, managed, support, vault, webhooks
 from openagg.services.errors import BadRequest, Conflict, NotFound, Unprocessable
 from openagg.services.inputs import CredentialValue, MemberCreateBody, MemberUpdateFields
 from openagg.services.lookup import institution_by_code, member_by_guid, user_by_guid
-from openagg.services.member_state import current_status, schedule_background, set_status
+from openagg.services.member_state import (
+    current_status,
+    deny_consent,
+    schedule_background,
+    set_status,
+)
 
 # Which institution capability each premium job needs (400 when missing, as at MX).
 CAPABILITY = {
@@ -399,6 +404,9 @@ async def resume(
     return MemberResult(member, user, inst, job, started=True)
 
 
+OAUTH_LINK_NOT_VALID = "This OAuth link is not valid or was already used."
+
+
 async def complete_oauth(
     rt: Runtime,
     token: str,
@@ -409,21 +417,40 @@ async def complete_oauth(
     start_job: bool = True,
 ) -> Member:
     """The end user finished the institution's OAuth step: keep the tokens the
-    connector ``earned`` (None: unchanged) and start the first job (an aggregation,
-    unless the Connect widget's mode asks for another, e.g. verify), unless the app
-    asked to skip it (``start_job``: MX's ``skip_aggregation``)."""
+    connector ``earned`` (None: unchanged) and start a job (an aggregation, unless the
+    Connect widget's mode asks for another, e.g. verify), unless the app asked to skip
+    it (``start_job``: MX's ``skip_aggregation``).
+
+    The first consent takes the member from PENDING to CREATED. A renewed one (any
+    other status: connected, or DENIED for a revoked or ended consent) renews the same
+    member's tokens in place and makes it UPDATED, as new credentials do; its job then
+    reads the same accounts and transactions by their ids."""
     now = rt.now()
     async with rt.db.write() as s:
         member = await s.scalar(select(Member).where(Member.oauth_token == token).with_for_update())
-        if member is None or current_status(member) != Status.PENDING:
-            raise NotFound("This OAuth link is not valid or was already used.")
+        if member is None or not member.is_oauth:
+            raise NotFound(OAUTH_LINK_NOT_VALID)
+        first = current_status(member) == Status.PENDING
         if earned is not None:
             vault.seal_secrets(rt, member, earned)
+            consent.note(member, earned)
         member.oauth_token = None
         member.oauth_verifier_enc = None
         member.oauth_options = None
         member.is_authenticated = True
-        set_status(member, Status.CREATED, now)
+        member.consecutive_credential_failures = 0  # a new consent is a new grant
+        member.end_user_present_at = now
+        member.status_message = member.status_message_for = None
+        job = await active_job(s, member.id)
+        if job is not None and job.state != JobState.RUNNING:
+            # Queued, or waiting on MFA: it would run with what the consent replaced.
+            finish(job, state=JobState.CANCELLED, now=now, error="consent renewed")
+            await s.flush()
+            job = None
+        if job is None:
+            vault.clear_connector_state(member)
+        set_status(member, Status.CREATED if first else Status.UPDATED, now)
+        start_job = start_job and job is None  # a running job carries on; it is enough
         if start_job:
             _start(rt, s, member, kind, Trigger.OAUTH, options)
     if start_job:
@@ -431,16 +458,46 @@ async def complete_oauth(
     return member
 
 
+async def oauth_step_failed(rt: Runtime, token: str, message: str, *, declined: bool) -> None:
+    """The OAuth step ended without access. ``declined``: the end user said no at
+    the institution, and the member becomes DENIED with ``message`` (MX), its link
+    used up; a new one comes from ``oauth_window_uri``. Otherwise (a code the
+    institution did not confirm, its token endpoint failing) the member keeps its
+    status and link, and a member waiting for access (PENDING or DENIED) shows
+    ``message``."""
+    async with rt.db.write() as s:
+        member = await s.scalar(select(Member).where(Member.oauth_token == token).with_for_update())
+        if member is None:
+            raise NotFound(OAUTH_LINK_NOT_VALID)
+        if declined:
+            member.oauth_token = None
+            member.oauth_verifier_enc = None
+            member.oauth_options = None
+            await deny_consent(s, rt, member, message)
+            return
+        status = current_status(member)
+        if status in (Status.PENDING, Status.DENIED):
+            member.status_message = message[:500]
+            member.status_message_for = status.value
+            member.updated_at = rt.now()
+
+
 async def set_oauth_options(
     rt: Runtime, client: Client, user_guid: str, member_guid: str, options: dict[str, Any]
 ) -> MemberResult:
-    """What the app asks of a pending OAuth step (its ``oauth_window_uri``'s query):
-    the latest request's options hold. A member with no pending step is unchanged."""
+    """MX's ``oauth_window_uri``: the member's OAuth step, opened when it has none (any
+    OAuth member, connected or not: following it renews the consent), with what the
+    app asks of it (the latest request's options hold). Each link works once; until it
+    is used the same link is given again. A member without OAuth is unchanged."""
     async with rt.db.write() as s:
         user = await user_by_guid(s, client, user_guid)
         member = await member_by_guid(s, user, member_guid, lock=True)
-        if member.oauth_token and member.oauth_options != options:
-            member.oauth_options = options
+        if member.is_oauth and not member.is_managed:
+            if not member.oauth_token:
+                member.oauth_token = secrets.token_urlsafe(24)
+                member.oauth_verifier_enc = None
+            if member.oauth_options != options:
+                member.oauth_options = options
         job = await active_job(s, member.id)
         inst = await s.get(Institution, member.institution_id)
         assert inst is not None

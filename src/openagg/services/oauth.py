@@ -1,12 +1,15 @@
 """OAuth as a platform service, for every connector with the OAuth hooks.
 
 An OAuth member waits in PENDING with a single-use ``oauth_token``; its
-``oauth_window_uri`` is ``/oauth/start/<token>``. There the platform makes a PKCE
-verifier (sealed on the member), asks the connector where to send the end user
-(``oauth_start``), and redirects. The institution sends the end user back to the one
-callback, ``/oauth/callback``, with the ``state`` the platform gave; the connector
-exchanges the code (``oauth_finish``), keeping its tokens in ``ctx.secrets``; the
-platform seals them and starts the member's first job in one transaction.
+``oauth_window_uri`` is ``/oauth/start/<token>``. Asking for the link again
+(``members.set_oauth_options``) opens a step on any OAuth member, connected or not,
+to renew its consent. At the link the platform makes a PKCE verifier (sealed on the
+member), asks the connector where to send the end user (``oauth_start``), and
+redirects. The institution sends the end user back to the one callback,
+``/oauth/callback``, with the ``state`` the platform gave; the connector exchanges the
+code (``oauth_finish``), keeping its tokens in ``ctx.secrets``; the platform seals
+them and starts the member's job in one transaction. The end user declining at the
+institution makes the member DENIED.
 """
 
 from __future__ import annotations
@@ -17,16 +20,15 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
+import httpx
 from sqlalchemy import select
 
 from openagg.connectors.base import ConnectorError, OAuthStart
 from openagg.db.models import Institution, Member
-from openagg.domain.statuses import Status
 from openagg.runtime import Runtime
-from openagg.services import vault, widget
+from openagg.services import members, vault, widget
 from openagg.services.connector_calls import ConnectorCall
 from openagg.services.errors import BadRequest, NotFound
-from openagg.services.member_state import current_status
 
 CALLBACK_PATH = "/oauth/callback"
 # The OAuth steps run while the end user waits in a browser.
@@ -47,7 +49,9 @@ def code_challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-async def _pending(rt: Runtime, token: str) -> tuple[Member, Institution]:
+async def _open_step(rt: Runtime, token: str) -> tuple[Member, Institution]:
+    """The OAuth member whose open step ``token`` names (any status: a first consent
+    or a renewal)."""
     async with rt.db.read() as s:
         row = (
             await s.execute(
@@ -56,7 +60,7 @@ async def _pending(rt: Runtime, token: str) -> tuple[Member, Institution]:
                 .where(Member.oauth_token == token)
             )
         ).first()
-    if row is None or current_status(row[0]) != Status.PENDING:
+    if row is None or not row[0].is_oauth:
         raise NotFound(NOT_VALID)
     return row[0], row[1]
 
@@ -70,7 +74,7 @@ def _call(rt: Runtime, member: Member, institution: Institution, hook: str) -> C
 
 async def start(rt: Runtime, token: str, session_guid: str | None, base_url: str) -> str:
     """Where to send the end user: the institution's authorization page."""
-    member, institution = await _pending(rt, token)
+    member, institution = await _open_step(rt, token)
     call = _call(rt, member, institution, "oauth_start")
     verifier = secrets.token_urlsafe(48)
     state = token + (_SEP + session_guid if session_guid else "")
@@ -79,7 +83,7 @@ async def start(rt: Runtime, token: str, session_guid: str | None, base_url: str
             begun: OAuthStart = await call.connector.oauth_start(  # type: ignore[union-attr]
                 call.ctx, redirect_uri(base_url), state, code_challenge(verifier)
             )
-    except (ConnectorError, TimeoutError) as exc:
+    except (ConnectorError, TimeoutError, httpx.HTTPError) as exc:
         call.log.warning("oauth start for %s failed: %s", member.guid, exc)
         raise BadRequest(f"{institution.name} cannot be reached right now.") from None
     async with rt.db.write() as s:
@@ -101,16 +105,20 @@ class Finished:
 
 async def finish(rt: Runtime, params: dict[str, str], base_url: str) -> Finished:
     """The institution sent the end user back: exchange the code, keep the tokens,
-    start the first job. A refusal (``error=...``) leaves the member PENDING, so the
-    end user can try again from the same link."""
+    start a job. A refusal at the institution (``error=...``) makes the member DENIED
+    (MX); a code the institution does not confirm leaves it as it was, and the same
+    link works again. A ``state`` naming no open step is refused (404) and changes
+    nothing."""
     token, _, session_guid = params.get("state", "").partition(_SEP)
-    member, institution = await _pending(rt, token)
+    member, institution = await _open_step(rt, token)
     refused = params.get("error")
     if refused:
         reason = params.get("error_description") or refused
-        return await _refused(
-            rt, token, session_guid, member, f"Access was not granted ({reason})."
+        message = (
+            f"Access was not granted at {institution.name} ({reason}). "
+            "The user must reconnect to give access."
         )
+        return await _refused(rt, token, session_guid, member, message, declined=True)
     call = _call(rt, member, institution, "oauth_finish")
     verifier = vault.open_oauth_verifier(rt, member)
     if verifier is None:
@@ -120,16 +128,27 @@ async def finish(rt: Runtime, params: dict[str, str], base_url: str) -> Finished
             await call.connector.oauth_finish(  # type: ignore[union-attr]
                 call.ctx, dict(params), redirect_uri(base_url), verifier
             )
-    except (ConnectorError, TimeoutError) as exc:
+    except (ConnectorError, TimeoutError, httpx.HTTPError) as exc:
         call.log.warning("oauth finish for %s failed: %s", member.guid, exc)
-        message = f"{institution.name} did not confirm access; please try again."
-        return await _refused(rt, token, session_guid, member, message)
+        return await _not_confirmed(rt, token, session_guid, member, institution)
+    except Exception:  # a connector's bug: the end user still gets a page, not a 500
+        call.log.exception("oauth finish for %s failed inside the connector", member.guid)
+        return await _not_confirmed(rt, token, session_guid, member, institution)
     done = await widget.complete_oauth(rt, token, session_guid or None, call.earned())
     return Finished(done.member, done.redirect_url)
 
 
-async def _refused(
-    rt: Runtime, token: str, session_guid: str, member: Member, message: str
+async def _not_confirmed(
+    rt: Runtime, token: str, session_guid: str, member: Member, institution: Institution
 ) -> Finished:
+    message = f"{institution.name} did not confirm access; please try again."
+    return await _refused(rt, token, session_guid, member, message, declined=False)
+
+
+async def _refused(
+    rt: Runtime, token: str, session_guid: str, member: Member, message: str, *, declined: bool
+) -> Finished:
+    # Where to send the end user is read while the step is still open.
     back = await widget.oauth_refused_redirect(rt, token, session_guid or None, member.guid)
+    await members.oauth_step_failed(rt, token, message, declined=declined)
     return Finished(member, back, message)

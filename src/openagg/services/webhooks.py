@@ -63,6 +63,7 @@ class EventType(StrEnum):
     IDENTIFICATION = "IDENTIFICATION"
     MEMBER = "MEMBER"
     SUPPORT_TICKET = "SUPPORT_TICKET"  # OpenAgg extension: a ticket's status changed
+    CONSENT = "CONSENT"  # OpenAgg extension: an OAuth member's consent ends soon
     VERIFICATION = "VERIFICATION"
 
 
@@ -219,6 +220,65 @@ async def member_event(session: AsyncSession, rt: Runtime, member: Member, actio
     )
 
 
+async def _about_member(
+    session: AsyncSession,
+    rt: Runtime,
+    member: Member,
+    event_type: EventType,
+    body: Callable[[User], Payload],
+) -> None:
+    """An event about one member, its payload made from the member's user."""
+
+    async def payload() -> Payload:
+        user = await session.get(User, member.user_id)
+        assert user is not None
+        return body(user)
+
+    await _emit_for(session, rt, member, event_type, payload)
+
+
+async def _emit_for(
+    session: AsyncSession,
+    rt: Runtime,
+    member: Member,
+    event_type: EventType,
+    payload: Callable[[], Awaitable[Payload]],
+) -> None:
+    await emit(
+        session,
+        rt,
+        client_id=member.client_id,
+        event_type=event_type,
+        payload=payload,
+        member_guid=member.guid,
+        callback_payload=member.callback_payload,
+    )
+
+
+async def status_changed_event(session: AsyncSession, rt: Runtime, member: Member) -> None:
+    """CONNECTION_STATUS, when the member's new status is one the end user acts on."""
+    status = Status(member.connection_status) if member.connection_status else None
+    if status in END_USER_ACTIONABLE:
+        await _about_member(
+            session,
+            rt,
+            member,
+            EventType.CONNECTION_STATUS,
+            lambda user: wire.webhook_connection_status(member, user=user),
+        )
+
+
+async def consent_expiring(session: AsyncSession, rt: Runtime, member: Member) -> None:
+    """CONSENT / EXPIRING (OpenAgg extension): the member's OAuth consent ends soon."""
+    await _about_member(
+        session,
+        rt,
+        member,
+        EventType.CONSENT,
+        lambda user: wire.webhook_consent_expiring(member, user=user),
+    )
+
+
 async def attempt_finished(
     session: AsyncSession,
     rt: Runtime,
@@ -240,24 +300,8 @@ async def attempt_finished(
         assert found is not None
         return found
 
-    async def send(event_type: EventType, payload: Callable[[], Awaitable[Payload]]) -> None:
-        await emit(
-            session,
-            rt,
-            client_id=member.client_id,
-            event_type=event_type,
-            payload=payload,
-            member_guid=member.guid,
-            callback_payload=member.callback_payload,
-        )
-
-    status = Status(member.connection_status) if member.connection_status else None
-    if status_changed and status in END_USER_ACTIONABLE:
-
-        async def status_payload() -> Payload:
-            return wire.webhook_connection_status(member, user=await user())
-
-        await send(EventType.CONNECTION_STATUS, status_payload)
+    if status_changed:
+        await status_changed_event(session, rt, member)
     if not succeeded:
         return
     kind = JobKind(job.kind)
@@ -293,7 +337,7 @@ async def attempt_finished(
             )
         return wire.webhook_data_updated(event_type.value, member, user=u, completed_at=now)
 
-    await send(event_type, job_payload)
+    await _emit_for(session, rt, member, event_type, job_payload)
 
 
 # ------------------------------------------------------------------ endpoints (API)

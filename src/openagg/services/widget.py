@@ -470,6 +470,19 @@ def oauth_link(ctx: WidgetContext, oauth_window_uri: str) -> str:
     return _add_query(oauth_window_uri, {OAUTH_SESSION_PARAM: ctx.session.guid})
 
 
+async def open_oauth(ctx: WidgetContext, member_guid: str) -> members.MemberResult:
+    """The member's OAuth step, opened if it has none: to try again after a refusal,
+    or to renew a connected member's consent (MX's ``oauth_window_uri``). The
+    session's options apply at the end (``oauth_link``)."""
+    result = await members.set_oauth_options(
+        ctx.rt, ctx.client, ctx.user.guid, member_guid, oauth_link_options()
+    )
+    if not result.member.is_oauth:
+        raise BadRequest("This connection does not sign in with OAuth.")
+    await mark_present(ctx, member_guid)
+    return result
+
+
 @dataclass
 class OAuthCompleted:
     member: Member

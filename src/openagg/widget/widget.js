@@ -465,7 +465,9 @@ function showUploaded({ import: found, member }, filename) {
 let oauthWait = null; // the waiting screen on show: {guid, view, popup}
 
 async function showOAuth(inst, member = null) {
-  if (member && member.connection_status !== "PENDING") return showOAuthRenewal(inst, member);
+  if (member && member.connection_status !== "PENDING" && !member.oauth_window_uri) {
+    return showOAuthRenewal(inst, member);
+  }
   if (!member) {
     try {
       const body = { institution_code: inst.code, is_oauth: true };
@@ -540,7 +542,8 @@ function showOAuthWaiting(inst, member, opensItself, popup) {
   followed.timer = setTimeout(() => poll(member.guid), boot.poll_interval_ms);
 }
 
-// A PENDING member: keep polling while its waiting screen shows, else offer the step.
+// A member whose OAuth step is open (PENDING, or renewing): keep polling while its
+// waiting screen shows, else offer the step.
 function awaitOAuth(member) {
   if (oauthWait?.guid === member.guid && oauthWait.view === root.dataset.view) {
     followed.timer = setTimeout(() => poll(member.guid), boot.poll_interval_ms);
@@ -554,15 +557,23 @@ function closeOAuthWindow() {
   oauthWait = null;
 }
 
-// An OAuth member past its first sign-in: the platform can't send the user through the
-// institution's OAuth step again, so say how to start over.
-function showOAuthRenewal(inst, member) {
-  show("enterCreds", `Reconnect ${inst.name}`,
-    h("p", {}, `${inst.name} signs you in on its own website, and this connection can't `
-      + `be renewed from here. Remove it, then connect ${inst.name} again.`),
-    h("div", { class: "oa-actions" },
-      button("Remove this connection", () => confirmDelete(member), "secondary"),
-      backToSearchButton()));
+// An OAuth member past its first sign-in (connected, or DENIED after declining or a
+// revoked consent): a fresh link sends the user through the institution's OAuth step
+// again, which renews the same connection.
+async function showOAuthRenewal(inst, member) {
+  try {
+    member = (await api("GET", `/members/${member.guid}/oauth_window_uri`)).member;
+  } catch (error) {
+    return handleFatal(error, () => showProblem(error.message, () => showOAuth(inst, member)));
+  }
+  return showOAuth(inst, member);
+}
+
+// The OAuth step the widget waited on is over: tell the host app how it ended (MX's
+// oauthError when access was not granted; success shows in the statuses that follow).
+function oauthEnded(member) {
+  if (oauthWait?.guid !== member.guid) return;
+  if (member.connection_status === "DENIED") sendConnect("oauthError", { member_guid: member.guid });
 }
 
 // --- following a member ---------------------------------------------------------------
@@ -586,7 +597,10 @@ function follow(member) {
   statusUpdate(member);
   clearTimeout(followed.timer);
   const status = member.connection_status;
-  if (status === "PENDING") return awaitOAuth(member);
+  if (status === "PENDING" || (member.is_oauth && member.oauth_window_uri && oauthWait)) {
+    return awaitOAuth(member);
+  }
+  oauthEnded(member);
   closeOAuthWindow(); // the OAuth step, if any, is over
   if (status === "CHALLENGED" && member.challenges.length) return showMfa(member);
   if (member.is_being_aggregated) {

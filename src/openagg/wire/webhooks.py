@@ -70,6 +70,22 @@ def webhook_connection_status(m: Member, *, user: User) -> dict[str, Any]:
     }
 
 
+def webhook_consent_expiring(m: Member, *, user: User) -> dict[str, Any]:
+    """CONSENT / EXPIRING, an OpenAgg extension: the end user's consent at an OAuth
+    institution ends soon; following the member's ``oauth_window_uri`` renews it."""
+    status = status_str(m)
+    return {
+        "action": "EXPIRING",
+        "connection_status": status,
+        "connection_status_id": Status(status).id if status else None,
+        "consent_expires_at": unix(m.consent_expires_at),
+        "consent_expires_on": iso_date(m.consent_expires_at),
+        "member_guid": m.guid,
+        "type": "CONSENT",
+        "user_guid": user.guid,
+    }
+
+
 def _completed(event_type: str, m: Member, user: User, at: dt.datetime) -> dict[str, Any]:
     return {
         "action": "member_data_updated",

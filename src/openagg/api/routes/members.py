@@ -29,6 +29,7 @@ from openagg.runtime import Runtime
 from openagg.services import members, widget
 from openagg.services.inputs import MemberCreateBody, MemberUpdateBody, ResumeBody
 from openagg.services.lookup import user_by_guid
+from openagg.wire.scalars import iso
 
 router = APIRouter()
 BASE = "/users/{user_guid}/members"
@@ -55,6 +56,9 @@ def member_body(
         ),
     )
     body["oauth_window_uri"] = oauth_window_uri(runtime(request), request, m)
+    # OpenAgg extension: when the end user's consent at an OAuth institution ends
+    # (null when the institution does not say, and for members without OAuth).
+    body["consent_expires_at"] = iso(m.consent_expires_at)
     return {"member": body}
 
 

@@ -281,6 +281,14 @@ async def api_member(
     return JSONResponse(_result_view(ctx, request, await widget.load_member(ctx, member_guid)))
 
 
+@router.get(API + "/members/{member_guid}/oauth_window_uri")
+async def api_oauth_window_uri(
+    member_guid: str, request: Request, ctx: widget.WidgetContext = Depends(widget_session)
+) -> Response:
+    """A link to the institution's OAuth step, for any OAuth member (MX's endpoint)."""
+    return JSONResponse(_result_view(ctx, request, await widget.open_oauth(ctx, member_guid)))
+
+
 @router.put(API + "/members/{member_guid}/credentials")
 async def api_update_credentials(
     member_guid: str, request: Request, ctx: widget.WidgetContext = Depends(widget_session)
