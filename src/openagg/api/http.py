@@ -55,6 +55,12 @@ def runtime(request: Request) -> Runtime:
     return rt
 
 
+def public_base(request: Request) -> str:
+    """The platform's address as its users reach it: the public_url setting, or else
+    the address this request came to."""
+    return runtime(request).settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+
+
 def check_accept(request: Request) -> None:
     """406 only for an MX version we do not speak; a missing Accept is v1 (the SDK
     sends none on some deletes)."""

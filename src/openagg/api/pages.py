@@ -40,7 +40,17 @@ PRIVATE_PAGE_HEADERS = {
 _MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 CSRF_HEADER = "x-csrf-token"
 _SHARED = "openagg.assets"
-_SHARED_ASSETS = {"dom.js", "login.js", "theme.css", "home.css", "docs.css", "favicon.svg"}
+_SHARED_ASSETS = {
+    "dom.js",
+    "login.js",
+    "theme.css",
+    "home.css",
+    "docs.css",
+    "favicon.svg",
+    # The sandbox institutions' logos.
+    "logo-mxbank.svg",
+    "logo-sandbox_bank.svg",
+}
 
 router = APIRouter()
 

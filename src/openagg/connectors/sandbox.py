@@ -135,11 +135,10 @@ def _login_credentials(username_guid: str, password_guid: str) -> list[dict[str,
     ]
 
 
-def _logo(guid: str, px: int) -> str:
-    return (
-        "https://content.moneydesktop.com/storage/MD_Assets/Ipad%20Logos/"
-        f"{px}x{px}/{guid}_{px}x{px}.png"
-    )
+def _logo(name: str) -> str:
+    """A logo shipped in openagg/assets (never fetched from the internet): a path the
+    API turns into a URL on the platform's public address. One SVG serves both sizes."""
+    return f"/assets/logo-{name}.svg"
 
 
 SANDBOX_INSTITUTIONS: list[InstitutionSpec] = [
@@ -152,8 +151,8 @@ SANDBOX_INSTITUTIONS: list[InstitutionSpec] = [
         credentials=_login_credentials(MXBANK_USERNAME_GUID, MXBANK_PASSWORD_GUID),
         profile={
             "url": "https://www.mx.com",
-            "small_logo_url": _logo(MXBANK_GUID, 50),
-            "medium_logo_url": _logo(MXBANK_GUID, 100),
+            "small_logo_url": _logo("mxbank"),
+            "medium_logo_url": _logo("mxbank"),
             "forgot_password_url": "https://www.mx.com/forgot_password",
             "forgot_username_url": "https://www.mx.com/forgot_username",
             "trouble_signing_in_url": "https://www.mx.com/trouble_signing_in",
@@ -184,8 +183,8 @@ SANDBOX_INSTITUTIONS: list[InstitutionSpec] = [
         credentials=[],  # the OAuth step replaces credentials
         profile={
             "url": "https://www.mx.com",
-            "small_logo_url": _logo(MX_BANK_OAUTH_GUID, 50),
-            "medium_logo_url": _logo(MX_BANK_OAUTH_GUID, 100),
+            "small_logo_url": _logo("mxbank"),
+            "medium_logo_url": _logo("mxbank"),
             "forgot_password_url": None,
             "forgot_username_url": None,
             "trouble_signing_in_url": None,
@@ -210,8 +209,8 @@ SANDBOX_INSTITUTIONS: list[InstitutionSpec] = [
         credentials=_login_credentials(SANDBOX_USERNAME_GUID, SANDBOX_PASSWORD_GUID),
         profile={
             "url": "https://sandbox-bank.example.com",
-            "small_logo_url": None,
-            "medium_logo_url": None,
+            "small_logo_url": _logo("sandbox_bank"),
+            "medium_logo_url": _logo("sandbox_bank"),
             "forgot_password_url": "https://sandbox-bank.example.com/forgot-password",
             "forgot_username_url": "https://sandbox-bank.example.com/forgot-username",
             "trouble_signing_in_url": "https://sandbox-bank.example.com/help/sign-in",

@@ -7,6 +7,7 @@
 // WebView, with navigations to <scheme>://<namespace>/<event>?metadata=<JSON>.
 
 import { h, requestJson, showView } from "/assets/dom.js";
+import { institutionLogo, kindOf, richText } from "/connect/static/text.js";
 
 const boot = JSON.parse(document.getElementById("oa-boot").textContent);
 const opts = boot.options;
@@ -162,9 +163,10 @@ async function showSearch(initial = false) {
     results.replaceChildren(...institutions.map((inst) => h("li", {},
       h("button", {
         type: "button",
-        class: "oa-institution",
+        class: "oa-institution oa-with-logo",
         onclick: () => selectInstitution(inst),
       },
+      institutionLogo(inst),
       h("span", { class: "oa-name" }, inst.name),
       inst.url ? h("span", { class: "oa-url" }, inst.url.replace(/^https?:\/\//, "")) : null),
     )));
@@ -289,7 +291,10 @@ async function showCredentials(code, member = null) {
   ].filter(Boolean);
   const title = member ? `Update your ${inst.name} credentials` : `Sign in to ${inst.name}`;
   show("enterCreds", title,
-    inst.instructional_text ? h("p", { class: "oa-hint" }, inst.instructional_text) : null,
+    h("div", { class: "oa-intro" }, institutionLogo(inst, "medium"),
+      inst.instructional_text
+        ? h("div", { class: "oa-hint oa-instructions" }, richText(inst.instructional_text))
+        : null),
     form,
     help.length ? h("ul", { class: "oa-help" }, help.map((a) => h("li", {}, a))) : null,
     h("p", { class: "oa-hint" },
@@ -403,11 +408,6 @@ function isoDay(iso) {
 
 const dayTag = (iso) => h("time", { datetime: iso }, isoDay(iso));
 
-function kindOf(type) {
-  const words = (type || "").replace(/_/g, " ").toLowerCase();
-  return words.charAt(0).toUpperCase() + words.slice(1);
-}
-
 function showUploaded({ import: found, member }, filename) {
   const count = found.transaction_count;
   const added = found.transactions_added;
@@ -485,7 +485,9 @@ async function showOAuth(inst, member = null) {
   show("enterCreds", `Connect to ${bank}`,
     h("p", {}, `${bank} has you sign in on its own website, where you choose what to share. `
       + `Your username and password stay with ${bank}: the app never sees them.`),
-    inst.instructional_text ? h("p", { class: "oa-hint" }, inst.instructional_text) : null,
+    inst.instructional_text
+      ? h("div", { class: "oa-hint oa-instructions" }, richText(inst.instructional_text))
+      : null,
     h("div", { class: "oa-actions" },
       button(`Go to ${bank}`, () => goToOAuth(inst, member)),
       backToSearchButton("Back to search")));
@@ -729,7 +731,8 @@ async function showConnected(member, announce = true) {
     accounts.map((a) => h("li", {},
       h("span", { class: "oa-name" }, a.name || "Account"),
       h("span", { class: "oa-type" },
-        [a.type, a.account_number ? `••${a.account_number}` : null].filter(Boolean).join(" ")),
+        [kindOf(a.type), a.account_number ? `••${a.account_number}` : null]
+          .filter(Boolean).join(" ")),
       h("span", { class: "oa-balance" }, money(a.balance, a.currency_code)))));
   const done = button("Done", () => {
     sendConnect("connected/primaryAction");
@@ -766,7 +769,8 @@ function errorHelp(member) {
   if (NEEDS_ENGINEER.has(status)) {
     return [`We couldn't connect to ${bank}`, [
       h("p", {}, status === "FAILED"
-        ? "This is usually temporary. Please try again later."
+        ? "This is usually temporary: try again in a few minutes, or report the problem "
+          + "if it keeps happening."
         : `Connecting to ${bank} has failed several times. Try again, or report the `
           + "problem and our engineers will fix it."),
       retry(),

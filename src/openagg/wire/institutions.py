@@ -27,12 +27,21 @@ _INSTITUTION_BOOL: Final = (
 )
 
 
-def institution(i: Institution) -> dict[str, Any]:
-    """InstitutionResponse (v20111101 has no ``guid`` here; do not add one)."""
+_LOGOS: Final = ("medium_logo_url", "small_logo_url")
+
+
+def institution(i: Institution, base_url: str = "") -> dict[str, Any]:
+    """InstitutionResponse (v20111101 has no ``guid`` here; do not add one).
+
+    A logo stored as a path (``/assets/...``, the sandbox's own files) is served by this
+    platform: ``base_url`` makes it the absolute URL MX's apps expect."""
     p: Mapping[str, Any] = i.profile or {}
     out: dict[str, Any] = {"code": i.code, "name": i.name}
     for k in _INSTITUTION_STR:
         out[k] = to_str(p.get(k))
+    for k in _LOGOS:
+        if out[k] is not None and out[k].startswith("/") and not out[k].startswith("//"):
+            out[k] = base_url + out[k]
     steps = p.get("instructional_text_steps")
     out["instructional_text_steps"] = (
         [s for s in (to_str(x) for x in steps) if s is not None]

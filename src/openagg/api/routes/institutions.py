@@ -9,7 +9,16 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from openagg import wire
-from openagg.api.http import current_client, mx, mx_page, paging, query_bool, query_list, runtime
+from openagg.api.http import (
+    current_client,
+    mx,
+    mx_page,
+    paging,
+    public_base,
+    query_bool,
+    query_list,
+    runtime,
+)
 from openagg.db.models import Client, Institution
 from openagg.services.errors import NotFound
 from openagg.services.lookup import institution_by_code
@@ -51,7 +60,11 @@ async def list_all(
         matched = [i for i in matched if i.profile.get("is_favorite", True)]
     chunk = matched[(page - 1) * per_page : page * per_page]
     return mx_page(
-        "institutions", [wire.institution(i) for i in chunk], page, per_page, len(matched)
+        "institutions",
+        [wire.institution(i, public_base(request)) for i in chunk],
+        page,
+        per_page,
+        len(matched),
     )
 
 
@@ -77,7 +90,8 @@ async def _institution(request: Request, code: str) -> Institution:
 async def read_institution(
     institution_code: str, request: Request, _c: Client = Depends(current_client)
 ) -> Response:
-    return mx({"institution": wire.institution(await _institution(request, institution_code))})
+    inst = await _institution(request, institution_code)
+    return mx({"institution": wire.institution(inst, public_base(request))})
 
 
 @router.get("/institutions/{institution_code}/credentials")

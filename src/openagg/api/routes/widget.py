@@ -67,7 +67,7 @@ class _WidgetRoute(APIRoute):
 
 router = APIRouter(route_class=_WidgetRoute)
 
-_ASSETS = {"widget.js", "widget.css", "demo.js"}
+_ASSETS = {"widget.js", "widget.css", "demo.js", "text.js"}
 
 
 def _in_mx_order(group: frozenset[Status]) -> list[str]:
@@ -208,6 +208,7 @@ class Answers(Strict):
 
 
 def _institution_view(inst: Institution) -> dict[str, Any]:
+    # Logos of our own stay paths: the page loads them from its own origin (CSP 'self').
     return {**wire.institution(inst), "guid": inst.guid}
 
 
