@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import func, select
 
 from openagg.db.models import Transaction
 from openagg.engine.scheduler import purge_stale_pending
+from openagg.services.institutions import InstitutionInput, add_institution
+from openagg.testing import ScriptedConnector, transaction
 from tests.conftest import Platform
+from tests.integration.api_helpers import create_member, new_user
 from tests.integration.test_connection_statuses import aggregate, connect
 
 
@@ -70,3 +74,31 @@ async def test_stale_pending_removed_after_14_days(platform: Platform) -> None:
             select(func.count()).select_from(Transaction).where(Transaction.status == "PENDING")
         )
     assert left == 0
+
+
+async def test_a_transaction_the_bank_re_dates_forward_is_updated_not_inserted_again(
+    platform: Platform,
+) -> None:
+    """Stored under a date before the next pull's window, then sent again dated inside
+    it: the same row, its date changed, and the job connects."""
+    today = platform.clock.now.date()
+    connector = ScriptedConnector(
+        transactions=[transaction("T1", day=today - dt.timedelta(days=60))]
+    )
+    platform.rt.connectors["scripted"] = connector
+    await add_institution(
+        platform.rt, InstitutionInput("scripted", "scripted_bank", "Scripted Bank")
+    )
+    user = await new_user(platform.http)
+    made = await create_member(
+        platform.http, user, "pw-1", code="scripted_bank", username="u", expect=202
+    )
+    guid = made.json()["member"]["guid"]
+    await platform.drain()
+    connector.transactions_ = [transaction("T1", day=today)]
+    platform.clock.advance(hours=4)
+    await aggregate(platform, user, guid)
+    shown = (await platform.http.get(f"/users/{user}/members/{guid}/status")).json()["member"]
+    assert shown["connection_status"] == "CONNECTED"
+    (t,) = await all_transactions(platform, user)
+    assert (t["id"], t["date"]) == ("T1", today.isoformat())

@@ -415,6 +415,9 @@ _TXN_UPDATE = (*_TXN_VALUES, "updated_at")
 # A stored row: id, account_id, external_id, then the compared columns.
 _COMPARED = ("amount_cents", "type", "status", "date", "description", "category", "memo")
 _TXN_SELECT = "SELECT id, account_id, external_id, " + ", ".join(_COMPARED) + " FROM transactions"
+# External ids per statement when looking up re-dated transactions (under SQLite's and
+# PostgreSQL's limits on bound values, with the account ids beside them).
+_LOOKUP_CHUNK = 500
 # Where each compared column sits in _txn_values' tuple.
 _COMPARED_AT = tuple(_TXN_VALUES.index(c) for c in _COMPARED)
 _DATE_AT = _TXN_VALUES.index("date")
@@ -493,6 +496,27 @@ def _transactions(
             [*params, since],
         )
         known = {(r[1], r[2]): r for r in rows}
+        # A transaction the institution re-dated forward from before that date is
+        # stored under its old date: found by its id, or it would be inserted again.
+        unseen = sorted(
+            {
+                external_id
+                for a, transactions in pulled.items()
+                if a.id not in new_accounts
+                for _, external_id, _, _ in transactions
+                if (a.id, external_id) not in known
+            }
+        )
+        for at in range(0, len(unseen), _LOOKUP_CHUNK):
+            chunk = unseen[at : at + _LOOKUP_CHUNK]
+            rows = yield Fetch(
+                b.sql(
+                    f"{_TXN_SELECT} WHERE {condition} AND date < ? AND external_id IN "
+                    f"({', '.join('?' * len(chunk))})"
+                ),
+                [*params, since, *chunk],
+            )
+            known.update(((r[1], r[2]), r) for r in rows)
     pulled_keys: set[tuple[int, str]] = set()
     replaced: set[tuple[int, str]] = set()
     fresh: list[tuple[Any, ...]] = []
