@@ -727,6 +727,64 @@ SCENARIOS: dict[str, Callable[[Session], dict[str, Any]]] = {
 }
 
 
+EB_BANK = "fake_pankki"
+
+
+def _hand_over(step: str, url: str) -> None:
+    """Give the test an ``oauth_window_uri`` to follow (one JSON line on stdout) and
+    wait until it says, on stdin, that the end user is back from the bank."""
+    print(json.dumps({"step": step, "oauth_window_uri": url}), flush=True)
+    answer = sys.stdin.readline().strip()
+    check(answer == "done", f"the test answered {answer!r} after {step}")
+
+
+def _eb_snapshot(s: Session, member_guid: str, u: str) -> dict[str, Any]:
+    accounts = s.accounts.list_member_accounts(u, member_guid, records_per_page=100).accounts
+    txns = s.transactions.list_transactions_by_member(member_guid, u, records_per_page=100)
+    return {
+        "accounts": sorted(
+            (a.guid, a.name, a.type, a.balance, a.currency_code) for a in accounts or []
+        ),
+        "transactions": sorted(
+            (t.guid, t.id, t.type, t.amount, t.status, t.description)
+            for t in txns.transactions or []
+        ),
+    }
+
+
+def scenario_enablebanking_bank(s: Session) -> dict[str, Any]:
+    """An OAuth member at an Enable Banking ASPSP: PENDING with its link, which the
+    test follows through the bank's consent page; CONNECTED with accounts and
+    transactions; then re-authorized in place through a fresh link (the test follows
+    it too): the same member, accounts and transactions."""
+    out: dict[str, Any] = {}
+    u = s.create_user("enablebanking").guid
+    body = mx.MemberCreateRequestBody(
+        member=mx.MemberCreateRequest(institution_code=EB_BANK, credentials=[], is_oauth=True)
+    )
+    resp = s.members.create_member_with_http_info(u, body)
+    member = resp.data.member
+    out["create"] = [resp.status_code, member.connection_status, member.is_oauth]
+    read = s.members.read_member(member.guid, u).member
+    check(bool(read.oauth_window_uri), "the PENDING OAuth member has no oauth_window_uri")
+    _hand_over("consent", read.oauth_window_uri)
+    out["first_status"] = s.wait_for(member.guid, u, "CONNECTED").connection_status
+    out["first"] = _eb_snapshot(s, member.guid, u)
+
+    widgets = mx.WidgetsApi(s.members.api_client)
+    renewal = widgets.request_o_auth_window_uri(member.guid, u).member
+    out["renewal_link"] = [renewal.guid, renewal.oauth_window_uri != read.oauth_window_uri]
+    _hand_over("renewal", renewal.oauth_window_uri)
+    out["second_status"] = s.wait_for(member.guid, u, "CONNECTED").connection_status
+    out["second"] = _eb_snapshot(s, member.guid, u)
+    out["members"] = [m.guid for m in s.members.list_members(u).members or []]
+    out["member_guid"] = member.guid
+    return out
+
+
+SCENARIOS["enablebanking_bank"] = scenario_enablebanking_bank
+
+
 def main(argv: list[str]) -> int:
     """Run one scenario; print its facts as one JSON line."""
     if len(argv) != 5 or argv[4] not in SCENARIOS:
