@@ -190,11 +190,10 @@ async def test_an_ended_consent_asks_the_user_to_reconnect(
 async def test_a_new_consent_with_new_account_uids_maps_onto_the_same_mx_accounts(
     platform: Platform, bank: FakeEnableBanking, key: rsa.RSAPrivateKey
 ) -> None:
-    """Re-running the OAuth flow on a connected member is not on this branch yet
-    (issue 20 item 4), so the renewal is made through the connector's own state: a
-    second consent at the bank, finished by the connector for the same member, its
-    session (new uids for the same IBANs) sealed as the platform would, then an
-    aggregation."""
+    """The connector's part of a renewal, in-process: a second consent at the bank,
+    finished by the connector for the same member, its session (new uids for the same
+    IBANs) sealed as the platform would, then an aggregation. The whole renewal through
+    a fresh oauth_window_uri is in test_enablebanking_sdk.py."""
     user, guid = await connect(platform)
     accounts = {a["guid"] for a in await listed(platform, f"/users/{user}/accounts", "accounts")}
     txns = await transactions(platform, user)
