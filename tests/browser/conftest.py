@@ -434,3 +434,38 @@ def new_operator(server: LiveServer, email: str) -> str:
     """An aggregation engineer (``openagg operators create``); returns their email."""
     run_cli(server, "operators", "create", "--name", "Eve Engineer", "--email", email)
     return email
+
+
+# The sizes the static pages (home, /docs) are looked at in.
+PAGE_SIZES = {"phone": (390, 844), "desktop": (1280, 800)}
+
+
+@dataclass
+class LocalPage:
+    """A page of the live server in its own context, with every request it made to
+    another origin (a page must load nothing from elsewhere)."""
+
+    context: Any
+    page: Any
+    elsewhere: list[str]
+
+
+def open_local_page(browser: Any, server: LiveServer, size: str, scheme: str) -> LocalPage:
+    width, height = PAGE_SIZES[size]
+    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
+    page = context.new_page()
+    elsewhere: list[str] = []
+    page.on(
+        "request",
+        lambda r: None if r.url.startswith(server.url) else elsewhere.append(r.url),
+    )
+    return LocalPage(context, page, elsewhere)
+
+
+def assert_fits_in_its_theme(page: Any, scheme: str) -> None:
+    """No sideways scroll, and the theme's background for ``scheme``."""
+    assert page.evaluate(
+        "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    ), "the page scrolls sideways"
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == ("rgb(13, 17, 23)" if scheme == "dark" else "rgb(255, 255, 255)")

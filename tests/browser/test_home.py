@@ -8,25 +8,22 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import artifacts_dir
+from tests.browser.conftest import (
+    PAGE_SIZES,
+    artifacts_dir,
+    assert_fits_in_its_theme,
+    open_local_page,
+)
 from tests.conftest import LiveServer
-
-SIZES = {"phone": (390, 844), "desktop": (1280, 800)}
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("size", list(PAGE_SIZES))
 def test_the_home_page(
     browser: Any, server: LiveServer, request: pytest.FixtureRequest, size: str, scheme: str
 ) -> None:
-    width, height = SIZES[size]
-    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
-    page = context.new_page()
-    elsewhere: list[str] = []
-    page.on(
-        "request",
-        lambda r: None if r.url.startswith(server.url) else elsewhere.append(r.url),
-    )
+    opened = open_local_page(browser, server, size, scheme)
+    context, page, elsewhere = opened.context, opened.page, opened.elsewhere
     failed: list[str] = []
     page.on("requestfailed", lambda r: failed.append(r.url))
     try:
@@ -39,11 +36,7 @@ def test_the_home_page(
             assert page.get_by_role("link", name=name).is_visible(), name
         # The logo in the page is the favicon, and it loaded.
         assert page.evaluate("document.querySelector('header img').naturalWidth") > 0
-        assert page.evaluate(
-            "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
-        ), "the page scrolls sideways"
-        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
-        assert background == ("rgb(13, 17, 23)" if scheme == "dark" else "rgb(255, 255, 255)")
+        assert_fits_in_its_theme(page, scheme)
         assert elsewhere == [] and failed == []
         page.get_by_role("link", name="Developer portal").click()
         page.wait_for_url(server.url + "/portal")
