@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from tests.support import wait_healthy  # noqa: F401  (re-exported for the benchmarks)
+from tests.support import wait_healthy
 
 from openagg.db.migrate import upgrade
 from openagg.db.models import Client, Institution, Member, User
@@ -428,3 +428,20 @@ async def enqueue_aggregations(
                     now=rt.now(),
                 )
             await s.flush()
+
+
+def serve_api(tmp: Path, log_name: str = "server", **env: str) -> tuple[str, Any, Path]:
+    """An ``openagg serve --no-worker`` on a free port with ``env`` (OPENAGG_* settings)
+    added; its URL, process and log. Its log's tail is printed if it never gets healthy."""
+    url = f"http://127.0.0.1:{(port := free_port())}"
+    log = tmp / f"{log_name}.log"
+    server = spawn(
+        [OPENAGG, "serve", "--no-worker", "--port", str(port)], subprocess_env(tmp, **env), log
+    )
+    try:
+        wait_healthy(url, server)
+    except Exception:
+        print(tail(log))
+        stop(server)
+        raise
+    return url, server, log

@@ -67,21 +67,17 @@ import httpx
 from sqlalchemy import event, select
 
 from bench._common import (
-    OPENAGG,
     bench_settings,
     cpu_seconds,
     done,
-    free_port,
     header,
     ratio,
+    serve_api,
     show,
-    spawn,
     step,
     stop,
-    subprocess_env,
     tail,
     temp_dir,
-    wait_healthy,
 )
 from bench.ofx_parse import _KINDS, V1_HEADER
 from openagg.cli import GC_THRESHOLDS
@@ -448,20 +444,6 @@ async def _client(settings: Settings) -> tuple[str, str]:
         await rt.db.dispose()
 
 
-def _serve(tmp: Path, max_bytes: int) -> tuple[str, Any, Path]:
-    env = subprocess_env(tmp, OPENAGG_IMPORT_MAX_BYTES=str(max_bytes))
-    url = f"http://127.0.0.1:{(port := free_port())}"
-    log = tmp / "server.log"
-    server = spawn([OPENAGG, "serve", "--no-worker", "--port", str(port)], env, log)
-    try:
-        wait_healthy(url, server)
-    except Exception:
-        print(tail(log))
-        stop(server)
-        raise
-    return url, server, log
-
-
 def _new_user(http: httpx.Client) -> str:
     r = http.post("/users", json={"user": {}})
     r.raise_for_status()
@@ -691,7 +673,7 @@ def run(
             time_parse(f, *payloads[f.name], repeat)
             done(t)
         max_bytes = 2 * max(len(files.ofx), len(files.csv)) + (1 << 20)
-        url, server, log = _serve(tmp, max_bytes)
+        url, server, log = serve_api(tmp, OPENAGG_IMPORT_MAX_BYTES=str(max_bytes))
         token = base64.b64encode(f"{client_id}:{api_key}".encode()).decode()
         headers = {"Authorization": f"Basic {token}", "Accept": ACCEPT}
         try:

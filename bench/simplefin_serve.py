@@ -26,14 +26,11 @@ import asyncio
 import base64
 import sys
 import time
-from pathlib import Path
-from typing import Any
 
 import httpx
 from sqlalchemy import insert
 
 from bench._common import (
-    OPENAGG,
     bench_settings,
     bulk_members,
     bulk_users,
@@ -44,6 +41,7 @@ from bench._common import (
     institution,
     percentile,
     ratio,
+    serve_api,
     show,
     spawn,
     step,
@@ -105,20 +103,6 @@ async def _access(settings: Settings) -> tuple[int, str, str]:
         return new.client.id, username, password
     finally:
         await rt.db.dispose()
-
-
-def _serve(tmp: Path) -> tuple[str, Any, Path]:
-    env = subprocess_env(tmp, OPENAGG_SIMPLEFIN_REQUESTS_PER_DAY=str(10**9))
-    url = f"http://127.0.0.1:{(port := free_port())}"
-    log = tmp / "server.log"
-    server = spawn([OPENAGG, "serve", "--no-worker", "--port", str(port)], env, log)
-    try:
-        wait_healthy(url, server)
-    except Exception:
-        print(tail(log))
-        stop(server)
-        raise
-    return url, server, log
 
 
 async def _repeated(
@@ -203,7 +187,7 @@ def run(
         path = f"/simplefin/accounts?start-date={start}&pending=1"
         basic = base64.b64encode(f"{username}:{password}".encode()).decode()
         headers = {"Authorization": f"Basic {basic}"}
-        url, server, log = _serve(tmp)
+        url, server, log = serve_api(tmp, OPENAGG_SIMPLEFIN_REQUESTS_PER_DAY=str(10**9))
         bare = None
         try:
             r = httpx.get(url + path, headers=headers, timeout=60)

@@ -24,7 +24,6 @@ import asyncio
 import base64
 import datetime as dt
 import random
-import subprocess
 import sys
 import time
 import uuid
@@ -36,7 +35,6 @@ import httpx
 from sqlalchemy import create_engine, event, insert, text
 
 from bench._common import (
-    OPENAGG,
     bench_settings,
     bulk_members,
     bulk_users,
@@ -47,6 +45,7 @@ from bench._common import (
     institution,
     percentile,
     ratio,
+    serve_api,
     show,
     spawn,
     step,
@@ -389,20 +388,6 @@ def _capture(url: str, headers: dict[str, str], guid: str) -> tuple[bytes, dict[
     return r.content, body
 
 
-def _serve(tmp: Path, name: str, list_cache_mb: int) -> tuple[str, subprocess.Popen[bytes], Path]:
-    env = subprocess_env(tmp, OPENAGG_LIST_CACHE_MB=str(list_cache_mb))
-    url = f"http://127.0.0.1:{(port := free_port())}"
-    log = tmp / f"{name}.log"
-    server = spawn([OPENAGG, "serve", "--no-worker", "--port", str(port)], env, log)
-    try:
-        wait_healthy(url, server)
-    except Exception:
-        print(tail(log))
-        stop(server)
-        raise
-    return url, server, log
-
-
 def run(
     transactions: int = 1_000_000,
     users: int = 1_000,
@@ -449,7 +434,7 @@ def run(
             done(t)
             return out
 
-        url, server, log = _serve(tmp, "server-uncached", 0)
+        url, server, log = serve_api(tmp, "server-uncached", OPENAGG_LIST_CACHE_MB="0")
         bare = None
         try:
             raw, body = _capture(url, headers, data.user_guids[0])
@@ -476,7 +461,7 @@ def run(
             if bare is not None:
                 stop(bare)
             stop(server)
-        url, server, log = _serve(tmp, "server-cached", list_cache_mb)
+        url, server, log = serve_api(tmp, "server-cached", OPENAGG_LIST_CACHE_MB=str(list_cache_mb))
         try:
             cached = load(f"openagg, cache {list_cache_mb} MB", url, server.pid, prewarm=True)
         except Exception:
