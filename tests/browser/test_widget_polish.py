@@ -108,7 +108,13 @@ def test_every_screen(
     w.frame.get_by_role("button", name="MX Bank").first.wait_for()
     logos = w.frame.locator(".oa-results img.oa-logo")
     assert logos.count() >= 3  # MX Bank, MX Bank (OAuth), OpenAgg Sandbox Bank
-    loaded = logos.evaluate_all("(imgs) => imgs.map((i) => i.complete && i.naturalWidth > 0)")
+    # A logo may still be on its way: wait until every one has settled, then
+    # check none of them failed.
+    w.frame.wait_for_function(
+        "() => [...document.querySelectorAll('.oa-results img.oa-logo')]"
+        ".every((i) => i.complete)"
+    )
+    loaded = logos.evaluate_all("(imgs) => imgs.map((i) => i.naturalWidth > 0)")
     assert all(loaded), loaded
     w.page.screenshot(path=str(w.shots / "00-search-with-logos.png"))
     choose(w, "MX Bank")
