@@ -25,6 +25,18 @@ $(BIN)/.test-plugins: $(BIN)/.installed tests/connector_plugin/pyproject.toml
 	$(BIN)/pip install -q --no-deps -e tests/connector_plugin
 	touch $@
 
+# Actual Budget's server from npm (pinned in its package-lock.json), whose SimpleFIN
+# client a test points at OpenAgg. Install scripts stay off (they would download);
+# better-sqlite3 is built against this machine's Node headers instead. Without npm the
+# test skips (and fails in CI, under OPENAGG_REQUIRE_ALL=1).
+ACTUAL = tests/clients/actual_budget
+$(ACTUAL)/node_modules/.installed: $(ACTUAL)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd $(ACTUAL) && npm ci -q --ignore-scripts --no-audit --no-fund && \
+		npm rebuild -q better-sqlite3 bcrypt argon2 --nodedir="$$(dirname "$$(dirname "$$(command -v node)")")" && \
+		touch node_modules/.installed; \
+	else echo "npm not found: the Actual Budget test will skip"; fi
+
 run: $(BIN)/.installed
 	$(BIN)/openagg serve --demo
 
@@ -35,10 +47,10 @@ PYTEST = OPENAGG_SDK_PYTHON=$(SDK_VENV)/bin/python $(BIN)/python -m pytest
 
 test: test-sqlite test-postgresql
 
-test-sqlite: $(BIN)/.test-plugins $(SDK_VENV)/bin/.installed
+test-sqlite: $(BIN)/.test-plugins $(SDK_VENV)/bin/.installed $(ACTUAL)/node_modules/.installed
 	$(PYTEST) $(PYTEST_ARGS)
 
-test-postgresql: $(BIN)/.test-plugins $(SDK_VENV)/bin/.installed
+test-postgresql: $(BIN)/.test-plugins $(SDK_VENV)/bin/.installed $(ACTUAL)/node_modules/.installed
 	OPENAGG_TEST_BACKEND=postgresql $(PYTEST) $(PYTEST_ARGS)
 
 # lint-imports: the layers import downward only ([tool.importlinter] in pyproject.toml).
@@ -58,4 +70,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m bench.run_all
 
 clean:
-	rm -rf $(VENV) $(SDK_VENV) .openagg .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
+	rm -rf $(VENV) $(SDK_VENV) $(ACTUAL)/node_modules .openagg .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

@@ -1,9 +1,10 @@
 """A SimpleFIN app written from the protocol (simplefin.org's protocol.md), over real
 sockets with httpx, and the platform served on loopback for it.
 
-The parsing rules of the real clients that cannot run here (Actual Budget's cents,
-Firefly III's required fields and ``accounts[0]``) are mimicked next to it, from
-/work/shared/reference/connectors.md section 1.
+The parsing rules of Firefly III (its required fields and ``accounts[0]``), which
+cannot run here, and of Actual Budget (its cents), are mimicked next to it, from
+/work/shared/reference/connectors.md section 1. Actual's own server also runs against
+OpenAgg, in test_simplefin_actual.py.
 """
 
 from __future__ import annotations
