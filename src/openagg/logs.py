@@ -73,6 +73,10 @@ def configure(fmt: Literal["text", "json"] = "text", level: int = logging.INFO) 
     # before the lines a person looks for; a schema change is logged once by
     # db/migrate.py instead.
     logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
+    # httpx and httpcore log every outgoing request's URL, and a connector's URLs carry
+    # secrets (a SimpleFIN access URL's password, OAuth codes, account numbers).
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
 REDACTED = "[redacted]"

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 import logging
+from http.server import BaseHTTPRequestHandler
 
+import httpx
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from openagg import logs
 from tests.conftest import Platform, free_port
 from tests.integration.api_helpers import create_member, new_user
+from tests.support import serving
 
 
 async def scrape(p: Platform) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -100,3 +103,34 @@ def test_log_lines_carry_request_and_job_ids() -> None:
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
+
+
+class _Teapot(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(418)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_outgoing_request_urls_stay_out_of_the_log() -> None:
+    """A connector's request URL can hold a secret; the server's logging keeps the HTTP
+    client's request lines out, even at DEBUG."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.configure("text", logging.DEBUG)
+        stream = io.StringIO()
+        root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+        with serving(_Teapot) as port:
+            httpx.get(f"http://127.0.0.1:{port}/accounts?access=s3cret-canary", timeout=5)
+        logging.getLogger("openagg.test").debug("still logging")
+        assert "s3cret-canary" not in stream.getvalue()
+        assert "still logging" in stream.getvalue()
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
