@@ -3,7 +3,7 @@
 Two faces: the client's backend manages setup tokens under
 ``/users/{guid}/simplefin_tokens`` (MX-style auth; an OpenAgg extension), and budget
 apps speak the SimpleFIN protocol under ``/simplefin`` on the public URL: ``/info``,
-``/create``, ``POST /claim/{code}`` and ``GET /accounts`` with the access URL's Basic
+``/create``, ``POST /claim/{claim_token}`` and ``GET /accounts`` with the access URL's Basic
 credentials. ``/simplefin/fix/...`` is the link the ``errors`` give to fix a
 connection in the Connect widget.
 """
@@ -123,9 +123,10 @@ async def create() -> Response:
     )
 
 
-@router.post(f"{ROOT}/claim/{{code}}")
-async def claim(code: str, request: Request) -> Response:
-    username, password = await simplefin.claim(runtime(request), code)
+# The path parameter's name has "token" in it: the request log hides its value.
+@router.post(f"{ROOT}/claim/{{claim_token}}")
+async def claim(claim_token: str, request: Request) -> Response:
+    username, password = await simplefin.claim(runtime(request), claim_token)
     parts = urlsplit(public_base(request))
     access_url = urlunsplit(
         (parts.scheme, f"{username}:{password}@{parts.netloc}", parts.path + ROOT, "", "")
