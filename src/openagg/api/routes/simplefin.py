@@ -79,8 +79,12 @@ async def create_token(
 async def new_token_body(request: Request, client: Client, user_guid: str) -> dict[str, Any]:
     """A new setup token for the user, with its secret (the token and the claim URL):
     the one answer that ever shows them. The developer portal makes them too."""
+    return token_body(request, await simplefin.create_token(runtime(request), client, user_guid))
+
+
+def token_body(request: Request, new: simplefin.NewToken) -> dict[str, Any]:
+    """A token just made, with its secret (the Connect widget makes them too)."""
     rt = runtime(request)
-    new = await simplefin.create_token(rt, client, user_guid)
     claim_url = f"{public_base(request)}{ROOT}/claim/{new.claim_code}"
     secret_fields = {
         "token": base64.b64encode(claim_url.encode()).decode(),
