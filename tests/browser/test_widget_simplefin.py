@@ -17,6 +17,8 @@ import pytest
 
 from tests.browser.conftest import (
     PAGE_SIZES,
+    DemoServer,
+    DemoWidget,
     Widget,
     artifacts_dir,
     assert_fits_in_its_theme,
@@ -192,3 +194,35 @@ def test_the_step_fits_and_follows_the_theme(
         assert local.elsewhere == []
     finally:
         local.context.close()
+
+
+def test_the_demo_page_offers_the_step_when_ticked(
+    demo_server: DemoServer, page: Any, request: pytest.FixtureRequest
+) -> None:
+    """A self-hoster's way (docs/simplefin.md): /demo, tick the box, connect, get a token."""
+    page.set_viewport_size({"width": 1100, "height": 900})
+    page.goto(f"{demo_server.url}/demo")
+    w = DemoWidget(page, "", artifacts_dir(request))
+    w.screen("search", timeout=5_000)
+    page.get_by_label("Offer a SimpleFIN setup token").check()
+    first = page.evaluate("document.getElementById('demo-widget').src")
+    page.get_by_role("button", name="Open a new widget").click()
+    page.wait_for_function(
+        "(first) => document.getElementById('demo-widget').src !== first", arg=first
+    )
+    w.content().wait_for_url(page.evaluate("document.getElementById('demo-widget').src"))
+    w.last_view = 0  # a new page: its screens count from 1 again
+    w.screen("search", timeout=5_000)
+    w.frame.locator("#oa-search").fill("mx bank")
+    w.frame.locator(".oa-institution", has_text="MX Bank").first.click()
+    w.screen("enterCreds")
+    w.frame.get_by_label("Username").fill("mxuser")
+    w.frame.get_by_label("Password").fill("any password")
+    w.frame.get_by_role("button", name="Connect").click()
+    w.screen("connected", timeout=30_000)
+    w.frame.get_by_role("button", name=STEP_BUTTON).click()
+    w.screen("anotherApp")
+    w.frame.get_by_role("button", name="Get a setup token").click()
+    w.screen("setupToken")
+    body = claim(w.frame.get_by_label("Setup token").input_value())
+    assert len(body["accounts"]) == 6
