@@ -5,6 +5,7 @@ once through the real SimpleFIN server, and never in a log line."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import AsyncIterator
@@ -178,3 +179,10 @@ async def test_only_a_few_tokens_wait_at_a_time(world: World) -> None:
     # Expired tokens wait no more (the session ended too: a new one).
     world.p.clock.advance(hours=24)
     assert (await world.make(await world.session(enable_simplefin_token=True))).status_code == 201
+
+
+async def test_requests_at_once_make_exactly_the_limit(world: World) -> None:
+    boot = await world.session(enable_simplefin_token=True)
+    answers = await asyncio.gather(*(world.make(boot) for _ in range(WIDGET_WAITING_TOKENS + 3)))
+    assert sorted(r.status_code for r in answers) == [201] * WIDGET_WAITING_TOKENS + [429] * 3
+    assert len(await world.listed(world.user)) == WIDGET_WAITING_TOKENS
