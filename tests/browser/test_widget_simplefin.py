@@ -220,3 +220,18 @@ def test_the_demo_page_offers_the_step_when_ticked(
     w.screen("setupToken")
     body = claim(w.frame.get_by_label("Setup token").input_value())
     assert len(body["accounts"]) == 6
+
+
+def test_too_many_waiting_tokens_are_explained(api: httpx.Client, open_widget: Any) -> None:
+    user = new_user(api)
+    guid = connected_member(api, user)
+    for _ in range(5):  # made by the app's backend: they wait for their claim too
+        assert api.post(f"/users/{user}/simplefin_tokens").status_code == 201
+    w: Widget = open_widget(user, current_member_guid=guid, enable_simplefin_token=True)
+    w.screen("connected")
+    w.frame.get_by_role("button", name=STEP_BUTTON).click()
+    w.screen("anotherApp")
+    w.frame.get_by_role("button", name="Get a setup token").click()
+    refused = w.screen("anotherApp")
+    assert "haven't been used yet" in refused.get_by_role("alert").inner_text()
+    assert w.frame.get_by_role("button", name="Get a setup token").is_enabled()

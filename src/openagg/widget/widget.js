@@ -771,7 +771,11 @@ function showAnotherApp(member, problem = null) {
       });
       showSetupToken(member, made);
     } catch (error) {
-      handleFatal(error, () => showAnotherApp(member, error.message));
+      handleFatal(error, () => showAnotherApp(member, error.status === 429
+        ? "You already have several setup tokens that haven't been used yet. Paste one "
+          + "you copied into your app, or try again tomorrow: an unused token stops "
+          + "working after a day."
+        : error.message));
     }
   }, "primary", { id: "oa-make-token" });
   show("anotherApp", "Use your accounts in another app",
