@@ -1,7 +1,8 @@
 """OpenAgg as a SimpleFIN server: setup tokens, their one claim, the access it gives,
 the access's daily rate limit, and the account set it reads.
 
-A client's backend asks for a setup token for one of its users; the end user pastes
+A client's backend asks for a setup token for one of its users (or the Connect widget,
+for its session's user, when the app allowed it); the end user pastes
 it into a budget app, which claims it once for an access URL (``<guid>:<password>``).
 The claim code and the access password are stored only as SHA-256 hashes. Each
 member of the user is one SimpleFIN connection. Reads never start an aggregation:
@@ -46,7 +47,8 @@ from openagg.wire.simplefin import (
 
 TOKEN_PREFIX = "SFT"
 DEFAULT_WINDOW = dt.timedelta(days=90)
-# Setup tokens a widget session may leave waiting for their claim, per user.
+# The widget makes no new setup token while the user has this many waiting for
+# their claim (whoever made them).
 WIDGET_WAITING_TOKENS = 5
 _DAY = dt.timedelta(days=1)
 _PRUNE_EVERY = 32  # an access's requests older than its rolling day go every this many
