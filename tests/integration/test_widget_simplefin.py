@@ -104,6 +104,10 @@ async def test_the_token_claims_once_and_serves_the_session_user_s_accounts(
     [listed] = await world.listed(world.user)
     assert listed["state"] == "CLAIMED"
 
+    # A fix link's signature is a secret too.
+    r = await world.mx.get(f"/simplefin/fix/{made['guid']}/MBR-nope/not-a-good-signature")
+    assert r.status_code == 404
+
     # No log line of the platform carries the token, its claim code or the access's
     # password (the test's own HTTP client logs the URLs it calls: not the platform's).
     code = claim_url.rsplit("/", 1)[1]
@@ -115,6 +119,8 @@ async def test_the_token_claims_once_and_serves_the_session_user_s_accounts(
         assert secret not in logged
     assert f"POST {PATH} 201" in logged
     assert "POST /simplefin/claim/[token] 200" in logged
+    assert "GET /simplefin/fix/[token]/MBR-nope/[token] 404" in logged
+    assert "not-a-good-signature" not in logged
 
 
 async def test_without_the_option_the_step_is_refused(world: World) -> None:
