@@ -30,10 +30,15 @@ log = logging.getLogger("openagg.api")
 access = logging.getLogger("openagg.access")
 
 
+# Path parameters whose values are secrets (a widget URL's or a SimpleFIN claim's
+# token, a signed link's signature): the log shows HIDDEN instead.
+_SECRET_PARAMS = ("token", "signature")
+
+
 def logged_path(scope: Scope) -> str:
     path: str = scope.get("path", "")
     for name, value in (scope.get("path_params") or {}).items():
-        if "token" in name and isinstance(value, str) and value:
+        if any(s in name for s in _SECRET_PARAMS) and isinstance(value, str) and value:
             path = path.replace(value, HIDDEN)
     return path
 

@@ -1,7 +1,8 @@
 """OpenAgg as a SimpleFIN server: setup tokens, their one claim, the access it gives,
 the access's daily rate limit, and the account set it reads.
 
-A client's backend asks for a setup token for one of its users; the end user pastes
+A client's backend asks for a setup token for one of its users (or the Connect widget,
+for its session's user, when the app allowed it); the end user pastes
 it into a budget app, which claims it once for an access URL (``<guid>:<password>``).
 The claim code and the access password are stored only as SHA-256 hashes. Each
 member of the user is one SimpleFIN connection. Reads never start an aggregation:
@@ -20,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from openagg.crypto import hash_api_key as hash_secret
 from openagg.db.driver import Backend, Fetch, Plan, run_plan
@@ -45,6 +47,9 @@ from openagg.wire.simplefin import (
 
 TOKEN_PREFIX = "SFT"
 DEFAULT_WINDOW = dt.timedelta(days=90)
+# The widget makes no new setup token while the user has this many waiting for
+# their claim (whoever made them).
+WIDGET_WAITING_TOKENS = 5
 _DAY = dt.timedelta(days=1)
 _PRUNE_EVERY = 32  # an access's requests older than its rolling day go every this many
 _MIDDAY = 12 * 3600  # the time of a transaction known only by its date (as ingest stores it)
@@ -111,13 +116,20 @@ class AccountSet:
 # --- tokens (the client's backend) -------------------------------------------------
 
 
-async def create_token(rt: Runtime, client: Client, user_guid: str) -> NewToken:
+async def create_token(
+    rt: Runtime, client: Client, user_guid: str, *, waiting_at_most: int | None = None
+) -> NewToken:
+    """A new setup token for the user. With ``waiting_at_most``, refused (429) while
+    the user already has that many tokens waiting for their claim (the user's row is
+    locked while they are counted, so two requests at once cannot both pass)."""
     now = rt.now()
     code = secrets.token_urlsafe(32)
     async with rt.db.write() as s:
-        user = await user_by_guid(s, client, user_guid)
+        user = await user_by_guid(s, client, user_guid, lock=waiting_at_most is not None)
         if user.is_disabled:
             raise Forbidden("This user is disabled; enable it before sharing its data.")
+        if waiting_at_most is not None:
+            await _check_waiting(s, user, now, waiting_at_most)
         token = SimplefinToken(
             guid=new_guid(TOKEN_PREFIX),
             client_id=client.id,
@@ -128,6 +140,42 @@ async def create_token(rt: Runtime, client: Client, user_guid: str) -> NewToken:
         )
         s.add(token)
     return NewToken(token, user, code)
+
+
+async def _check_waiting(s: AsyncSession, user: User, now: dt.datetime, limit: int) -> None:
+    waiting = list(
+        await s.scalars(
+            select(SimplefinToken.claim_expires_at)
+            .where(
+                SimplefinToken.user_id == user.id,
+                SimplefinToken.claimed_at.is_(None),
+                SimplefinToken.revoked_at.is_(None),
+                SimplefinToken.claim_expires_at > now,
+            )
+            .order_by(SimplefinToken.claim_expires_at)
+        )
+    )
+    if len(waiting) >= limit:
+        # A place frees when the limit-th newest waiting token expires (or is claimed).
+        frees = waiting[len(waiting) - limit]
+        raise TooManyRequests(
+            f"There are already {len(waiting)} setup tokens waiting to be used. Use one of "
+            "them, or try again when one has expired.",
+            max(1, math.ceil((frees - now).total_seconds())),
+        )
+
+
+async def create_widget_token(ctx: widget.WidgetContext) -> NewToken:
+    """A setup token for the widget session's own user, when the app that opened the
+    widget allowed it (``enable_simplefin_token``); a few at a time."""
+    if not ctx.options.get("enable_simplefin_token"):
+        raise Forbidden(
+            "This widget does not make SimpleFIN setup tokens: the app that opened it did "
+            "not ask for them (enable_simplefin_token)."
+        )
+    return await create_token(
+        ctx.rt, ctx.client, ctx.user.guid, waiting_at_most=WIDGET_WAITING_TOKENS
+    )
 
 
 async def list_tokens(rt: Runtime, client: Client, user_guid: str) -> list[SimplefinToken]:

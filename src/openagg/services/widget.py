@@ -65,6 +65,9 @@ class ConnectOptions(Strict):
     disable_background_agg: StrictBool | None = None
     disable_institution_search: StrictBool | None = None
     enable_app2app: StrictBool | None = None
+    # OpenAgg's extension: the connected screen offers a SimpleFIN setup token for the
+    # user's budget app (docs/widget.md).
+    enable_simplefin_token: StrictBool | None = None
     include_identity: StrictBool | None = None
     include_transactions: StrictBool | None = None
     is_mobile_webview: StrictBool | None = None
@@ -258,6 +261,7 @@ async def _resolve_options(
         "iso_country_code": [c.upper() for c in f.iso_country_code or []],
         "use_cases": list(f.use_cases) if f.use_cases is not None else None,
         "ui_message_version": UI_MESSAGE_VERSION,
+        "enable_simplefin_token": bool(f.enable_simplefin_token),
     }
 
 

@@ -18,6 +18,8 @@ window.addEventListener("message", (event) => {
 
 async function openWidget() {
   const options = Object.fromEntries(new FormData(form));
+  // A checkbox: the option is a JSON boolean.
+  options.enable_simplefin_token = form.elements.enable_simplefin_token.checked;
   const response = await fetch("/demo/widget_url", {
     method: "POST",
     headers: { "Content-Type": "application/json" },

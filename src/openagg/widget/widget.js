@@ -744,7 +744,90 @@ async function showConnected(member, announce = true) {
       opts.mode === "verification" ? "Your account is verified." : "Your accounts are connected."),
     problem ? alertBox(problem) : list,
     h("div", { class: "oa-actions" }, done, backToSearchButton("Connect another institution"),
+      opts.enable_simplefin_token
+        ? button("Use this connection in another app", () => showAnotherApp(member),
+          "secondary", { id: "oa-another-app" })
+        : null,
       button("Remove this connection", () => confirmDelete(member), "link")));
+}
+
+// --- "Use this connection in another app": a SimpleFIN setup token ----------------------
+//
+// Only when the app that opened the widget asked for it (enable_simplefin_token). Budget
+// apps (Actual Budget, Firefly III, Sure, Home Assistant) read the user's accounts with
+// a SimpleFIN setup token: the widget makes one for this session's user and shows it
+// once. The token itself is never put in an event.
+
+const BUDGET_APPS = "Actual Budget, Firefly III, Sure and Home Assistant";
+
+function showAnotherApp(member, problem = null) {
+  const back = () => showConnected(member, false);
+  const make = button("Get a setup token", async () => {
+    make.disabled = true;
+    try {
+      const made = (await api("POST", "/simplefin_token")).simplefin_token;
+      sendOpenAgg("simplefinTokenCreated", {
+        simplefin_token_guid: made.guid, expires_at: made.expires_at,
+      });
+      showSetupToken(member, made);
+    } catch (error) {
+      handleFatal(error, () => showAnotherApp(member, error.status === 429
+        ? "You already have several setup tokens that haven't been used yet. Paste one "
+          + "you copied into your app, or try again tomorrow: an unused token stops "
+          + "working after a day."
+        : error.message));
+    }
+  }, "primary", { id: "oa-make-token" });
+  show("anotherApp", "Use your accounts in another app",
+    problem ? alertBox(problem) : null,
+    h("p", {}, `Apps like ${BUDGET_APPS} can show the balances and transactions `
+      + "of every account you connected here. They ask for a ",
+    h("strong", {}, "SimpleFIN setup token"), ": a long code you copy here and paste there."),
+    h("p", { class: "oa-hint" }, "The app can only read your accounts: it can't move money "
+      + "or change anything. Only share the token with an app you trust."),
+    h("div", { class: "oa-actions" }, make, button("Back", back, "secondary")));
+}
+
+function showSetupToken(member, made) {
+  const field = h("textarea", {
+    id: "oa-token", class: "oa-token", readonly: true, rows: 4, spellcheck: "false",
+    "aria-describedby": "oa-token-note",
+  }, made.token);
+  const copied = h("p", { class: "oa-hint", role: "status", id: "oa-copied" });
+  const copy = button("Copy", async () => {
+    field.focus();
+    field.select();
+    let done = false;
+    try {
+      await navigator.clipboard.writeText(made.token);
+      done = true;
+    } catch {
+      // An iframe without clipboard access: copy the selection instead.
+      try { done = document.execCommand("copy"); } catch { done = false; }
+    }
+    copied.textContent = done
+      ? "Copied. Now paste it into the other app."
+      : "The token is selected: copy it with your device's Copy command.";
+  }, "primary oa-copy", { id: "oa-copy-token" });
+  show("setupToken", "Your SimpleFIN setup token",
+    h("label", { for: "oa-token" }, "Setup token"),
+    field, copy, copied,
+    h("dl", { class: "oa-facts", id: "oa-token-note" },
+      h("dt", {}, "Use it by"),
+      h("dd", { "data-fact": "expires" },
+        h("time", { datetime: made.expires_at }, longDate(made.expires_at))),
+      h("dt", {}, "Works once"),
+      h("dd", { "data-fact": "once" }, "The first app you paste it into keeps it. For "
+        + "another app, come back and get a new token.")),
+    h("h2", {}, "Where to paste it"),
+    h("p", {}, `In ${BUDGET_APPS}, add a bank connection and choose `,
+      h("strong", {}, "SimpleFIN"), ". When the app asks for a SimpleFIN setup token, "
+      + "paste this one."),
+    h("p", { class: "oa-hint" }, "Keep it private until you have used it: whoever pastes it "
+      + "first can read your accounts. We only show it now."),
+    h("div", { class: "oa-actions" },
+      button("Back to my accounts", () => showConnected(member, false), "secondary",
+        { id: "oa-token-done" })));
 }
 
 // What each error status means for the end user, and what they can do about it.

@@ -272,11 +272,11 @@ OPS: dict[str, dict[str, Any]] = {
         tags=["simplefin"],
         security=[],
     ),
-    "POST /simplefin/claim/{code}": _op(
+    "POST /simplefin/claim/{claim_token}": _op(
         "SimpleFIN: claim a setup token for an access URL",
         {"200": ok(STR, "text/plain"), "403": _SF_FORBIDDEN},
         tags=["simplefin"],
-        parameters=_path("code"),
+        parameters=_path("claim_token"),
         security=[],
     ),
     "GET /simplefin/accounts": _op(

@@ -3,7 +3,7 @@
 Two faces: the client's backend manages setup tokens under
 ``/users/{guid}/simplefin_tokens`` (MX-style auth; an OpenAgg extension), and budget
 apps speak the SimpleFIN protocol under ``/simplefin`` on the public URL: ``/info``,
-``/create``, ``POST /claim/{code}`` and ``GET /accounts`` with the access URL's Basic
+``/create``, ``POST /claim/{claim_token}`` and ``GET /accounts`` with the access URL's Basic
 credentials. ``/simplefin/fix/...`` is the link the ``errors`` give to fix a
 connection in the Connect widget.
 """
@@ -79,8 +79,12 @@ async def create_token(
 async def new_token_body(request: Request, client: Client, user_guid: str) -> dict[str, Any]:
     """A new setup token for the user, with its secret (the token and the claim URL):
     the one answer that ever shows them. The developer portal makes them too."""
+    return token_body(request, await simplefin.create_token(runtime(request), client, user_guid))
+
+
+def token_body(request: Request, new: simplefin.NewToken) -> dict[str, Any]:
+    """A token just made, with its secret (the Connect widget makes them too)."""
     rt = runtime(request)
-    new = await simplefin.create_token(rt, client, user_guid)
     claim_url = f"{public_base(request)}{ROOT}/claim/{new.claim_code}"
     secret_fields = {
         "token": base64.b64encode(claim_url.encode()).decode(),
@@ -123,9 +127,10 @@ async def create() -> Response:
     )
 
 
-@router.post(f"{ROOT}/claim/{{code}}")
-async def claim(code: str, request: Request) -> Response:
-    username, password = await simplefin.claim(runtime(request), code)
+# The path parameter's name has "token" in it: the request log hides its value.
+@router.post(f"{ROOT}/claim/{{claim_token}}")
+async def claim(claim_token: str, request: Request) -> Response:
+    username, password = await simplefin.claim(runtime(request), claim_token)
     parts = urlsplit(public_base(request))
     access_url = urlunsplit(
         (parts.scheme, f"{username}:{password}@{parts.netloc}", parts.path + ROOT, "", "")

@@ -30,14 +30,21 @@ from openagg.api.pages import (
 )
 from openagg.api.routes.imports import import_body, read_upload
 from openagg.api.routes.members import oauth_window_uri
+from openagg.api.routes.simplefin import token_body
 from openagg.connectors.files import STATEMENT_FILE_CODE
 from openagg.db.models import Client, Institution, Member, User
 from openagg.domain.policy import background_disabled
 from openagg.domain.statuses import NEEDS_NEW_CREDENTIALS, NOT_AGGREGATABLE, Status
 from openagg.domain.tickets import ENGINEER_FIXABLE
 from openagg.runtime import Runtime
-from openagg.services import imports, widget
-from openagg.services.errors import NotFound, ServiceError, Unauthorized, Unprocessable
+from openagg.services import imports, simplefin, widget
+from openagg.services.errors import (
+    NotFound,
+    ServiceError,
+    TooManyRequests,
+    Unauthorized,
+    Unprocessable,
+)
 from openagg.services.inputs import GUID_MAX, LIST_MAX, CredentialValue, Strict, UserFields
 from openagg.services.members import MemberResult
 from openagg.services.support import Origin
@@ -60,7 +67,9 @@ class _WidgetRoute(APIRoute):
             try:
                 return await handler(request)
             except ServiceError as exc:
-                return error(exc.status_code, exc.message)
+                wait = exc.retry_after if isinstance(exc, TooManyRequests) else None
+                headers = {"Retry-After": str(wait)} if wait is not None else None
+                return error(exc.status_code, exc.message, headers)
 
         return run
 
@@ -201,6 +210,10 @@ class MemberCreate(Strict):
 
 class CredentialsUpdate(Strict):
     credentials: list[CredentialValue] = Field(min_length=1, max_length=LIST_MAX)
+
+
+class NoFields(Strict):
+    """A body with nothing in it."""
 
 
 class Answers(Strict):
@@ -363,6 +376,26 @@ async def api_import(
     )
     return JSONResponse(
         {"import": body, "member": {"guid": member.guid, "name": member.name}}, status_code=201
+    )
+
+
+# --- "Use this connection in another app" (docs/simplefin.md) -----------------------------
+
+
+@router.post(API + "/simplefin_token")
+async def api_simplefin_token(
+    request: Request, ctx: widget.WidgetContext = Depends(widget_session)
+) -> Response:
+    """A SimpleFIN setup token for the session's own user, when the app allowed it
+    (``enable_simplefin_token``): the one answer that shows it. Nothing to choose:
+    a body, if any, is an empty object (no way to name another user)."""
+    if (await request.body()).strip():
+        await parse_body(request, NoFields)
+    new = await simplefin.create_widget_token(ctx)
+    return JSONResponse(
+        {"simplefin_token": token_body(request, new)},
+        status_code=201,
+        headers={"Cache-Control": "no-store"},
     )
 
 
