@@ -47,7 +47,7 @@ from openagg.domain.causes import Cause
 from openagg.domain.policy import JobKind, Trigger
 from openagg.domain.states import JobState
 from openagg.domain.statuses import Status
-from openagg.engine import ingest
+from openagg.engine import ingest, revoker
 from openagg.engine.batcher import MAX_BATCH, WriteBatcher
 from openagg.queue import finish, wait_for_user
 from openagg.runtime import Runtime
@@ -410,7 +410,8 @@ class _Work:
         try:
             call = self.call = ConnectorCall(
                 self.rt,
-                jc.member,
+                jc.member.guid,
+                jc.member.secrets_enc,
                 jc.institution,
                 now=self.started,
                 previous_attempts=jc.previous_attempts,
@@ -470,8 +471,10 @@ class Runner:
     def __init__(self, rt: Runtime, worker_id: str):
         self.rt = rt
         self.worker_id = worker_id
-        # Contexts of claimed jobs, loaded together when claimed (``prepare``).
+        # Contexts of claimed jobs, loaded together when claimed (``prepare``), and
+        # claimed revocation jobs (no member: ``engine/revoker.py`` runs them).
         self._prepared: dict[int, JobContext] = {}
+        self._revocations: dict[int, revoker.Revocation] = {}
         # Ends of jobs (success, failure, MFA park) are written in shared transactions.
         self.batcher = WriteBatcher(rt.db)
         # Jobs waiting to be settled, and the tasks settling them group by group.
@@ -486,17 +489,31 @@ class Runner:
         the priority of each job this worker still owns."""
         found = await _load(self.rt, job_ids, self.worker_id)
         self._prepared.update(found)
-        return {job_id: jc.job.priority for job_id, jc in found.items()}
+        priorities = {job_id: jc.job.priority for job_id, jc in found.items()}
+        missing = [job_id for job_id in job_ids if job_id not in found]
+        if missing:  # jobs without a member (revocations), or no longer this worker's
+            revocations = await revoker.load(self.rt, missing, self.worker_id)
+            self._revocations.update(revocations)
+            priorities.update({job_id: r.job.priority for job_id, r in revocations.items()})
+        return priorities
 
     def forget(self, job_ids: list[int]) -> None:
         """Drop the contexts of prepared jobs that will not run here."""
         for job_id in job_ids:
             self._prepared.pop(job_id, None)
+            self._revocations.pop(job_id, None)
 
     async def run(self, job_id: int) -> None:
+        revocation = self._revocations.pop(job_id, None)
         jc = self._prepared.pop(job_id, None)
-        if jc is None:  # not prepared (its read failed): load it alone
+        if jc is None and revocation is None:  # not prepared (its read failed): load it alone
             jc = (await _load(self.rt, [job_id], self.worker_id)).get(job_id)
+            if jc is None:
+                revocation = (await revoker.load(self.rt, [job_id], self.worker_id)).get(job_id)
+        if revocation is not None:
+            logs.job_id.set(revocation.job.guid)
+            await revoker.run(self.rt, revocation, self.worker_id)
+            return
         if jc is None:
             return
         # Each job runs in its own task, so this tags only this job's log lines.

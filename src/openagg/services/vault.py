@@ -73,9 +73,15 @@ def seal_secrets(rt: Runtime, member: Member, secrets: dict[str, Any]) -> None:
 
 
 def open_secrets(rt: Runtime, member: Member) -> dict[str, Any]:
-    if member.secrets_enc is None:
+    return open_sealed_secrets(rt, member.guid, member.secrets_enc)
+
+
+def open_sealed_secrets(rt: Runtime, member_guid: str, sealed: bytes | None) -> dict[str, Any]:
+    """A member's secrets sealed by ``seal_secrets``, wherever they are kept now (a
+    revocation job carries them after the member is deleted)."""
+    if sealed is None:
         return {}
-    value: dict[str, Any] = rt.keys.open_json(member.secrets_enc, _ctx(member, "secrets"))
+    value: dict[str, Any] = rt.keys.open_json(sealed, f"{member_guid}:secrets")
     return value
 
 
