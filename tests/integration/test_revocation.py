@@ -6,6 +6,7 @@ erased whenever the job ends, and the member never comes back."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from openagg.db.models import Attempt, Job, Member, WebhookEvent
-from openagg.queue import REVOKE
+from openagg.queue import REVOKE, claim, default_caps
 from openagg.services import vault
 from tests.conftest import Platform
 from tests.integration import test_fdx_connector as fdx
@@ -219,3 +220,29 @@ async def test_a_connector_without_revoke_gets_no_revocation_job(
     assert r.status_code == 204
     assert (await platform.http.delete(f"/users/{user}")).status_code == 204
     assert await revocation_jobs(platform) == []
+
+
+async def test_a_revocation_is_claimed_while_an_institution_is_at_its_concurrency_cap(
+    platform: Platform, bank: FakeFdxBank
+) -> None:
+    platform.rt.settings.institution_max_concurrent = 1
+    user, guid = await connect(platform)
+    tokens = await sealed(platform, guid)
+    # The sandbox bank's one session is taken by a job another worker runs.
+    other = await new_user(platform.http)
+    await create_member(platform.http, other, "password", expect=202)
+    taken = await claim(
+        platform.rt.db,
+        worker_id="elsewhere",
+        limit=1,
+        now=platform.clock.now,
+        lease=dt.timedelta(minutes=5),
+        defaults=default_caps(platform.rt.settings),
+    )
+    assert len(taken) == 1
+
+    assert (await platform.http.delete(f"/users/{user}/members/{guid}")).status_code == 204
+    await platform.drain()
+    assert (tokens["refresh_token"], "refresh_token") in bank.revoked
+    [job] = await revocation_jobs(platform)
+    assert (job.state, job.secrets_enc) == ("succeeded", None)
