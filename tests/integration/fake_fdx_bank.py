@@ -31,6 +31,7 @@ import html
 import json
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -110,6 +111,7 @@ class FakeFdxBank:
     revoked: list[tuple[str, str]] = field(default_factory=list)
     revocation_fail: int | None = None
     revocation_endpoint: bool = True  # whether discovery names it
+    revocation_delay: float = 0.0  # seconds the revocation endpoint takes to answer
     unauthorized: int = 0  # API requests refused for their token
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -285,6 +287,8 @@ class FakeFdxBank:
         return body
 
     def revoke_token(self, form: dict[str, str], authorization: str | None) -> tuple[int, str]:
+        if self.revocation_delay:
+            time.sleep(self.revocation_delay)  # this request's thread only
         with self.lock:
             if self.revocation_fail is not None:
                 return self.revocation_fail, json.dumps({"error": "temporarily_unavailable"})

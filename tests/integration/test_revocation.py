@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from openagg.db.models import Attempt, Job, Member, WebhookEvent
+from openagg.engine.scheduler import recover_lost_jobs
 from openagg.queue import REVOKE, claim, default_caps
 from openagg.services import vault
 from tests.conftest import Platform
@@ -246,3 +247,64 @@ async def test_a_revocation_is_claimed_while_an_institution_is_at_its_concurrenc
     assert (tokens["refresh_token"], "refresh_token") in bank.revoked
     [job] = await revocation_jobs(platform)
     assert (job.state, job.secrets_enc) == ("succeeded", None)
+
+
+async def test_a_revocation_past_the_job_deadline_is_cancelled_and_retried(
+    platform: Platform, bank: FakeFdxBank
+) -> None:
+    user, guid = await connect(platform)
+    tokens = await sealed(platform, guid)
+    platform.rt.settings.job_deadline_seconds = 0.3
+    bank.revocation_delay = 2.0
+
+    assert (await platform.http.delete(f"/users/{user}/members/{guid}")).status_code == 204
+    await platform.drain()
+    [job] = await revocation_jobs(platform)
+    assert job.state == "queued" and job.last_error is not None
+    assert job.last_error.startswith("TIMEOUT") and job.secrets_enc is not None
+
+    bank.revocation_delay = 0
+    platform.clock.now = job.run_after
+    await platform.drain()
+    assert (tokens["refresh_token"], "refresh_token") in bank.revoked
+    [job] = await revocation_jobs(platform)
+    assert (job.state, job.attempts, job.secrets_enc) == ("succeeded", 2, None)
+
+
+async def test_a_revocation_whose_worker_is_lost_is_taken_over_or_given_up(
+    platform: Platform, bank: FakeFdxBank
+) -> None:
+    lease = dt.timedelta(seconds=platform.rt.settings.lease_seconds)
+
+    async def lose_it() -> None:
+        """Claimed by a worker that dies: its lease runs out, the scheduler sees it."""
+        taken = await claim(
+            platform.rt.db,
+            worker_id="lost",
+            limit=10,
+            now=platform.clock.now,
+            lease=lease,
+            defaults=default_caps(platform.rt.settings),
+        )
+        assert len(taken) == 1
+        platform.clock.advance(seconds=lease.total_seconds() + 1)
+        assert await recover_lost_jobs(platform.rt) == 1
+
+    user, guid = await connect(platform)
+    tokens = await sealed(platform, guid)
+    assert (await platform.http.delete(f"/users/{user}/members/{guid}")).status_code == 204
+    await lose_it()
+    [job] = await revocation_jobs(platform)
+    assert (job.state, job.attempts) == ("queued", 1) and job.secrets_enc is not None
+    await platform.drain()  # another worker takes it over
+    assert (tokens["refresh_token"], "refresh_token") in bank.revoked
+    [job] = await revocation_jobs(platform)
+    assert (job.state, job.secrets_enc) == ("succeeded", None)
+
+    user, guid = await connect(platform)
+    assert (await platform.http.delete(f"/users/{user}/members/{guid}")).status_code == 204
+    for _ in range(platform.rt.settings.revocation_max_attempts):
+        await lose_it()
+    job = (await revocation_jobs(platform))[-1]
+    assert (job.state, job.secrets_enc) == ("failed", None)
+    assert job.last_error == "worker lost too many times"
