@@ -112,6 +112,7 @@ class FakeFdxBank:
     revocation_fail: int | None = None
     revocation_endpoint: bool = True  # whether discovery names it
     revocation_delay: float = 0.0  # seconds the revocation endpoint takes to answer
+    api_delay: float = 0.0  # seconds each FDX API request takes
     unauthorized: int = 0  # API requests refused for their token
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -317,6 +318,8 @@ class FakeFdxBank:
         return None
 
     def api(self, path: str, q: dict[str, list[str]], authorization: str | None) -> tuple[int, str]:
+        if self.api_delay:
+            time.sleep(self.api_delay)  # this request's thread only
         grant = self._bearer(authorization)
         if grant is None:
             with self.lock:

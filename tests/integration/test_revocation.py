@@ -6,6 +6,7 @@ erased whenever the job ends, and the member never comes back."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from typing import Any
@@ -308,3 +309,36 @@ async def test_a_revocation_whose_worker_is_lost_is_taken_over_or_given_up(
     job = (await revocation_jobs(platform))[-1]
     assert (job.state, job.secrets_enc) == ("failed", None)
     assert job.last_error == "worker lost too many times"
+
+
+async def test_a_token_rotated_by_a_job_running_while_its_member_is_deleted_is_revoked_too(
+    platform: Platform, bank: FakeFdxBank
+) -> None:
+    user, guid = await connect(platform)
+    before = await sealed(platform, guid)
+    platform.clock.advance(seconds=bank.access_seconds)  # the next job refreshes first
+    bank.api_delay = 0.3
+    r = await platform.http.post(f"/users/{user}/members/{guid}/aggregate")
+    assert r.status_code == 202, r.text
+    refreshed = bank.token_answers.count(("refresh_token", "ok"))
+    running = asyncio.create_task(platform.drain())
+    async with asyncio.timeout(10):
+        while bank.token_answers.count(("refresh_token", "ok")) == refreshed:
+            await asyncio.sleep(0.01)
+    [grant] = bank.grants
+    rotated = grant.refresh_token
+    assert rotated is not None and rotated != before["refresh_token"]
+
+    # Deleted while its job reads the bank with the new tokens, not yet sealed.
+    assert (await platform.http.delete(f"/users/{user}/members/{guid}")).status_code == 204
+    bank.api_delay = 0
+    await running
+    await platform.drain()
+    revoked = {token for token, hint in bank.revoked if hint == "refresh_token"}
+    assert {before["refresh_token"], rotated} <= revoked
+    assert grant.revoked
+    assert (await refresh_at_bank(bank, rotated)).status_code == 400
+    jobs = await revocation_jobs(platform)
+    assert [(j.state, j.secrets_enc) for j in jobs] == [("succeeded", None)] * 2
+    async with platform.rt.db.read() as s:
+        assert await s.scalar(select(func.count()).select_from(Member)) == 0

@@ -51,7 +51,7 @@ from openagg.engine import ingest, revoker
 from openagg.engine.batcher import MAX_BATCH, WriteBatcher
 from openagg.queue import finish, wait_for_user
 from openagg.runtime import Runtime
-from openagg.services import consent, vault
+from openagg.services import consent, revocations, vault
 from openagg.services.connector_calls import ConnectorCall
 from openagg.services.member_state import (
     Applied,
@@ -249,6 +249,9 @@ class _Settling:
     job_id: int
     write: Write
     done: asyncio.Future[None]
+    # The job and the secrets its connector earned (None: unchanged), kept for a
+    # member deleted while the job ran: a token rotated meanwhile is revoked too.
+    earned: tuple[JobContext, dict[str, Any]] | None = None
 
 
 def _field_names(institution: Institution, by_guid: dict[str, str]) -> dict[str, str]:
@@ -565,11 +568,15 @@ class Runner:
                 job.is_delayed = True
                 set_status(member, Status.DELAYED, self.rt.now())
 
-    async def settle(self, job_id: int, write: Write) -> None:
+    async def settle(
+        self, job_id: int, write: Write, earned: tuple[JobContext, Earned] | None = None
+    ) -> None:
         """Run ``write`` for the job, if this worker still owns it, in a write
-        transaction shared with the other jobs settling meanwhile."""
+        transaction shared with the other jobs settling meanwhile. ``earned``: the
+        job and the secrets its connector earned (for ``revocations.schedule_earned``)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Settling(job_id, write, done))
+        kept = None if earned is None or earned[1] is None else (earned[0], earned[1])
+        self._waiting.append(_Settling(job_id, write, done, kept))
         if self.on_settling is not None:
             self.on_settling(job_id)
         # As many groups in flight as the batcher commits at once (SQLite: one).
@@ -622,6 +629,11 @@ class Runner:
             if item.job_id in owned:
                 await item.write(s, owned[item.job_id], later)
         await flush(s, later)
+        orphaned = [i.earned for i in group if i.job_id not in owned and i.earned is not None]
+        if orphaned:  # rare: a job that earned secrets and is no longer this worker's
+            found = [(jc.member, jc.institution, secrets) for jc, secrets in orphaned]
+            if await revocations.schedule_earned(s, self.rt, found):
+                self.rt.job_enqueued.set()
 
     async def _save(
         self,
@@ -662,7 +674,7 @@ class Runner:
             wait_for_user(job)
             await self._save(s, owned, outcome, applied, later)
 
-        await self.settle(jc.job.id, write)
+        await self.settle(jc.job.id, write, (jc, earned))
 
     async def _succeed(
         self, jc: JobContext, started: dt.datetime, kind: JobKind, pulled: Pulled, earned: Earned
@@ -693,7 +705,7 @@ class Runner:
             finish(job, state=JobState.SUCCEEDED, now=rt.now())
             await self._save(s, owned, outcome, applied, later)
 
-        await self.settle(jc.job.id, write)
+        await self.settle(jc.job.id, write, (jc, earned))
 
     async def _fail(
         self,
@@ -719,4 +731,4 @@ class Runner:
             )
             await self._save(s, owned, outcome, applied, later)
 
-        await self.settle(jc.job.id, write)
+        await self.settle(jc.job.id, write, (jc, earned))
