@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = 0.5
     scheduler_interval_seconds: float = 5.0
     max_job_attempts: int = 3
+    # A deleted member's revocation at its provider (engine/revoker.py): attempts in
+    # all, and the wait after a failed one (doubling each time, up to the maximum).
+    revocation_max_attempts: int = 6
+    revocation_retry_base_seconds: float = 60
+    revocation_retry_max_seconds: float = 3600
 
     # Queue.
     # Fair use of each institution, across all workers; 0 means no cap. Per-institution

@@ -7,9 +7,11 @@ consent page (a form whose first button allows, the second denies: a browser or
 the conformance suite submits it); ``/token`` checks the client's authentication
 (``client_secret_basic`` or ``client_secret_post``, as ``auth_method`` says), each
 code's single use, expiry, redirect URI and PKCE verifier, and rotates refresh
-tokens (a used one is refused after); ``/revoke`` ends a grant (RFC 7009), and so
-does the test hook ``revoke(user)``. Time is ``clock()``, which tests tie to the
-platform's.
+tokens (a used one is refused after); ``/revoke`` ends the grant of the token it is
+given (RFC 7009: its refresh and access tokens are refused from then on), records it
+in ``revoked`` and answers ``revocation_fail`` instead while that is set; the test
+hook ``revoke(user)`` ends a user's grants as if at the bank's site. Time is
+``clock()``, which tests tie to the platform's.
 
 The FDX API at ``/fdx/v6``: ``/accounts`` (two a page), ``/accounts/{id}`` (details,
 balances, holdings), ``/accounts/{id}/transactions`` (three a page, by ``pageKey`` or
@@ -29,6 +31,7 @@ import html
 import json
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -103,6 +106,13 @@ class FakeFdxBank:
     token_answers: list[tuple[str, str]] = field(default_factory=list)
     transaction_reads: dict[str, int] = field(default_factory=dict)
     fail: int | str | None = None
+    # (token, token_type_hint) of every revocation request the bank accepted, and the
+    # status its revocation endpoint answers instead while set (the provider down).
+    revoked: list[tuple[str, str]] = field(default_factory=list)
+    revocation_fail: int | None = None
+    revocation_endpoint: bool = True  # whether discovery names it
+    revocation_delay: float = 0.0  # seconds the revocation endpoint takes to answer
+    api_delay: float = 0.0  # seconds each FDX API request takes
     unauthorized: int = 0  # API requests refused for their token
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -137,7 +147,7 @@ class FakeFdxBank:
     # --- the OpenID provider ----------------------------------------------------------
 
     def discovery(self) -> dict[str, Any]:
-        return {
+        found = {
             "issuer": self.issuer,
             "authorization_endpoint": self.issuer + "/authorize",
             "token_endpoint": self.issuer + "/token",
@@ -148,6 +158,9 @@ class FakeFdxBank:
             "token_endpoint_auth_methods_supported": [self.auth_method],
             "scopes_supported": ["openid", "offline_access", "accounts:read"],
         }
+        if not self.revocation_endpoint:
+            del found["revocation_endpoint"]
+        return found
 
     def _redirect_ok(self, uri: str) -> bool:
         if self.redirect_uris is not None:
@@ -274,15 +287,22 @@ class FakeFdxBank:
                 body["refresh_token_expires_in"] = int((grant.ends - now).total_seconds())
         return body
 
-    def revoke_token(self, form: dict[str, str], authorization: str | None) -> int:
+    def revoke_token(self, form: dict[str, str], authorization: str | None) -> tuple[int, str]:
+        if self.revocation_delay:
+            time.sleep(self.revocation_delay)  # this request's thread only
         with self.lock:
+            if self.revocation_fail is not None:
+                return self.revocation_fail, json.dumps({"error": "temporarily_unavailable"})
             if not self._client_ok(form, authorization):
-                return 401
+                return 401, json.dumps({"error": "invalid_client"})
             token = form.get("token", "")
+            if not token:
+                return 400, json.dumps({"error": "invalid_request"})
+            self.revoked.append((token, form.get("token_type_hint", "")))
             for grant in self.grants:
                 if grant.refresh_token == token or token in grant.access_tokens:
                     grant.revoked = True
-        return 200
+        return 200, ""  # RFC 7009: also for a token that was not (or no longer) valid
 
     # --- the FDX API ------------------------------------------------------------------
 
@@ -298,6 +318,8 @@ class FakeFdxBank:
         return None
 
     def api(self, path: str, q: dict[str, list[str]], authorization: str | None) -> tuple[int, str]:
+        if self.api_delay:
+            time.sleep(self.api_delay)  # this request's thread only
         grant = self._bearer(authorization)
         if grant is None:
             with self.lock:
@@ -620,7 +642,7 @@ def serve_fake_fdx_bank() -> Iterator[FakeFdxBank]:
                 status, body = bank.token(form, auth)
                 return self._send(status, json.dumps(body))
             if path == "/revoke":
-                return self._send(bank.revoke_token(form, auth), "")
+                return self._send(*bank.revoke_token(form, auth))
             self._send(404, json.dumps({"error": "not_found"}))
 
         def log_message(self, format: str, *args: Any) -> None:

@@ -214,7 +214,16 @@ class Connector:
     - ``institutions()`` for institutions served out of the box;
     - ``oauth_start(ctx, redirect_uri, state, code_challenge) -> OAuthStart`` and
       ``oauth_finish(ctx, params, redirect_uri, code_verifier)`` for OAuth
-      institutions (keep the tokens in ``ctx.secrets``).
+      institutions (keep the tokens in ``ctx.secrets``);
+    - ``revoke(ctx) -> None`` to end a deleted member's access at the institution
+      (an OAuth token revocation, RFC 7009). The member is already gone for the
+      client: the engine calls it later, from a worker, with the member's last
+      sealed ``ctx.secrets`` and the institution's ``ctx.options``, under the job
+      deadline, and only for members that held secrets. Return when the access is
+      ended (or there was nothing to end); raise ``ConnectorError`` otherwise: a
+      transient cause is retried a few times with backoff, then given up. It may
+      run more than once: revoking twice must do no harm. Changes to
+      ``ctx.secrets`` are not kept.
 
     The engine also runs objects that do not subclass this, if they have the methods.
     """

@@ -300,6 +300,7 @@ class _Provider:
     token_endpoint: str
     revocation_endpoint: str | None
     auth_methods: tuple[str, ...]
+    revocation_auth_methods: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -384,6 +385,33 @@ def _status_error(response: httpx.Response, what: str) -> ConnectorError:
     if code == 400:
         return ConnectorError(Cause.BAD_REQUEST, f"The {what} refused the request: {words}")
     return ConnectorError(Cause.INSTITUTION_ERROR, f"The {what} answered HTTP {code}: {words}")
+
+
+def _authenticate(
+    options: _Options,
+    methods: tuple[str, ...],
+    endpoint: str,
+    body: dict[str, str],
+    headers: dict[str, str],
+) -> None:
+    """The client's authentication added to a request to the provider's ``endpoint``
+    ("token", "revocation"): ``client_secret_basic`` when the provider takes it (the
+    default of OAuth), else ``client_secret_post``; a client without a secret sends
+    its id (PKCE)."""
+    if options.client_secret is None:
+        body["client_id"] = options.client_id
+    elif "client_secret_basic" in methods:
+        pair = f"{quote(options.client_id, safe='')}:{quote(options.client_secret, safe='')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    elif "client_secret_post" in methods:
+        body["client_id"] = options.client_id
+        body["client_secret"] = options.client_secret
+    else:
+        raise ConnectorError(
+            Cause.INSTITUTION_ERROR,
+            f"The bank's {endpoint} endpoint takes neither client_secret_basic nor "
+            f"client_secret_post (it lists {', '.join(methods)}).",
+        )
 
 
 class _Session:
@@ -788,12 +816,15 @@ class FdxConnector(Connector):
             endpoints[key] = await _checked(doc[key], key)
         revocation = doc.get("revocation_endpoint")
         methods = doc.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
+        # RFC 8414: the revocation endpoint's methods default to the token endpoint's.
+        revocation_methods = doc.get("revocation_endpoint_auth_methods_supported") or methods
         found = _Provider(
             issuer=issuer,
             authorization_endpoint=endpoints["authorization_endpoint"],
             token_endpoint=endpoints["token_endpoint"],
-            revocation_endpoint=revocation if isinstance(revocation, str) else None,
+            revocation_endpoint=revocation if isinstance(revocation, str) and revocation else None,
             auth_methods=tuple(str(m) for m in methods),
+            revocation_auth_methods=tuple(str(m) for m in revocation_methods),
         )
         self._providers[options.issuer] = (time.monotonic() + DISCOVERY_CACHE_SECONDS, found)
         return found
@@ -805,26 +836,12 @@ class FdxConnector(Connector):
         provider: _Provider,
         form: dict[str, str],
     ) -> dict[str, Any]:
-        """A request to the token endpoint with the client's authentication:
-        ``client_secret_basic`` when the provider takes it (the default of OAuth),
-        else ``client_secret_post``; a client without a secret sends its id (PKCE)."""
+        """A request to the token endpoint with the client's authentication
+        (``_authenticate``)."""
         assert ctx.http is not None
         headers = {"Accept": "application/json"}
         body = dict(form)
-        if options.client_secret is None:
-            body["client_id"] = options.client_id
-        elif "client_secret_basic" in provider.auth_methods:
-            pair = f"{quote(options.client_id, safe='')}:{quote(options.client_secret, safe='')}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        elif "client_secret_post" in provider.auth_methods:
-            body["client_id"] = options.client_id
-            body["client_secret"] = options.client_secret
-        else:
-            raise ConnectorError(
-                Cause.INSTITUTION_ERROR,
-                "The bank's token endpoint takes neither client_secret_basic nor "
-                f"client_secret_post (it lists {', '.join(provider.auth_methods)}).",
-            )
+        _authenticate(options, provider.auth_methods, "token", body, headers)
         try:
             response = await ctx.http.post(provider.token_endpoint, data=body, headers=headers)
         except httpx.HTTPError as exc:
@@ -912,6 +929,73 @@ class FdxConnector(Connector):
         body = await self.token_request(ctx, options, provider, form)
         session = _Session(self, ctx, None)
         keep_tokens(ctx, body, session.now(), rotating=False)
+
+    # -- the member deleted ---------------------------------------------------------
+
+    async def revoke(self, ctx: ConnectorContext) -> None:
+        """End the member's grant at the provider (RFC 7009): its refresh token, then
+        its access token if it is still valid (revoking a refresh token should end
+        the access tokens of its grant too, but RFC 7009 leaves that to the
+        provider). A provider without a ``revocation_endpoint`` gets nothing: the
+        tokens then end when they expire."""
+        tokens = []
+        refresh, access = ctx.secrets.get("refresh_token"), ctx.secrets.get("access_token")
+        if isinstance(refresh, str) and refresh:
+            tokens.append((refresh, "refresh_token"))
+        expires = ctx.secrets.get("access_expires_at")
+        now = (ctx.now or dt.datetime.now(dt.UTC)).timestamp()
+        expired = isinstance(expires, int | float) and expires <= now
+        if isinstance(access, str) and access and not expired:
+            tokens.append((access, "access_token"))
+        if not tokens:
+            return
+        options = _Options.of(ctx.options)
+        provider = await self.provider(ctx, options)
+        if provider.revocation_endpoint is None:
+            ctx.log.info("%s has no revocation endpoint: nothing to revoke", provider.issuer)
+            return
+        endpoint = await _checked(provider.revocation_endpoint, "revocation_endpoint")
+        for token, hint in tokens:
+            await self.revocation_request(ctx, options, provider, endpoint, token, hint)
+
+    async def revocation_request(
+        self,
+        ctx: ConnectorContext,
+        options: _Options,
+        provider: _Provider,
+        endpoint: str,
+        token: str,
+        hint: str,
+    ) -> None:
+        """One token to the revocation endpoint. RFC 7009: 200 whether or not the
+        token was still valid; ``unsupported_token_type`` for a kind of token the
+        provider does not revoke (then nothing more can be done about it)."""
+        assert ctx.http is not None
+        headers = {"Accept": "application/json"}
+        body = {"token": token, "token_type_hint": hint}
+        _authenticate(options, provider.revocation_auth_methods, "revocation", body, headers)
+        try:
+            response = await ctx.http.post(endpoint, data=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise _unreachable(exc, "bank's revocation endpoint") from exc
+        if response.status_code == 200:
+            return
+        error = ""
+        try:
+            answer = json.loads(response.content)
+            error = str(answer.get("error") or "") if isinstance(answer, dict) else ""
+        except ValueError:
+            pass
+        if error == "unsupported_token_type":
+            return
+        if error in ("invalid_client", "unauthorized_client"):
+            raise ConnectorError(
+                Cause.INSTITUTION_ERROR,
+                f"The bank refused OpenAgg's client at its revocation endpoint "
+                f"({_words(response)}): check the institution's client_id and client_secret "
+                "options.",
+            )
+        raise _status_error(response, "bank's revocation endpoint")
 
     # -- jobs -----------------------------------------------------------------------
 

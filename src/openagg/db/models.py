@@ -221,6 +221,10 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     answers_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # A revocation job (kind "revoke", no member: it outlives the member it was
+    # deleted with) carries the member's sealed secrets exactly as the member held
+    # them (bound to its guid, in ``options``), until the job ends.
+    secrets_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     is_delayed: Mapped[bool] = mapped_column(Boolean, default=False)
     last_error: Mapped[str | None] = mapped_column(Text)
     # Set when claimed (queue/jobs.py), for the per-institution concurrency cap.

@@ -47,11 +47,11 @@ from openagg.domain.causes import Cause
 from openagg.domain.policy import JobKind, Trigger
 from openagg.domain.states import JobState
 from openagg.domain.statuses import Status
-from openagg.engine import ingest
+from openagg.engine import ingest, revoker
 from openagg.engine.batcher import MAX_BATCH, WriteBatcher
 from openagg.queue import finish, wait_for_user
 from openagg.runtime import Runtime
-from openagg.services import consent, vault
+from openagg.services import consent, revocations, vault
 from openagg.services.connector_calls import ConnectorCall
 from openagg.services.member_state import (
     Applied,
@@ -249,6 +249,9 @@ class _Settling:
     job_id: int
     write: Write
     done: asyncio.Future[None]
+    # The job and the secrets its connector earned (None: unchanged), kept for a
+    # member deleted while the job ran: a token rotated meanwhile is revoked too.
+    earned: tuple[JobContext, dict[str, Any]] | None = None
 
 
 def _field_names(institution: Institution, by_guid: dict[str, str]) -> dict[str, str]:
@@ -410,7 +413,8 @@ class _Work:
         try:
             call = self.call = ConnectorCall(
                 self.rt,
-                jc.member,
+                jc.member.guid,
+                jc.member.secrets_enc,
                 jc.institution,
                 now=self.started,
                 previous_attempts=jc.previous_attempts,
@@ -470,8 +474,10 @@ class Runner:
     def __init__(self, rt: Runtime, worker_id: str):
         self.rt = rt
         self.worker_id = worker_id
-        # Contexts of claimed jobs, loaded together when claimed (``prepare``).
+        # Contexts of claimed jobs, loaded together when claimed (``prepare``), and
+        # claimed revocation jobs (no member: ``engine/revoker.py`` runs them).
         self._prepared: dict[int, JobContext] = {}
+        self._revocations: dict[int, revoker.Revocation] = {}
         # Ends of jobs (success, failure, MFA park) are written in shared transactions.
         self.batcher = WriteBatcher(rt.db)
         # Jobs waiting to be settled, and the tasks settling them group by group.
@@ -486,17 +492,31 @@ class Runner:
         the priority of each job this worker still owns."""
         found = await _load(self.rt, job_ids, self.worker_id)
         self._prepared.update(found)
-        return {job_id: jc.job.priority for job_id, jc in found.items()}
+        priorities = {job_id: jc.job.priority for job_id, jc in found.items()}
+        missing = [job_id for job_id in job_ids if job_id not in found]
+        if missing:  # jobs without a member (revocations), or no longer this worker's
+            revocations = await revoker.load(self.rt, missing, self.worker_id)
+            self._revocations.update(revocations)
+            priorities.update({job_id: r.job.priority for job_id, r in revocations.items()})
+        return priorities
 
     def forget(self, job_ids: list[int]) -> None:
         """Drop the contexts of prepared jobs that will not run here."""
         for job_id in job_ids:
             self._prepared.pop(job_id, None)
+            self._revocations.pop(job_id, None)
 
     async def run(self, job_id: int) -> None:
+        revocation = self._revocations.pop(job_id, None)
         jc = self._prepared.pop(job_id, None)
-        if jc is None:  # not prepared (its read failed): load it alone
+        if jc is None and revocation is None:  # not prepared (its read failed): load it alone
             jc = (await _load(self.rt, [job_id], self.worker_id)).get(job_id)
+            if jc is None:
+                revocation = (await revoker.load(self.rt, [job_id], self.worker_id)).get(job_id)
+        if revocation is not None:
+            logs.job_id.set(revocation.job.guid)
+            await revoker.run(self.rt, revocation, self.worker_id)
+            return
         if jc is None:
             return
         # Each job runs in its own task, so this tags only this job's log lines.
@@ -548,11 +568,15 @@ class Runner:
                 job.is_delayed = True
                 set_status(member, Status.DELAYED, self.rt.now())
 
-    async def settle(self, job_id: int, write: Write) -> None:
+    async def settle(
+        self, job_id: int, write: Write, earned: tuple[JobContext, Earned] | None = None
+    ) -> None:
         """Run ``write`` for the job, if this worker still owns it, in a write
-        transaction shared with the other jobs settling meanwhile."""
+        transaction shared with the other jobs settling meanwhile. ``earned``: the
+        job and the secrets its connector earned (for ``revocations.schedule_earned``)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Settling(job_id, write, done))
+        kept = None if earned is None or earned[1] is None else (earned[0], earned[1])
+        self._waiting.append(_Settling(job_id, write, done, kept))
         if self.on_settling is not None:
             self.on_settling(job_id)
         # As many groups in flight as the batcher commits at once (SQLite: one).
@@ -605,6 +629,11 @@ class Runner:
             if item.job_id in owned:
                 await item.write(s, owned[item.job_id], later)
         await flush(s, later)
+        orphaned = [i.earned for i in group if i.job_id not in owned and i.earned is not None]
+        if orphaned:  # rare: a job that earned secrets and is no longer this worker's
+            found = [(jc.member, jc.institution, secrets) for jc, secrets in orphaned]
+            if await revocations.schedule_earned(s, self.rt, found):
+                self.rt.job_enqueued.set()
 
     async def _save(
         self,
@@ -645,7 +674,7 @@ class Runner:
             wait_for_user(job)
             await self._save(s, owned, outcome, applied, later)
 
-        await self.settle(jc.job.id, write)
+        await self.settle(jc.job.id, write, (jc, earned))
 
     async def _succeed(
         self, jc: JobContext, started: dt.datetime, kind: JobKind, pulled: Pulled, earned: Earned
@@ -676,7 +705,7 @@ class Runner:
             finish(job, state=JobState.SUCCEEDED, now=rt.now())
             await self._save(s, owned, outcome, applied, later)
 
-        await self.settle(jc.job.id, write)
+        await self.settle(jc.job.id, write, (jc, earned))
 
     async def _fail(
         self,
@@ -702,4 +731,4 @@ class Runner:
             )
             await self._save(s, owned, outcome, applied, later)
 
-        await self.settle(jc.job.id, write)
+        await self.settle(jc.job.id, write, (jc, earned))

@@ -20,7 +20,8 @@ from openagg.domain.causes import Cause
 from openagg.domain.policy import JobKind, Trigger, background_eligible, next_background_at
 from openagg.domain.states import JobState
 from openagg.domain.statuses import Status
-from openagg.queue import enqueue_unless_active, finish, new_job_values, requeue
+from openagg.engine.revoker import give_up_revocation
+from openagg.queue import REVOKE, enqueue_unless_active, finish, new_job_values, requeue
 from openagg.runtime import Runtime
 from openagg.services import consent, vault
 from openagg.services.member_state import Outcome, apply_outcome
@@ -69,10 +70,14 @@ async def recover_lost_jobs(rt: Runtime) -> int:
             )
         )
         for job in lost:
-            if job.attempts < rt.settings.max_job_attempts:
+            revoking = job.kind == REVOKE
+            most = rt.settings.revocation_max_attempts if revoking else rt.settings.max_job_attempts
+            if job.attempts < most:
                 requeue(job, now=now)
                 continue
-            member = await s.get(Member, job.member_id)
+            member = None if job.member_id is None else await s.get(Member, job.member_id)
+            if revoking:
+                give_up_revocation(job, "its worker was lost too many times")
             if member is not None:
                 await apply_outcome(
                     s,

@@ -10,6 +10,7 @@ from openagg.queue.caps import Caps
 from openagg.queue.jobs import (
     ACTIVE_STATES,
     PRIORITY,
+    REVOKE,
     InstitutionCapsView,
     JobAlreadyActive,
     MemberQueueView,
@@ -17,6 +18,7 @@ from openagg.queue.jobs import (
     claim,
     default_caps,
     enqueue,
+    enqueue_revocation,
     enqueue_unless_active,
     finish,
     hand_back,
@@ -25,12 +27,14 @@ from openagg.queue.jobs import (
     new_job_values,
     renew_leases,
     requeue,
+    retry_later,
     wait_for_user,
 )
 
 __all__ = [
     "ACTIVE_STATES",
     "PRIORITY",
+    "REVOKE",
     "Caps",
     "InstitutionCapsView",
     "JobAlreadyActive",
@@ -39,6 +43,7 @@ __all__ = [
     "claim",
     "default_caps",
     "enqueue",
+    "enqueue_revocation",
     "enqueue_unless_active",
     "finish",
     "hand_back",
@@ -47,5 +52,6 @@ __all__ = [
     "new_job_values",
     "renew_leases",
     "requeue",
+    "retry_later",
     "wait_for_user",
 ]

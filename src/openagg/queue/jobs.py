@@ -5,6 +5,11 @@ it asks for commit together or not at all. Workers claim jobs with a lease that
 they renew while running; a job whose lease ran out (its worker died) is put back.
 ``jobs.active_member_id`` is unique, so the database itself guarantees one job per
 member at a time.
+
+A revocation job (kind ``revoke``, ``enqueue_revocation``) has no member: it is
+enqueued in the transaction that deletes its member, and carries what the connector's
+``revoke`` needs (the member's guid and institution, its sealed secrets), so the
+member row goes at once and nothing ties the job to it.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select, text, update
+from sqlalchemy import Select, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +40,10 @@ PRIORITY = {
     Trigger.OAUTH: 0,
     Trigger.BACKGROUND: 10,
 }
+
+
+# The kind of a revocation job (not a ``JobKind``: no member, no aggregation).
+REVOKE = "revoke"
 
 
 class JobAlreadyActive(Exception):
@@ -85,6 +94,43 @@ def new_job_values(
         "is_delayed": False,
         "created_at": now,
     }
+
+
+def enqueue_revocation(
+    session: AsyncSession,
+    *,
+    client_id: int,
+    member_guid: str,
+    institution_id: int,
+    institution_code: str,
+    secrets_enc: bytes,
+    now: dt.datetime,
+) -> Job:
+    """Add a revocation job for a member being deleted (committed with the delete).
+    ``secrets_enc`` is the member's sealed secrets, copied as they are: they open
+    only with the member's guid, which the job keeps."""
+    job = Job(
+        guid=new_guid("JOB"),
+        client_id=client_id,
+        member_id=None,
+        active_member_id=None,
+        kind=REVOKE,
+        trigger=Trigger.BACKGROUND.value,
+        state=JobState.QUEUED,
+        priority=PRIORITY[Trigger.BACKGROUND],
+        run_after=now,
+        attempts=0,
+        options={
+            "member_guid": member_guid,
+            "institution_id": institution_id,
+            "institution_code": institution_code,
+        },
+        secrets_enc=secrets_enc,
+        is_delayed=False,
+        created_at=now,
+    )
+    session.add(job)
+    return job
 
 
 async def enqueue_unless_active(
@@ -283,7 +329,8 @@ async def _claim_within_caps(
         .limit(limit)
     )
     if full:
-        due = due.where(Member.institution_id.not_in(full))
+        # A job without a member (a revocation) has no institution to be full.
+        due = due.where(or_(Member.institution_id.is_(None), Member.institution_id.not_in(full)))
     if not db.sqlite:
         due = due.with_for_update(of=Job, skip_locked=True)
     candidates = [
@@ -392,7 +439,11 @@ async def hand_back(
         .execution_options(synchronize_session=False)
     )
     # A resumed MFA job did not stamp its member (see ``_start``).
-    unstamp = [m for job_id, m, answers in rows if job_id in never_started and answers is None]
+    unstamp = [
+        m
+        for job_id, m, answers in rows
+        if job_id in never_started and answers is None and m is not None
+    ]
     if unstamp:
         await session.execute(
             update(Member)
@@ -407,12 +458,14 @@ async def hand_back(
 
 
 def finish(job: Job, *, state: JobState, now: dt.datetime, error: str | None = None) -> None:
-    """End a job (in the caller's transaction) and free its member for the next one."""
+    """End a job (in the caller's transaction) and free its member for the next one.
+    What it carried sealed (MFA answers, a revocation's secrets) goes with it."""
     job.state = state
     job.active_member_id = None
     job.lease_until = None
     job.finished_at = now
     job.answers_enc = None
+    job.secrets_enc = None
     if error:
         job.last_error = error
 
@@ -429,6 +482,13 @@ def requeue(job: Job, *, now: dt.datetime) -> None:
     job.run_after = now
     job.lease_until = None
     job.worker_id = None
+
+
+def retry_later(job: Job, *, at: dt.datetime, error: str) -> None:
+    """Back to the queue until ``at`` after a failed attempt (a revocation's
+    backoff); ``attempts`` keeps counting."""
+    requeue(job, now=at)
+    job.last_error = error
 
 
 # --- What operators see and set (openagg institutions caps, openagg members show) ------

@@ -11,7 +11,7 @@ from typing import Any
 
 from openagg import logs
 from openagg.connectors.base import Connector, ConnectorContext
-from openagg.db.models import Institution, Member
+from openagg.db.models import Institution
 from openagg.runtime import Runtime
 from openagg.services import vault
 
@@ -20,7 +20,8 @@ class ConnectorCall:
     def __init__(
         self,
         rt: Runtime,
-        member: Member,
+        member_guid: str,
+        sealed_secrets: bytes | None,
         institution: Institution,
         *,
         now: dt.datetime,
@@ -28,16 +29,19 @@ class ConnectorCall:
         end_user_present: bool = False,
         end_user_ip: str | None = None,
     ) -> None:
+        """``sealed_secrets``: the member's secrets as ``vault.seal_secrets`` sealed
+        them (``members.secrets_enc``, or a revocation job's copy once the member is
+        deleted)."""
         self.name = institution.connector
         self.connector: Connector | None = rt.connectors.get(self.name)
-        self.stored_secrets = vault.open_secrets(rt, member)
+        self.stored_secrets = vault.open_sealed_secrets(rt, member_guid, sealed_secrets)
         options = vault.open_institution_options(rt, institution)
         # What the connector's log must never print; credentials and MFA answers
         # join when they are opened (``hide``).
         self._hidden = [v for k, v in options.items() if vault.is_secret_option(k)]
         self.log = logs.Redacting(logging.getLogger(f"openagg.connector.{self.name}"), self.hidden)
         self.ctx = ConnectorContext(
-            member_guid=member.guid,
+            member_guid=member_guid,
             institution_code=institution.code,
             today=now.date(),
             now=now,

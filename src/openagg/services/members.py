@@ -20,7 +20,7 @@ from openagg.domain.states import JobState
 from openagg.domain.statuses import NOT_AGGREGATABLE, Status
 from openagg.queue import active_job, enqueue, finish, requeue
 from openagg.runtime import Runtime
-from openagg.services import consent, managed, support, vault, webhooks
+from openagg.services import consent, managed, revocations, support, vault, webhooks
 from openagg.services.errors import BadRequest, Conflict, NotFound, Unprocessable
 from openagg.services.inputs import CredentialValue, MemberCreateBody, MemberUpdateFields
 from openagg.services.lookup import institution_by_code, member_by_guid, user_by_guid
@@ -278,7 +278,10 @@ async def delete_member(rt: Runtime, client: Client, user_guid: str, member_guid
         member = await member_by_guid(s, user, member_guid)
         await webhooks.member_event(s, rt, member, "deleted")
         await support.forget_members(s, rt, [member.id])
+        revoking = await revocations.schedule(s, rt, [member])
         await s.execute(delete(Member).where(Member.id == member.id))
+    if revoking:
+        rt.job_enqueued.set()
 
 
 async def load_member(

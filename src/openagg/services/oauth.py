@@ -66,7 +66,7 @@ async def _open_step(rt: Runtime, token: str) -> tuple[Member, Institution]:
 
 
 def _call(rt: Runtime, member: Member, institution: Institution, hook: str) -> ConnectorCall:
-    call = ConnectorCall(rt, member, institution, now=rt.now())
+    call = ConnectorCall(rt, member.guid, member.secrets_enc, institution, now=rt.now())
     if call.connector is None or not hasattr(call.connector, hook):
         raise BadRequest(f"{institution.name} cannot be connected with OAuth here.")
     return call

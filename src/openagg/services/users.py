@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openagg.db.models import Client, Member, User
 from openagg.domain.ids import new_guid
 from openagg.runtime import Runtime
-from openagg.services import support, webhooks
+from openagg.services import revocations, support, webhooks
 from openagg.services.errors import Conflict
 from openagg.services.inputs import UserFields
 from openagg.services.lookup import user_by_guid
@@ -69,7 +69,11 @@ async def delete_user(rt: Runtime, client: Client, guid: str) -> None:
             await webhooks.member_event(s, rt, member, "deleted")
         # Support tickets outlive them for statistics, without personal data.
         await support.forget_members(s, rt, [m.id for m in members])
+        # Each member's access at its provider is ended later, by the worker.
+        revoking = await revocations.schedule(s, rt, members)
         await s.execute(delete(User).where(User.id == user.id))
+    if revoking:
+        rt.job_enqueued.set()
 
 
 async def list_users(

@@ -69,13 +69,25 @@ def open_answers(rt: Runtime, member: Member, job: Job) -> dict[str, str] | None
 
 def seal_secrets(rt: Runtime, member: Member, secrets: dict[str, Any]) -> None:
     """The secrets a connector earned for this member (empty: none)."""
-    member.secrets_enc = rt.keys.seal_json(secrets, _ctx(member, "secrets")) if secrets else None
+    member.secrets_enc = sealed_secrets(rt, member.guid, secrets) if secrets else None
+
+
+def sealed_secrets(rt: Runtime, member_guid: str, secrets: dict[str, Any]) -> bytes:
+    """Secrets sealed as ``seal_secrets`` seals them on the member, wherever they are
+    kept (``open_sealed_secrets`` opens them)."""
+    return rt.keys.seal_json(secrets, f"{member_guid}:secrets")
 
 
 def open_secrets(rt: Runtime, member: Member) -> dict[str, Any]:
-    if member.secrets_enc is None:
+    return open_sealed_secrets(rt, member.guid, member.secrets_enc)
+
+
+def open_sealed_secrets(rt: Runtime, member_guid: str, sealed: bytes | None) -> dict[str, Any]:
+    """A member's secrets sealed by ``seal_secrets``, wherever they are kept now (a
+    revocation job carries them after the member is deleted)."""
+    if sealed is None:
         return {}
-    value: dict[str, Any] = rt.keys.open_json(member.secrets_enc, _ctx(member, "secrets"))
+    value: dict[str, Any] = rt.keys.open_json(sealed, f"{member_guid}:secrets")
     return value
 
 
