@@ -111,8 +111,7 @@ def test_every_screen(
     # A logo may still be on its way: wait until every one has settled, then
     # check none of them failed.
     w.frame.wait_for_function(
-        "() => [...document.querySelectorAll('.oa-results img.oa-logo')]"
-        ".every((i) => i.complete)"
+        "() => [...document.querySelectorAll('.oa-results img.oa-logo')].every((i) => i.complete)"
     )
     loaded = logos.evaluate_all("(imgs) => imgs.map((i) => i.naturalWidth > 0)")
     assert all(loaded), loaded

@@ -38,6 +38,33 @@ _SEP = "."
 
 NOT_VALID = "This OAuth link is not valid or was already used."
 
+# MX's reasons for an OAuth step that ended without access (the ``error_reason`` of
+# the callback page's ``oauthComplete/error`` message to the widget).
+DENIED = "DENIED"  # the end user declined at the institution
+PROVIDER_ERROR = "PROVIDER_ERROR"  # the institution failed or did not confirm the code
+SESSION_EXPIRED = "SESSION_EXPIRED"  # the link or its ``state`` names no open step
+SERVER_ERROR = "SERVER_ERROR"
+# OAuth's own error codes (RFC 6749 4.1.2.1) that say the institution failed, not
+# that the end user said no.
+_PROVIDER_FAILURES = frozenset({"server_error", "temporarily_unavailable"})
+
+
+def error_reason(exc: Exception) -> str:
+    """MX's reason for a step refused before the institution was asked or answered."""
+    if isinstance(exc, NotFound | NotStartedHere):
+        return SESSION_EXPIRED
+    if isinstance(exc, Unreachable):
+        return PROVIDER_ERROR
+    return SERVER_ERROR
+
+
+class NotStartedHere(BadRequest):
+    """A callback whose step has no verifier: it was not started at this platform."""
+
+
+class Unreachable(BadRequest):
+    """The institution could not start the step."""
+
 
 def redirect_uri(base_url: str) -> str:
     return base_url.rstrip("/") + CALLBACK_PATH
@@ -85,7 +112,7 @@ async def start(rt: Runtime, token: str, session_guid: str | None, base_url: str
             )
     except (ConnectorError, TimeoutError, httpx.HTTPError) as exc:
         call.log.warning("oauth start for %s failed: %s", member.guid, exc)
-        raise BadRequest(f"{institution.name} cannot be reached right now.") from None
+        raise Unreachable(f"{institution.name} cannot be reached right now.") from None
     async with rt.db.write() as s:
         stored = await s.scalar(
             select(Member).where(Member.id == member.id, Member.oauth_token == token)
@@ -101,6 +128,7 @@ class Finished:
     member: Member | None
     redirect_url: str | None  # where the end user's browser goes next, if anywhere
     error: str | None = None  # what to tell the end user when access was not granted
+    reason: str | None = None  # MX's error reason then (DENIED, PROVIDER_ERROR)
 
 
 async def finish(rt: Runtime, params: dict[str, str], base_url: str) -> Finished:
@@ -113,16 +141,19 @@ async def finish(rt: Runtime, params: dict[str, str], base_url: str) -> Finished
     member, institution = await _open_step(rt, token)
     refused = params.get("error")
     if refused:
-        reason = params.get("error_description") or refused
+        said = params.get("error_description") or refused
         message = (
-            f"Access was not granted at {institution.name} ({reason}). "
+            f"Access was not granted at {institution.name} ({said}). "
             "The user must reconnect to give access."
         )
-        return await _refused(rt, token, session_guid, member, message, declined=True)
+        reason = PROVIDER_ERROR if refused in _PROVIDER_FAILURES else DENIED
+        return await _refused(
+            rt, token, session_guid, member, message, declined=True, reason=reason
+        )
     call = _call(rt, member, institution, "oauth_finish")
     verifier = vault.open_oauth_verifier(rt, member)
     if verifier is None:
-        raise BadRequest("This sign-in was not started here; start again from the app.")
+        raise NotStartedHere("This sign-in was not started here; start again from the app.")
     try:
         async with asyncio.timeout(STEP_SECONDS):
             await call.connector.oauth_finish(  # type: ignore[union-attr]
@@ -142,13 +173,22 @@ async def _not_confirmed(
     rt: Runtime, token: str, session_guid: str, member: Member, institution: Institution
 ) -> Finished:
     message = f"{institution.name} did not confirm access; please try again."
-    return await _refused(rt, token, session_guid, member, message, declined=False)
+    return await _refused(
+        rt, token, session_guid, member, message, declined=False, reason=PROVIDER_ERROR
+    )
 
 
 async def _refused(
-    rt: Runtime, token: str, session_guid: str, member: Member, message: str, *, declined: bool
+    rt: Runtime,
+    token: str,
+    session_guid: str,
+    member: Member,
+    message: str,
+    *,
+    declined: bool,
+    reason: str,
 ) -> Finished:
     # Where to send the end user is read while the step is still open.
     back = await widget.oauth_refused_redirect(rt, token, session_guid or None, member.guid)
     await members.oauth_step_failed(rt, token, message, declined=declined)
-    return Finished(member, back, message)
+    return Finished(member, back, message, reason)
