@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 
 from openagg.connectors.base import ConnectorContext
 from openagg.connectors.enablebanking import EnableBankingConnector
-from openagg.db.models import Member, WebhookEvent
+from openagg.db.models import Job, Member, WebhookEvent
 from openagg.engine.scheduler import tick
 from openagg.services import vault
 from openagg.services.institutions import InstitutionInput, add_institution
@@ -46,6 +46,7 @@ from tests.integration.test_fdx_connector import (
     sealed,
 )
 from tests.integration.test_simplefin_connector import aggregate, listed, transactions
+from tests.integration.test_widget_urls import bearer, open_session
 
 CODE = "fake_pankki"
 CALLBACK = "http://openagg.test/oauth/callback"
@@ -159,10 +160,12 @@ async def test_a_fifth_background_aggregation_in_a_utc_day_is_deferred_without_a
     platform: Platform, bank: FakeEnableBanking
 ) -> None:
     user, guid = await connect(platform)
-    # The platform does not know the end user's address, so even the first pull went
-    # without Psu-Ip-Address and counted: the next UTC day starts afresh.
+    # The first aggregation followed the end user's consent at the callback: it went
+    # with their address (the test client's) and did not count.
+    assert transaction_pulls(bank, unattended=False) == 2 and transaction_pulls(bank) == 0
+    assert not bank.unattended
     platform.clock.now = dt.datetime(2026, 3, 3, 0, 30, tzinfo=dt.UTC)
-    before = transaction_pulls(bank)
+    before, first = transaction_pulls(bank), len(bank.requests)
     for n in range(5):
         platform.clock.advance(hours=1)
         await background(platform, guid)
@@ -174,7 +177,7 @@ async def test_a_fifth_background_aggregation_in_a_utc_day_is_deferred_without_a
     assert bank.unattended[(SAVINGS_IBAN, day)] == 4
     # Four accesses per account, none past them: the fifth sent no request at all.
     assert transaction_pulls(bank) - before == 8
-    assert not any(r.psu_ip for r in bank.requests)
+    assert not any(r.psu_ip for r in bank.requests[first:])  # the scheduler's: no user
     # The deferred run kept every stored transaction, the pending one included.
     assert len(await transactions(platform, user)) == 9
 
@@ -183,6 +186,68 @@ async def test_a_fifth_background_aggregation_in_a_utc_day_is_deferred_without_a
     await background(platform, guid)
     assert bank.unattended[(CURRENT_IBAN, platform.clock.now.date())] == 1
     assert (await member(platform.http, user, guid))["connection_status"] == "CONNECTED"
+
+
+async def test_the_end_users_requests_carry_their_address_and_spend_no_budget(
+    platform: Platform, bank: FakeEnableBanking
+) -> None:
+    """Through the Connect widget: the consent, its first aggregation and a retry carry
+    the end user's address (``Psu-Ip-Address``; here the test client's, 127.0.0.1), so
+    the bank does not count them against the four unattended accesses, even on a day
+    the background aggregations spent them all. The address is not kept once the job
+    is over."""
+    platform.clock.now = dt.datetime(2026, 3, 3, 0, 30, tzinfo=dt.UTC)
+    user = await new_user(platform.http)
+    boot = await open_session(platform, user)
+    r = await platform.http.post(
+        "/connect/api/members",
+        json={"institution_code": CODE, "is_oauth": True},
+        headers=bearer(boot),
+    )
+    assert r.status_code == 200, r.text
+    created = r.json()["member"]
+    guid = created["guid"]
+    done = await authorize(platform, created["oauth_window_uri"])
+    assert done.status_code == 200 and "Access granted" in done.text, done.text
+    await platform.drain()
+    assert (await member(platform.http, user, guid))["connection_status"] == "CONNECTED"
+    consent = [r for r in bank.requests if r.path in ("/auth", "/sessions")]
+    assert [(r.path, r.psu_ip) for r in consent] == [
+        ("/auth", "127.0.0.1"),
+        ("/sessions", "127.0.0.1"),
+    ]
+    reads = [r for r in bank.requests if r.path.startswith("/accounts/")]
+    assert reads and {r.psu_ip for r in reads} == {"127.0.0.1"}
+    assert not bank.unattended
+    assert await job_options(platform, guid) == [{"include_transactions": True}]
+
+    # The scheduler spends the day's four unattended accesses...
+    for _ in range(4):
+        platform.clock.advance(hours=1)
+        await background(platform, guid)
+    day = platform.clock.now.date()
+    assert bank.unattended[(CURRENT_IBAN, day)] == 4
+    # ... and the end user, back in the widget, still gets fresh transactions.
+    pulls = transaction_pulls(bank, unattended=False)
+    boot = await open_session(platform, user)  # hours later: a new widget session
+    r = await platform.http.post(f"/connect/api/members/{guid}/retry", headers=bearer(boot))
+    assert r.status_code in (200, 202), r.text
+    await platform.drain()
+    assert (await last_attempt(platform, guid)).cause == "OK"
+    assert transaction_pulls(bank, unattended=False) - pulls == 2
+    assert bank.unattended[(CURRENT_IBAN, day)] == 4
+    assert all("end_user_ip" not in o for o in await job_options(platform, guid))
+
+
+async def job_options(platform: Platform, guid: str) -> list[dict[str, Any]]:
+    async with platform.rt.db.read() as s:
+        rows = await s.scalars(
+            select(Job.options)
+            .join(Member, Member.id == Job.member_id)
+            .where(Member.guid == guid, Job.trigger != "background")
+            .order_by(Job.id)
+        )
+        return [dict(o) for o in rows]
 
 
 async def test_an_ended_consent_asks_the_user_to_reconnect(

@@ -92,17 +92,28 @@ async def _open_step(rt: Runtime, token: str) -> tuple[Member, Institution]:
     return row[0], row[1]
 
 
-def _call(rt: Runtime, member: Member, institution: Institution, hook: str) -> ConnectorCall:
-    call = ConnectorCall(rt, member, institution, now=rt.now())
+def _call(
+    rt: Runtime, member: Member, institution: Institution, hook: str, end_user_ip: str | None
+) -> ConnectorCall:
+    # The end user is at the browser for every step (PSD2's PSU-IP-Address).
+    call = ConnectorCall(
+        rt, member, institution, now=rt.now(), end_user_present=True, end_user_ip=end_user_ip
+    )
     if call.connector is None or not hasattr(call.connector, hook):
         raise BadRequest(f"{institution.name} cannot be connected with OAuth here.")
     return call
 
 
-async def start(rt: Runtime, token: str, session_guid: str | None, base_url: str) -> str:
+async def start(
+    rt: Runtime,
+    token: str,
+    session_guid: str | None,
+    base_url: str,
+    end_user_ip: str | None = None,
+) -> str:
     """Where to send the end user: the institution's authorization page."""
     member, institution = await _open_step(rt, token)
-    call = _call(rt, member, institution, "oauth_start")
+    call = _call(rt, member, institution, "oauth_start", end_user_ip)
     verifier = secrets.token_urlsafe(48)
     state = token + (_SEP + session_guid if session_guid else "")
     try:
@@ -131,12 +142,15 @@ class Finished:
     reason: str | None = None  # MX's error reason then (DENIED, PROVIDER_ERROR)
 
 
-async def finish(rt: Runtime, params: dict[str, str], base_url: str) -> Finished:
+async def finish(
+    rt: Runtime, params: dict[str, str], base_url: str, end_user_ip: str | None = None
+) -> Finished:
     """The institution sent the end user back: exchange the code, keep the tokens,
     start a job. A refusal at the institution (``error=...``) makes the member DENIED
     (MX); a code the institution does not confirm leaves it as it was, and the same
     link works again. A ``state`` naming no open step is refused (404) and changes
-    nothing."""
+    nothing. ``end_user_ip``: the end user's address, for the connector's requests
+    and the first job's (never stored past it)."""
     token, _, session_guid = params.get("state", "").partition(_SEP)
     member, institution = await _open_step(rt, token)
     refused = params.get("error")
@@ -150,7 +164,7 @@ async def finish(rt: Runtime, params: dict[str, str], base_url: str) -> Finished
         return await _refused(
             rt, token, session_guid, member, message, declined=True, reason=reason
         )
-    call = _call(rt, member, institution, "oauth_finish")
+    call = _call(rt, member, institution, "oauth_finish", end_user_ip)
     verifier = vault.open_oauth_verifier(rt, member)
     if verifier is None:
         raise NotStartedHere("This sign-in was not started here; start again from the app.")
@@ -165,7 +179,9 @@ async def finish(rt: Runtime, params: dict[str, str], base_url: str) -> Finished
     except Exception:  # a connector's bug: the end user still gets a page, not a 500
         call.log.exception("oauth finish for %s failed inside the connector", member.guid)
         return await _not_confirmed(rt, token, session_guid, member, institution)
-    done = await widget.complete_oauth(rt, token, session_guid or None, call.earned())
+    done = await widget.complete_oauth(
+        rt, token, session_guid or None, call.earned(), end_user_ip=end_user_ip
+    )
     return Finished(done.member, done.redirect_url)
 
 

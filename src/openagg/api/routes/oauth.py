@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from openagg.api.http import runtime
-from openagg.api.pages import PAGE_HEADERS, script_json
+from openagg.api.pages import PAGE_HEADERS, client_address, script_json
 from openagg.connectors.sandbox import SANDBOX_OAUTH_AUTHORIZE_PATH, sandbox_authorization_code
 from openagg.services import oauth, widget
 from openagg.services.errors import ServiceError
@@ -86,7 +86,9 @@ def _base_url(request: Request) -> str:
 async def oauth_start(token: str, request: Request) -> Response:
     session = request.query_params.get(widget.OAUTH_SESSION_PARAM)
     try:
-        url = await oauth.start(runtime(request), token, session, _base_url(request))
+        url = await oauth.start(
+            runtime(request), token, session, _base_url(request), client_address(request)
+        )
     except ServiceError as exc:
         return _page(
             "Sign-in link",
@@ -101,7 +103,9 @@ async def oauth_start(token: str, request: Request) -> Response:
 async def oauth_callback(request: Request) -> Response:
     params = dict(request.query_params)
     try:
-        done = await oauth.finish(runtime(request), params, _base_url(request))
+        done = await oauth.finish(
+            runtime(request), params, _base_url(request), client_address(request)
+        )
     except ServiceError as exc:
         # A bad or replayed ``state``: refused, nothing changed.
         return _page(
