@@ -178,3 +178,40 @@ def test_the_host_apps_oauth_complete_makes_the_widget_look_at_once(
         w.event("loaded", initial_step="enterCreds"),
         status(w, guid, PENDING),
     ]
+
+
+def test_a_webview_apps_oauth_complete_makes_the_widget_look_at_once(
+    api: httpx.Client, open_webview: Any, host_origin: str
+) -> None:
+    """In a mobile WebView (APP referral source by default), MX's React Native SDK
+    posts oauthComplete/success as JSON text through the WebView's bridge once the
+    app gets the redirect; react-native-webview hands it to the page on document."""
+    user = new_user(api)
+    back = f"{host_origin}/oauth-done"
+    w = open_webview(user, current_institution_code="mx_bank_oauth", client_redirect_url=back)
+    w.screen("enterCreds")
+    w.page.get_by_role("button", name=f"Go to {BANK}").click()
+    w.screen("enterCreds")
+    deadline = time.monotonic() + 10
+    while "mx/connect/oauthRequested" not in [e["type"] for e in w.received()]:
+        assert time.monotonic() < deadline, w.received()
+        w.page.wait_for_timeout(50)
+    requested = next(e for e in w.received() if e["type"] == "mx/connect/oauthRequested")
+    guid = requested["metadata"]["member_guid"]
+    app = w.page.context.new_page()
+    app.goto(requested["metadata"]["url"])
+    app.get_by_role("button", name="Authorize access").click()
+    app.wait_for_url(f"{back}?**")
+    app.close()
+    w.page.wait_for_timeout(1000)
+    assert w.page.locator("main").get_attribute("data-screen") == "enterCreds"  # not polled
+    w.page.evaluate(
+        """(guid) => document.dispatchEvent(new MessageEvent("message", {data: JSON.stringify(
+            {mx: true, type: "oauthComplete/success", metadata: {member_guid: guid}})}))""",
+        guid,
+    )
+    w.page.main_frame.wait_for_function(
+        """() => ["connecting", "connected"].includes(
+            document.querySelector("main").dataset.screen)""",
+        timeout=TOLD_WITHIN_MS,
+    )

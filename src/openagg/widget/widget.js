@@ -572,12 +572,20 @@ function oauthOutcome(failed, memberGuid) {
 function fromHost(event) {
   // The app embedding the widget (its iframe's parent), or a mobile WebView's own
   // bridge (no source).
-  if (opts.is_mobile_webview) return event.source === null || event.source === window;
+  if (opts.is_mobile_webview) return !event.source || event.source === window;
   return window.parent !== window && event.source === window.parent;
 }
 
-window.addEventListener("message", (event) => {
-  const data = event.data;
+function onMessage(event) {
+  let data = event.data;
+  if (typeof data === "string") {
+    // MX's React Native SDK posts JSON text through the WebView's bridge.
+    try {
+      data = JSON.parse(data);
+    } catch {
+      return;
+    }
+  }
   if (!data || typeof data !== "object" || typeof data.type !== "string") return;
   const metadata = data.metadata && typeof data.metadata === "object" ? data.metadata : {};
   const outcome = /^oauthComplete\/(success|error)$/.exec(data.type);
@@ -595,7 +603,11 @@ window.addEventListener("message", (event) => {
     }
     oauthOutcome(query?.get("status") === "error", query?.get("member_guid"));
   }
-});
+}
+
+window.addEventListener("message", onMessage);
+// react-native-webview's postMessage reaches the page on document on Android.
+document.addEventListener("message", onMessage);
 
 function closeOAuthWindow() {
   if (oauthWait?.popup && !oauthWait.popup.closed) oauthWait.popup.close();
