@@ -215,3 +215,42 @@ def test_a_webview_apps_oauth_complete_makes_the_widget_look_at_once(
             document.querySelector("main").dataset.screen)""",
         timeout=TOLD_WITHIN_MS,
     )
+
+
+def test_a_code_not_confirmed_posts_oauth_error_and_the_step_stays_open(
+    api: httpx.Client, open_widget: Any
+) -> None:
+    """The bank's code does not verify at the callback (here: the consent form's PKCE
+    challenge altered): the page posts oauthComplete/error (PROVIDER_ERROR), the widget
+    sends oauthError at once and keeps the step open with the member's message; the
+    same link then connects."""
+    user = new_user(api)
+    w = open_widget(user)
+    guid, popup = open_bank(w)
+    popup.evaluate(
+        """() => { document.querySelector('input[name="code_challenge"]').value = "x"; }"""
+    )
+    popup.get_by_role("button", name="Authorize access").click(no_wait_after=True)
+    wait_closed(w, popup)
+    deadline = time.monotonic() + TOLD_WITHIN_MS / 1000
+    while "oauthError" not in types(w):
+        assert time.monotonic() < deadline, types(w)
+        w.page.wait_for_timeout(50)
+    assert w.received()[-1] == w.event("oauthError", member_guid=guid)
+    waiting = w.frame.locator("main")
+    assert waiting.get_attribute("data-screen") == "enterCreds"
+    status_text = w.frame.locator(".oa-status")
+    status_text.filter(has_text="did not confirm access").wait_for()
+    m = api.get(f"/users/{user}/members/{guid}").json()["member"]
+    assert m["connection_status"] == "PENDING"
+
+    with w.page.expect_popup() as again:
+        w.frame.get_by_role("button", name=f"Go to {BANK} again").click()
+    again.value.wait_for_load_state()
+    again.value.get_by_role("button", name="Authorize access").click(no_wait_after=True)
+    w.content().wait_for_function(
+        """() => ["connecting", "connected"].includes(
+            document.querySelector("main").dataset.screen)""",
+        timeout=TOLD_WITHIN_MS,
+    )
+    assert types(w).count("oauthError") == 1

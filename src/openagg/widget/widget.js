@@ -549,8 +549,10 @@ function awaitOAuth(member) {
       oauthWait.errorSent = true;
       sendConnect("oauthError", { member_guid: member.guid });
       const said = root.querySelector(".oa-status");
-      if (said && member.connection_status_message) {
-        said.textContent = member.connection_status_message;
+      const bank = member.institution?.name || "The institution";
+      if (said) {
+        said.textContent = member.connection_status_message
+          || `${bank} didn't give access this time. Try again with "Go to ${bank} again".`;
       }
     }
     followed.timer = setTimeout(() => poll(member.guid), boot.poll_interval_ms);
