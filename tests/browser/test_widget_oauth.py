@@ -122,7 +122,8 @@ def test_oauth_in_a_new_window(api: httpx.Client, open_widget: Any, server: Live
     assert consent.path == SANDBOX_OAUTH_AUTHORIZE_PATH
     token = link.path.rsplit("/", 1)[1]
     assert parse_qs(consent.query)["state"] == [f"{token}.{w.session_guid}"]
-    assert popup.evaluate("() => window.opener === null")  # no handle on the widget
+    # The window keeps its opener: the callback page tells the widget at the end.
+    assert popup.evaluate("() => window.opener !== null")
 
     authorize(popup, str(w.shots / "oauth-page.png"))
     w.screen("connecting")

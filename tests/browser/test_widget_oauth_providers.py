@@ -177,3 +177,12 @@ def test_enablebanking_bank_through_the_widget(
     # The only requests the API refused are the browser's own (its favicon).
     browser_only = [r for r in eb_bank.requests if r.path == "/favicon.ico"]
     assert eb_bank.jwt_rejections == ["no Bearer JWT"] * len(browser_only)
+    # Everything followed the end user in the browser: their address went with it
+    # (Psu-Ip-Address), and none of it spent the day's unattended accesses.
+    theirs = [
+        r
+        for r in eb_bank.requests
+        if r.path in ("/auth", "/sessions") or r.path.startswith("/accounts/")
+    ]
+    assert theirs and {r.psu_ip for r in theirs} == {"127.0.0.1"}
+    assert not eb_bank.unattended

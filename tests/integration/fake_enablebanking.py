@@ -10,7 +10,8 @@ most an hour; anything else is answered 401 and counted in ``jwt_rejections``.
 checks the bank, the redirect URL and the consent's end, and answers the URL of its
 own consent page (``/consent/<id>``: a form whose first button allows, the second
 denies), which sends the browser back with ``code`` and ``state`` (or
-``error=access_denied``); ``POST /sessions`` trades a code (once) for a session with
+``error=access_denied``); ``POST /sessions`` trades a code (once, within
+``code_seconds`` of the consent by the tests' clock; else 422) for a session with
 two accounts that have IBANs. ``GET /accounts/<uid>/balances`` and
 ``/accounts/<uid>/transactions`` (three a page, ``continuation_key``, filtered by
 ``date_from``/``date_to`` on the booking date) serve them. The current account's card
@@ -51,6 +52,8 @@ ASPSP_NAME = "Fake Pankki"
 ASPSP_COUNTRY = "FI"
 MAX_CONSENT_DAYS = 180
 TRANSACTIONS_PER_PAGE = 3
+# How long an authorization code can be traded for a session.
+CODE_SECONDS = 600
 UNATTENDED_PER_DAY = 4
 # Synthetic IBANs (valid check digits, no real account).
 CURRENT_IBAN = "FI2112345600000785"
@@ -140,7 +143,8 @@ class FakeEnableBanking:
     new_uids: bool = False
     sessions: dict[str, Session] = field(default_factory=dict)
     auths: dict[str, dict[str, Any]] = field(default_factory=dict)
-    codes: dict[str, str] = field(default_factory=dict)  # code -> auth id
+    codes: dict[str, tuple[str, dt.datetime]] = field(default_factory=dict)  # -> auth, when
+    code_seconds: int = CODE_SECONDS
     requests: list[Request] = field(default_factory=list)
     unattended: dict[tuple[str, dt.date], int] = field(default_factory=dict)
     transaction_reads: dict[str, int] = field(default_factory=dict)  # by IBAN
@@ -376,10 +380,15 @@ def serve_fake_enablebanking(public_key: rsa.RSAPublicKey) -> Iterator[FakeEnabl
 
         def _session(self, body: dict[str, Any]) -> None:
             with bank.lock:
-                auth_id = bank.codes.pop(str(body.get("code")), None)
+                auth_id, issued = bank.codes.pop(str(body.get("code")), (None, None))
                 auth = bank.auths.get(auth_id or "")
             if auth is None:
                 return self._send(422, {"error": "WRONG_AUTHORIZATION_CODE", "message": "code"})
+            assert issued is not None
+            if bank.clock() - issued > dt.timedelta(seconds=bank.code_seconds):
+                return self._send(
+                    422, {"error": "WRONG_AUTHORIZATION_CODE", "message": "code expired"}
+                )
             sid = secrets.token_hex(16)
             until = dt.datetime.fromisoformat(auth["access"]["valid_until"])
             accounts = {bank.uid_of(iban, sid): iban for iban in (CURRENT_IBAN, SAVINGS_IBAN)}
@@ -427,7 +436,7 @@ def serve_fake_enablebanking(public_key: rsa.RSAPublicKey) -> Iterator[FakeEnabl
             if form.get("decision") == "allow":
                 code = secrets.token_urlsafe(16)
                 with bank.lock:
-                    bank.codes[code] = auth_id
+                    bank.codes[code] = (auth_id, bank.clock())
                 answer = {"code": code, "state": auth["state"]}
             else:
                 answer = {"error": "access_denied", "state": auth["state"]}

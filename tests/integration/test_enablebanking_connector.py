@@ -3,7 +3,11 @@ sockets: an OAuth member through the bank's consent page and the platform's call
 to CONNECTED with its IBAN accounts and paged transactions; a pending row booked
 without a duplicate; PSD2's four unattended accesses a day (the fifth background
 aggregation deferred, not failed); a new consent with new account uids onto the same
-MX accounts; a JWT the API refuses; and the conformance suite."""
+MX accounts; consent declined at the bank (DENIED), a replayed or bad ``state``
+(refused, nothing changed), a consent revoked or ended at the API (DENIED with a
+webhook, background aggregation stopped, renewed in place), an expired code and
+``POST /sessions`` failing (not confirmed, never a 500); a JWT the API refuses; and
+the conformance suite."""
 
 from __future__ import annotations
 
@@ -20,13 +24,13 @@ from sqlalchemy import select, update
 
 from openagg.connectors.base import ConnectorContext
 from openagg.connectors.enablebanking import EnableBankingConnector
-from openagg.db.models import Member
+from openagg.db.models import Job, Member, WebhookEvent
 from openagg.engine.scheduler import tick
 from openagg.services import vault
 from openagg.services.institutions import InstitutionInput, add_institution
 from openagg.testing import Scenario, run_conformance
 from tests.conftest import Platform, make_platform, settings_for
-from tests.integration.api_helpers import member, new_user
+from tests.integration.api_helpers import local, member, new_user
 from tests.integration.fake_enablebanking import (
     CURRENT_IBAN,
     SAVINGS_IBAN,
@@ -35,8 +39,14 @@ from tests.integration.fake_enablebanking import (
     pem,
     serve_fake_enablebanking,
 )
-from tests.integration.test_fdx_connector import authorize, last_attempt, sealed
+from tests.integration.test_fdx_connector import (
+    authorize,
+    consent_redirect,
+    last_attempt,
+    sealed,
+)
 from tests.integration.test_simplefin_connector import aggregate, listed, transactions
+from tests.integration.test_widget_urls import bearer, open_session
 
 CODE = "fake_pankki"
 CALLBACK = "http://openagg.test/oauth/callback"
@@ -150,10 +160,12 @@ async def test_a_fifth_background_aggregation_in_a_utc_day_is_deferred_without_a
     platform: Platform, bank: FakeEnableBanking
 ) -> None:
     user, guid = await connect(platform)
-    # The platform does not know the end user's address, so even the first pull went
-    # without Psu-Ip-Address and counted: the next UTC day starts afresh.
+    # The first aggregation followed the end user's consent at the callback: it went
+    # with their address (the test client's) and did not count.
+    assert transaction_pulls(bank, unattended=False) == 2 and transaction_pulls(bank) == 0
+    assert not bank.unattended
     platform.clock.now = dt.datetime(2026, 3, 3, 0, 30, tzinfo=dt.UTC)
-    before = transaction_pulls(bank)
+    before, first = transaction_pulls(bank), len(bank.requests)
     for n in range(5):
         platform.clock.advance(hours=1)
         await background(platform, guid)
@@ -165,7 +177,7 @@ async def test_a_fifth_background_aggregation_in_a_utc_day_is_deferred_without_a
     assert bank.unattended[(SAVINGS_IBAN, day)] == 4
     # Four accesses per account, none past them: the fifth sent no request at all.
     assert transaction_pulls(bank) - before == 8
-    assert not any(r.psu_ip for r in bank.requests)
+    assert not any(r.psu_ip for r in bank.requests[first:])  # the scheduler's: no user
     # The deferred run kept every stored transaction, the pending one included.
     assert len(await transactions(platform, user)) == 9
 
@@ -174,6 +186,68 @@ async def test_a_fifth_background_aggregation_in_a_utc_day_is_deferred_without_a
     await background(platform, guid)
     assert bank.unattended[(CURRENT_IBAN, platform.clock.now.date())] == 1
     assert (await member(platform.http, user, guid))["connection_status"] == "CONNECTED"
+
+
+async def test_the_end_users_requests_carry_their_address_and_spend_no_budget(
+    platform: Platform, bank: FakeEnableBanking
+) -> None:
+    """Through the Connect widget: the consent, its first aggregation and a retry carry
+    the end user's address (``Psu-Ip-Address``; here the test client's, 127.0.0.1), so
+    the bank does not count them against the four unattended accesses, even on a day
+    the background aggregations spent them all. The address is not kept once the job
+    is over."""
+    platform.clock.now = dt.datetime(2026, 3, 3, 0, 30, tzinfo=dt.UTC)
+    user = await new_user(platform.http)
+    boot = await open_session(platform, user)
+    r = await platform.http.post(
+        "/connect/api/members",
+        json={"institution_code": CODE, "is_oauth": True},
+        headers=bearer(boot),
+    )
+    assert r.status_code == 200, r.text
+    created = r.json()["member"]
+    guid = created["guid"]
+    done = await authorize(platform, created["oauth_window_uri"])
+    assert done.status_code == 200 and "Access granted" in done.text, done.text
+    await platform.drain()
+    assert (await member(platform.http, user, guid))["connection_status"] == "CONNECTED"
+    consent = [r for r in bank.requests if r.path in ("/auth", "/sessions")]
+    assert [(r.path, r.psu_ip) for r in consent] == [
+        ("/auth", "127.0.0.1"),
+        ("/sessions", "127.0.0.1"),
+    ]
+    reads = [r for r in bank.requests if r.path.startswith("/accounts/")]
+    assert reads and {r.psu_ip for r in reads} == {"127.0.0.1"}
+    assert not bank.unattended
+    assert await job_options(platform, guid) == [{"include_transactions": True}]
+
+    # The scheduler spends the day's four unattended accesses...
+    for _ in range(4):
+        platform.clock.advance(hours=1)
+        await background(platform, guid)
+    day = platform.clock.now.date()
+    assert bank.unattended[(CURRENT_IBAN, day)] == 4
+    # ... and the end user, back in the widget, still gets fresh transactions.
+    pulls = transaction_pulls(bank, unattended=False)
+    boot = await open_session(platform, user)  # hours later: a new widget session
+    r = await platform.http.post(f"/connect/api/members/{guid}/retry", headers=bearer(boot))
+    assert r.status_code in (200, 202), r.text
+    await platform.drain()
+    assert (await last_attempt(platform, guid)).cause == "OK"
+    assert transaction_pulls(bank, unattended=False) - pulls == 2
+    assert bank.unattended[(CURRENT_IBAN, day)] == 4
+    assert all("end_user_ip" not in o for o in await job_options(platform, guid))
+
+
+async def job_options(platform: Platform, guid: str) -> list[dict[str, Any]]:
+    async with platform.rt.db.read() as s:
+        rows = await s.scalars(
+            select(Job.options)
+            .join(Member, Member.id == Job.member_id)
+            .where(Member.guid == guid, Job.trigger != "background")
+            .order_by(Job.id)
+        )
+        return [dict(o) for o in rows]
 
 
 async def test_an_ended_consent_asks_the_user_to_reconnect(
@@ -185,6 +259,177 @@ async def test_an_ended_consent_asks_the_user_to_reconnect(
     attempt = await last_attempt(platform, guid)
     assert attempt.cause == "BAD_CREDENTIALS"
     assert "must reconnect" in (attempt.institution_message or "")
+
+
+async def pending_member(platform: Platform) -> tuple[str, dict[str, Any]]:
+    user = await new_user(platform.http)
+    body = {"member": {"institution_code": CODE, "is_oauth": True}}
+    r = await platform.http.post(f"/users/{user}/members", json=body)
+    assert r.status_code in (200, 202), r.text
+    created: dict[str, Any] = r.json()["member"]
+    return user, created
+
+
+async def fresh_link(platform: Platform, user: str, guid: str) -> str:
+    r = await platform.http.get(f"/users/{user}/members/{guid}/oauth_window_uri")
+    assert r.status_code == 200, r.text
+    uri: str = r.json()["member"]["oauth_window_uri"]
+    return uri
+
+
+def session_requests(bank: FakeEnableBanking) -> int:
+    return sum(1 for r in bank.requests if r.path == "/sessions")
+
+
+async def test_declined_consent_ends_denied_and_connects_nothing(
+    platform: Platform, bank: FakeEnableBanking
+) -> None:
+    user, created = await pending_member(platform)
+    guid = created["guid"]
+    callback = await consent_redirect(platform, created["oauth_window_uri"], decision="deny")
+    assert parse_qs(urlsplit(callback).query)["error"] == ["access_denied"]
+    r = await platform.http.get(local(callback))
+    assert r.status_code == 400 and "Access was not granted at Fake Pankki" in r.text, r.text
+    # The page tells the widget that opened it: MX's oauthComplete/error, DENIED.
+    assert '"type":"oauthComplete/error"' in r.text and '"error_reason":"DENIED"' in r.text
+    await platform.drain()
+    shown = await member(platform.http, user, guid)
+    assert shown["connection_status"] == "DENIED" and shown["oauth_window_uri"] is None
+    message = shown["connection_status_message"]
+    assert "Access was not granted at Fake Pankki" in message and "must reconnect" in message
+    assert await sealed(platform, guid) == {}
+    assert session_requests(bank) == 0 and not bank.sessions
+    # The answer replayed: its step is over, nothing changes.
+    again = await platform.http.get(local(callback))
+    assert again.status_code == 404 and "not valid" in again.text
+    assert (await member(platform.http, user, guid))["connection_status"] == "DENIED"
+    # A fresh link, and the end user allows access this time: the same member connects.
+    done = await authorize(platform, await fresh_link(platform, user, guid))
+    assert done.status_code == 200 and "Access granted" in done.text, done.text
+    assert '"type":"oauthComplete/success"' in done.text and guid in done.text
+    await platform.drain()
+    assert (await member(platform.http, user, guid))["connection_status"] == "CONNECTED"
+    r = await platform.http.get(f"/users/{user}/members")
+    assert [m["guid"] for m in r.json()["members"]] == [guid]
+
+
+async def test_a_replayed_or_bad_state_is_refused_and_changes_nothing(
+    platform: Platform, bank: FakeEnableBanking
+) -> None:
+    user, created = await pending_member(platform)
+    guid = created["guid"]
+    callback = await consent_redirect(platform, created["oauth_window_uri"])
+    assert (await platform.http.get(local(callback))).status_code == 200
+    await platform.drain()
+    assert (await member(platform.http, user, guid))["connection_status"] == "CONNECTED"
+    before, sessions = await sealed(platform, guid), session_requests(bank)
+    parts = urlsplit(callback)
+    code = parse_qs(parts.query)["code"][0]
+    for query in (
+        parts.query,  # the same answer again
+        f"code={code}&state=not-a-step",
+        f"code={code}",
+        "state=",
+        f"error=access_denied&state={parse_qs(parts.query)['state'][0]}",
+    ):
+        again = await platform.http.get(f"{parts.path}?{query}")
+        assert 400 <= again.status_code < 500, (query, again.status_code)
+        assert "not valid" in again.text, query
+        assert '"error_reason":"SESSION_EXPIRED"' in again.text
+    await platform.drain()
+    assert session_requests(bank) == sessions  # no code reached the API again
+    assert await sealed(platform, guid) == before
+    shown = await member(platform.http, user, guid)
+    assert shown["connection_status"] == "CONNECTED" and shown["oauth_window_uri"] is None
+
+
+async def test_a_revoked_consent_is_denied_with_a_webhook_and_renewed_in_place(
+    platform: Platform, bank: FakeEnableBanking
+) -> None:
+    r = await platform.http.post(
+        "/webhook_endpoints", json={"webhook_endpoint": {"url": "https://app.example/hooks"}}
+    )
+    assert r.status_code in (200, 201), r.text
+    user, guid = await connect(platform)
+    accounts = {a["guid"] for a in await listed(platform, f"/users/{user}/accounts", "accounts")}
+    txns = await transactions(platform, user)
+    bank.end_sessions()  # the end user revoked the consent at the bank
+    platform.clock.advance(hours=4)
+    await background(platform, guid)
+    shown = await member(platform.http, user, guid)
+    assert shown["connection_status"] == "DENIED"
+    assert "must reconnect" in shown["connection_status_message"]
+    async with platform.rt.db.read() as s:
+        rows = await s.scalars(
+            select(WebhookEvent).where(WebhookEvent.member_guid == guid).order_by(WebhookEvent.id)
+        )
+        status_events = [e.payload for e in rows if e.event_type == "CONNECTION_STATUS"]
+    assert [(p["connection_status"], p["action"]) for p in status_events] == [("DENIED", "CHANGED")]
+    assert "must reconnect" in status_events[0]["connection_status_message"]
+
+    # Background aggregation leaves a DENIED member alone: the API hears nothing more.
+    asked = len(bank.requests)
+    for _ in range(3):
+        platform.clock.advance(hours=24)
+        await tick(platform.rt)
+        await platform.drain()
+    assert len(bank.requests) == asked
+    assert (await member(platform.http, user, guid))["connection_status"] == "DENIED"
+
+    # Renewed through a fresh link (the bank gives the accounts new uids): the same
+    # member, the same accounts, each transaction once.
+    bank.new_uids = True
+    done = await authorize(platform, await fresh_link(platform, user, guid))
+    assert done.status_code == 200 and "Access granted" in done.text, done.text
+    await platform.drain()
+    shown = await member(platform.http, user, guid)
+    assert shown["connection_status"] == "CONNECTED", shown
+    after = await listed(platform, f"/users/{user}/accounts", "accounts")
+    assert {a["guid"] for a in after} == accounts
+    assert set(await transactions(platform, user)) == set(txns)
+    r = await platform.http.get(f"/users/{user}/members")
+    assert [m["guid"] for m in r.json()["members"]] == [guid]
+
+
+async def test_an_expired_code_is_not_confirmed_and_the_link_works_again(
+    platform: Platform, bank: FakeEnableBanking
+) -> None:
+    user, created = await pending_member(platform)
+    guid = created["guid"]
+    callback = await consent_redirect(platform, created["oauth_window_uri"])
+    platform.clock.advance(seconds=bank.code_seconds + 1)
+    r = await platform.http.get(local(callback))
+    assert r.status_code == 400 and "did not confirm access" in r.text, r.text
+    assert '"error_reason":"PROVIDER_ERROR"' in r.text
+    assert session_requests(bank) == 1 and not bank.sessions
+    shown = await member(platform.http, user, guid)
+    assert shown["connection_status"] == "PENDING"
+    assert shown["connection_status_message"] == (
+        "Fake Pankki did not confirm access; please try again."
+    )
+    # The same link works again.
+    done = await authorize(platform, created["oauth_window_uri"])
+    assert done.status_code == 200 and "Access granted" in done.text, done.text
+
+
+@pytest.mark.parametrize("fail", [500, 503, 401, 400, "garbage"])
+async def test_the_sessions_endpoint_failing_is_not_confirmed_never_a_500(
+    platform: Platform, bank: FakeEnableBanking, fail: int | str
+) -> None:
+    user, created = await pending_member(platform)
+    guid = created["guid"]
+    callback = await consent_redirect(platform, created["oauth_window_uri"])
+    bank.fail = fail  # POST /sessions answers this
+    r = await platform.http.get(local(callback))
+    assert r.status_code == 400 and "did not confirm access" in r.text, r.text
+    shown = await member(platform.http, user, guid)
+    assert shown["connection_status"] == "PENDING" and shown["oauth_window_uri"]
+    assert await sealed(platform, guid) == {}
+    bank.fail = None
+    done = await authorize(platform, created["oauth_window_uri"])
+    assert done.status_code == 200 and "Access granted" in done.text, done.text
+    await platform.drain()
+    assert (await member(platform.http, user, guid))["connection_status"] == "CONNECTED"
 
 
 async def test_a_new_consent_with_new_account_uids_maps_onto_the_same_mx_accounts(

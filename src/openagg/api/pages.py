@@ -43,6 +43,8 @@ _SHARED = "openagg.assets"
 _SHARED_ASSETS = {
     "dom.js",
     "login.js",
+    # The OAuth callback page's message to the widget that opened it.
+    "oauth-complete.js",
     "theme.css",
     "home.css",
     "docs.css",

@@ -49,7 +49,7 @@ from openagg.domain.states import JobState
 from openagg.domain.statuses import Status
 from openagg.engine import ingest, revoker
 from openagg.engine.batcher import MAX_BATCH, WriteBatcher
-from openagg.queue import finish, wait_for_user
+from openagg.queue import END_USER_IP, finish, wait_for_user
 from openagg.runtime import Runtime
 from openagg.services import consent, revocations, vault
 from openagg.services.connector_calls import ConnectorCall
@@ -419,9 +419,10 @@ class _Work:
                 now=self.started,
                 previous_attempts=jc.previous_attempts,
                 # Every trigger but the scheduler's comes from the end user (or the app
-                # acting while they wait); only a job's own option names their address.
+                # acting while they wait); only a job's own option names their address
+                # (set by the Connect widget and the OAuth callback).
                 end_user_present=jc.job.trigger != Trigger.BACKGROUND,
-                end_user_ip=_text_option(jc.job.options, "end_user_ip"),
+                end_user_ip=_text_option(jc.job.options, END_USER_IP),
             )
         except Exception:  # a secret that does not open (a key removed too soon)
             log.exception("job %s: the connector's context could not be made", jc.job.guid)

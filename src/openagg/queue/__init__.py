@@ -9,6 +9,7 @@ allocation rules.
 from openagg.queue.caps import Caps
 from openagg.queue.jobs import (
     ACTIVE_STATES,
+    END_USER_IP,
     PRIORITY,
     REVOKE,
     InstitutionCapsView,
@@ -33,6 +34,7 @@ from openagg.queue.jobs import (
 
 __all__ = [
     "ACTIVE_STATES",
+    "END_USER_IP",
     "PRIORITY",
     "REVOKE",
     "Caps",

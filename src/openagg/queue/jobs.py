@@ -32,6 +32,10 @@ from openagg.queue.caps import Candidate, Caps, effective_caps
 from openagg.settings import Settings, get_settings
 
 ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING, JobState.WAITING)
+# A job's option: the end user's IP address when they started it (the Connect widget,
+# the OAuth callback), for the connector (PSD2's PSU-IP-Address). Dropped when the
+# job ends (``finish``): kept no longer than the job needs it.
+END_USER_IP = "end_user_ip"
 
 # Lower runs first: an end user is waiting on foreground work.
 PRIORITY = {
@@ -466,6 +470,9 @@ def finish(job: Job, *, state: JobState, now: dt.datetime, error: str | None = N
     job.finished_at = now
     job.answers_enc = None
     job.secrets_enc = None
+    if job.options and END_USER_IP in job.options:
+        # The end user's address serves the job's requests only (PSD2's PSU-IP-Address).
+        job.options = {k: v for k, v in job.options.items() if k != END_USER_IP}
     if error:
         job.last_error = error
 

@@ -132,12 +132,14 @@ async def create_member(
     *,
     reuse_pending_oauth: bool = False,
     oauth_options: dict[str, Any] | None = None,
+    job_options: dict[str, Any] | None = None,
 ) -> MemberResult:
     """A new member; with ``reuse_pending_oauth`` (the Connect widget), an OAuth
     member of the user still waiting on this institution's OAuth step is returned
     instead. The user is locked, so the checks for a duplicate (that waiting member,
     the same credentials, the same partner id) and the insert are one step: two
-    requests at once make one member."""
+    requests at once make one member. ``job_options``: the first job's (the end
+    user's address, from the Connect widget)."""
     f = body.member
     now = rt.now()
     async with rt.db.write() as s:
@@ -202,7 +204,7 @@ async def create_member(
             s.add(member)
             await s.flush()
             if not f.skip_aggregation:
-                job = _start(rt, s, member, JobKind.AGGREGATE, Trigger.AUTOMATIC)
+                job = _start(rt, s, member, JobKind.AGGREGATE, Trigger.AUTOMATIC, job_options)
         await s.flush()
         await webhooks.member_event(s, rt, member, "created")
     if job:
@@ -217,6 +219,8 @@ async def update_member(
     member_guid: str,
     f: MemberUpdateFields,
     callback: str | None,
+    *,
+    job_options: dict[str, Any] | None = None,
 ) -> MemberResult:
     given = f.model_dump(exclude_unset=True)
     if not given:
@@ -263,7 +267,7 @@ async def update_member(
             if status not in NOT_AGGREGATABLE:
                 set_status(member, Status.UPDATED, now)
                 if not f.skip_aggregation:
-                    job = _start(rt, s, member, JobKind.AGGREGATE, Trigger.AUTOMATIC)
+                    job = _start(rt, s, member, JobKind.AGGREGATE, Trigger.AUTOMATIC, job_options)
                     started = True
         member.updated_at = now
         await webhooks.member_event(s, rt, member, "updated")

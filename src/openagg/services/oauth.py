@@ -38,6 +38,33 @@ _SEP = "."
 
 NOT_VALID = "This OAuth link is not valid or was already used."
 
+# MX's reasons for an OAuth step that ended without access (the ``error_reason`` of
+# the callback page's ``oauthComplete/error`` message to the widget).
+DENIED = "DENIED"  # the end user declined at the institution
+PROVIDER_ERROR = "PROVIDER_ERROR"  # the institution failed or did not confirm the code
+SESSION_EXPIRED = "SESSION_EXPIRED"  # the link or its ``state`` names no open step
+SERVER_ERROR = "SERVER_ERROR"
+# OAuth's own error codes (RFC 6749 4.1.2.1) that say the institution failed, not
+# that the end user said no.
+_PROVIDER_FAILURES = frozenset({"server_error", "temporarily_unavailable"})
+
+
+def error_reason(exc: Exception) -> str:
+    """MX's reason for a step refused before the institution was asked or answered."""
+    if isinstance(exc, NotFound | NotStartedHere):
+        return SESSION_EXPIRED
+    if isinstance(exc, Unreachable):
+        return PROVIDER_ERROR
+    return SERVER_ERROR
+
+
+class NotStartedHere(BadRequest):
+    """A callback whose step has no verifier: it was not started at this platform."""
+
+
+class Unreachable(BadRequest):
+    """The institution could not start the step."""
+
 
 def redirect_uri(base_url: str) -> str:
     return base_url.rstrip("/") + CALLBACK_PATH
@@ -65,17 +92,34 @@ async def _open_step(rt: Runtime, token: str) -> tuple[Member, Institution]:
     return row[0], row[1]
 
 
-def _call(rt: Runtime, member: Member, institution: Institution, hook: str) -> ConnectorCall:
-    call = ConnectorCall(rt, member.guid, member.secrets_enc, institution, now=rt.now())
+def _call(
+    rt: Runtime, member: Member, institution: Institution, hook: str, end_user_ip: str | None
+) -> ConnectorCall:
+    # The end user is at the browser for every step (PSD2's PSU-IP-Address).
+    call = ConnectorCall(
+        rt,
+        member.guid,
+        member.secrets_enc,
+        institution,
+        now=rt.now(),
+        end_user_present=True,
+        end_user_ip=end_user_ip,
+    )
     if call.connector is None or not hasattr(call.connector, hook):
         raise BadRequest(f"{institution.name} cannot be connected with OAuth here.")
     return call
 
 
-async def start(rt: Runtime, token: str, session_guid: str | None, base_url: str) -> str:
+async def start(
+    rt: Runtime,
+    token: str,
+    session_guid: str | None,
+    base_url: str,
+    end_user_ip: str | None = None,
+) -> str:
     """Where to send the end user: the institution's authorization page."""
     member, institution = await _open_step(rt, token)
-    call = _call(rt, member, institution, "oauth_start")
+    call = _call(rt, member, institution, "oauth_start", end_user_ip)
     verifier = secrets.token_urlsafe(48)
     state = token + (_SEP + session_guid if session_guid else "")
     try:
@@ -85,7 +129,7 @@ async def start(rt: Runtime, token: str, session_guid: str | None, base_url: str
             )
     except (ConnectorError, TimeoutError, httpx.HTTPError) as exc:
         call.log.warning("oauth start for %s failed: %s", member.guid, exc)
-        raise BadRequest(f"{institution.name} cannot be reached right now.") from None
+        raise Unreachable(f"{institution.name} cannot be reached right now.") from None
     async with rt.db.write() as s:
         stored = await s.scalar(
             select(Member).where(Member.id == member.id, Member.oauth_token == token)
@@ -101,28 +145,35 @@ class Finished:
     member: Member | None
     redirect_url: str | None  # where the end user's browser goes next, if anywhere
     error: str | None = None  # what to tell the end user when access was not granted
+    reason: str | None = None  # MX's error reason then (DENIED, PROVIDER_ERROR)
 
 
-async def finish(rt: Runtime, params: dict[str, str], base_url: str) -> Finished:
+async def finish(
+    rt: Runtime, params: dict[str, str], base_url: str, end_user_ip: str | None = None
+) -> Finished:
     """The institution sent the end user back: exchange the code, keep the tokens,
     start a job. A refusal at the institution (``error=...``) makes the member DENIED
     (MX); a code the institution does not confirm leaves it as it was, and the same
     link works again. A ``state`` naming no open step is refused (404) and changes
-    nothing."""
+    nothing. ``end_user_ip``: the end user's address, for the connector's requests
+    and the first job's (never stored past it)."""
     token, _, session_guid = params.get("state", "").partition(_SEP)
     member, institution = await _open_step(rt, token)
     refused = params.get("error")
     if refused:
-        reason = params.get("error_description") or refused
+        said = params.get("error_description") or refused
         message = (
-            f"Access was not granted at {institution.name} ({reason}). "
+            f"Access was not granted at {institution.name} ({said}). "
             "The user must reconnect to give access."
         )
-        return await _refused(rt, token, session_guid, member, message, declined=True)
-    call = _call(rt, member, institution, "oauth_finish")
+        reason = PROVIDER_ERROR if refused in _PROVIDER_FAILURES else DENIED
+        return await _refused(
+            rt, token, session_guid, member, message, declined=True, reason=reason
+        )
+    call = _call(rt, member, institution, "oauth_finish", end_user_ip)
     verifier = vault.open_oauth_verifier(rt, member)
     if verifier is None:
-        raise BadRequest("This sign-in was not started here; start again from the app.")
+        raise NotStartedHere("This sign-in was not started here; start again from the app.")
     try:
         async with asyncio.timeout(STEP_SECONDS):
             await call.connector.oauth_finish(  # type: ignore[union-attr]
@@ -134,7 +185,9 @@ async def finish(rt: Runtime, params: dict[str, str], base_url: str) -> Finished
     except Exception:  # a connector's bug: the end user still gets a page, not a 500
         call.log.exception("oauth finish for %s failed inside the connector", member.guid)
         return await _not_confirmed(rt, token, session_guid, member, institution)
-    done = await widget.complete_oauth(rt, token, session_guid or None, call.earned())
+    done = await widget.complete_oauth(
+        rt, token, session_guid or None, call.earned(), end_user_ip=end_user_ip
+    )
     return Finished(done.member, done.redirect_url)
 
 
@@ -142,13 +195,22 @@ async def _not_confirmed(
     rt: Runtime, token: str, session_guid: str, member: Member, institution: Institution
 ) -> Finished:
     message = f"{institution.name} did not confirm access; please try again."
-    return await _refused(rt, token, session_guid, member, message, declined=False)
+    return await _refused(
+        rt, token, session_guid, member, message, declined=False, reason=PROVIDER_ERROR
+    )
 
 
 async def _refused(
-    rt: Runtime, token: str, session_guid: str, member: Member, message: str, *, declined: bool
+    rt: Runtime,
+    token: str,
+    session_guid: str,
+    member: Member,
+    message: str,
+    *,
+    declined: bool,
+    reason: str,
 ) -> Finished:
     # Where to send the end user is read while the step is still open.
     back = await widget.oauth_refused_redirect(rt, token, session_guid or None, member.guid)
     await members.oauth_step_failed(rt, token, message, declined=declined)
-    return Finished(member, back, message)
+    return Finished(member, back, message, reason)

@@ -25,6 +25,7 @@ from openagg.domain.ids import new_guid
 from openagg.domain.policy import JobKind
 from openagg.domain.statuses import Status
 from openagg.domain.tickets import OPEN, Channel
+from openagg.queue import END_USER_IP
 from openagg.runtime import Runtime
 from openagg.services import members, support
 from openagg.services.errors import (
@@ -115,6 +116,9 @@ class WidgetContext:
     session: WidgetSession
     client: Client
     user: User
+    # The end user's address, as this request came (behind a trusted proxy, the one it
+    # forwarded): the jobs they start carry it (PSD2's PSU-IP-Address); never stored.
+    end_user_ip: str | None = None
 
     @property
     def options(self) -> dict[str, Any]:
@@ -333,7 +337,9 @@ async def open_widget(rt: Runtime, url_token: str) -> OpenedWidget:
     return OpenedWidget(ctx, session_token)
 
 
-async def authenticate(rt: Runtime, session_token: str) -> WidgetContext:
+async def authenticate(
+    rt: Runtime, session_token: str, end_user_ip: str | None = None
+) -> WidgetContext:
     if not session_token:
         raise Unauthorized("This widget session is missing its token.")
     async with rt.db.read() as s:
@@ -346,7 +352,9 @@ async def authenticate(rt: Runtime, session_token: str) -> WidgetContext:
         raise Unauthorized("This widget session is not valid.")
     if session.session_expires_at <= rt.now():
         raise Unauthorized("This widget session has expired. Open the widget again.")
-    return await _context(rt, session)
+    ctx = await _context(rt, session)
+    ctx.end_user_ip = end_user_ip
+    return ctx
 
 
 async def mark_present(ctx: WidgetContext, member_guid: str) -> None:
@@ -393,11 +401,19 @@ async def institution(ctx: WidgetContext, code: str) -> Institution:
     return inst
 
 
+def _present(end_user_ip: str | None) -> dict[str, Any]:
+    """A job's option naming the end user's address, when known."""
+    return {END_USER_IP: end_user_ip} if end_user_ip else {}
+
+
 def _job(ctx: WidgetContext) -> tuple[JobKind, dict[str, Any]]:
     """The job the widget's mode asks for, with its options."""
     if ctx.verification:
-        return JobKind.VERIFY, {}
-    return JobKind.AGGREGATE, {"include_transactions": ctx.options["include_transactions"]}
+        return JobKind.VERIFY, _present(ctx.end_user_ip)
+    return JobKind.AGGREGATE, {
+        "include_transactions": ctx.options["include_transactions"],
+        **_present(ctx.end_user_ip),
+    }
 
 
 def _needs_explicit_job(ctx: WidgetContext) -> bool:
@@ -443,7 +459,13 @@ async def _create(
         )
     )
     return await members.create_member(
-        ctx.rt, ctx.client, ctx.user.guid, body, None, reuse_pending_oauth=reuse_pending_oauth
+        ctx.rt,
+        ctx.client,
+        ctx.user.guid,
+        body,
+        None,
+        reuse_pending_oauth=reuse_pending_oauth,
+        job_options=_present(ctx.end_user_ip) or None,
     )
 
 
@@ -494,7 +516,11 @@ class OAuthCompleted:
 
 
 async def complete_oauth(
-    rt: Runtime, token: str, session_guid: str | None, earned: dict[str, Any] | None = None
+    rt: Runtime,
+    token: str,
+    session_guid: str | None,
+    earned: dict[str, Any] | None = None,
+    end_user_ip: str | None = None,
 ) -> OAuthCompleted:
     """The end user approved access at the institution, and the connector kept what it
     ``earned`` (its tokens).
@@ -502,15 +528,21 @@ async def complete_oauth(
     When the link came from a widget session of the member's own user, the first job is
     the one the widget's mode asks for, and with MX's APP referral source the end user
     is sent back to the app: to `client_redirect_url`, else to
-    `<ui_message_webview_url_scheme>://oauth_complete`, with `status` and `member_guid`."""
+    `<ui_message_webview_url_scheme>://oauth_complete`, with `status` and `member_guid`.
+    The end user is at the callback: the job carries their address (``end_user_ip``)."""
     ctx = await _oauth_session(rt, token, session_guid) if session_guid else None
     if ctx is None:
         # Started by the app (its oauth_window_uri): the options it gave, if any.
         asked = await _asked_of_oauth(rt, token)
         member = await members.complete_oauth(
-            rt, token, earned=earned, start_job=not asked.get("skip_aggregation")
+            rt,
+            token,
+            options=_present(end_user_ip) or None,
+            earned=earned,
+            start_job=not asked.get("skip_aggregation"),
         )
         return OAuthCompleted(member, _app_redirect(asked, "success", member.guid))
+    ctx.end_user_ip = end_user_ip
     kind, options = _job(ctx)
     member = await members.complete_oauth(rt, token, kind, options, earned)
     await mark_present(ctx, member.guid)
@@ -581,6 +613,7 @@ async def update_credentials(
         member_guid,
         MemberUpdateFields(credentials=credentials, skip_aggregation=explicit or None),
         None,
+        job_options=_present(ctx.end_user_ip) or None,
     )
     await mark_present(ctx, member_guid)
     if explicit:

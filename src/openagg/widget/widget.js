@@ -503,16 +503,11 @@ function goToOAuth(inst, member) {
   return showOAuthWaiting(inst, member, opensItself, opensItself ? openWindow(url) : null);
 }
 
-// The institution's page gets no handle on the widget (opener), but the widget keeps
-// one on it, to close it when the step is done.
+// The window keeps its opener, as MX's does: the platform's callback page, at the end,
+// posts oauthComplete/* to it (to this origin only). The widget keeps a handle on the
+// window, to know its messages and to close it when the step is done.
 function openWindow(url) {
-  const popup = window.open(url, "_blank");
-  try {
-    if (popup) popup.opener = null;
-  } catch {
-    // Refused (the window already left about:blank): it works the same, with an opener.
-  }
-  return popup;
+  return window.open(url, "_blank");
 }
 
 function showOAuthWaiting(inst, member, opensItself, popup) {
@@ -539,7 +534,7 @@ function showOAuthWaiting(inst, member, opensItself, popup) {
         closeOAuthWindow();
         showOAuth(inst, member);
       }, "link")));
-  oauthWait = { guid: member.guid, view: root.dataset.view, popup };
+  oauthWait = { guid: member.guid, view: root.dataset.view, popup, failed: false, errorSent: false };
   clearTimeout(followed.timer);
   followed.timer = setTimeout(() => poll(member.guid), boot.poll_interval_ms);
 }
@@ -548,11 +543,73 @@ function showOAuthWaiting(inst, member, opensItself, popup) {
 // waiting screen shows, else offer the step.
 function awaitOAuth(member) {
   if (oauthWait?.guid === member.guid && oauthWait.view === root.dataset.view) {
+    if (oauthWait.failed && !oauthWait.errorSent) {
+      // The institution did not confirm access: the step stays open, and the same
+      // link works again ("Go to ... again").
+      oauthWait.errorSent = true;
+      sendConnect("oauthError", { member_guid: member.guid });
+      const said = root.querySelector(".oa-status");
+      const bank = member.institution?.name || "The institution";
+      if (said) {
+        said.textContent = member.connection_status_message
+          || `${bank} didn't give access this time. Try again with "Go to ${bank} again".`;
+      }
+    }
     followed.timer = setTimeout(() => poll(member.guid), boot.poll_interval_ms);
     return undefined;
   }
   return showOAuth(member.institution, member);
 }
+
+// How the OAuth step ended, told by the platform's callback page in the window the
+// widget opened, or by the host app that got the redirect (APP referral source):
+// the widget reads the member at once instead of at the next poll. The member's
+// status stays the only truth; a message only says when to look.
+function oauthOutcome(failed, memberGuid) {
+  if (!oauthWait || (memberGuid && memberGuid !== oauthWait.guid)) return;
+  if (failed) oauthWait.failed = true; // oauthError goes out once the member is read
+  pollNow(oauthWait.guid);
+}
+
+function fromHost(event) {
+  // The app embedding the widget (its iframe's parent), or a mobile WebView's own
+  // bridge (no source).
+  if (opts.is_mobile_webview) return !event.source || event.source === window;
+  return window.parent !== window && event.source === window.parent;
+}
+
+function onMessage(event) {
+  let data = event.data;
+  if (typeof data === "string") {
+    // MX's React Native SDK posts JSON text through the WebView's bridge.
+    try {
+      data = JSON.parse(data);
+    } catch {
+      return;
+    }
+  }
+  if (!data || typeof data !== "object" || typeof data.type !== "string") return;
+  const metadata = data.metadata && typeof data.metadata === "object" ? data.metadata : {};
+  const outcome = /^oauthComplete\/(success|error)$/.exec(data.type);
+  const fromOurWindow = oauthWait?.popup && event.source === oauthWait.popup
+    && event.origin === window.location.origin;
+  if (outcome && (fromOurWindow || fromHost(event))) {
+    oauthOutcome(outcome[1] === "error", metadata.member_guid);
+  } else if (data.type === "mx/client/oauthComplete" && fromHost(event)) {
+    // MX's APP case: the app got the redirect, with status and member_guid in its query.
+    let query = null;
+    try {
+      query = new URL(String(metadata.url)).searchParams;
+    } catch {
+      query = null;
+    }
+    oauthOutcome(query?.get("status") === "error", query?.get("member_guid"));
+  }
+}
+
+window.addEventListener("message", onMessage);
+// react-native-webview's postMessage reaches the page on document on Android.
+document.addEventListener("message", onMessage);
 
 function closeOAuthWindow() {
   if (oauthWait?.popup && !oauthWait.popup.closed) oauthWait.popup.close();
@@ -574,7 +631,7 @@ async function showOAuthRenewal(inst, member) {
 // The OAuth step the widget waited on is over: tell the host app how it ended (MX's
 // oauthError when access was not granted; success shows in the statuses that follow).
 function oauthEnded(member) {
-  if (oauthWait?.guid !== member.guid) return;
+  if (oauthWait?.guid !== member.guid || oauthWait.errorSent) return;
   if (member.connection_status === "DENIED") sendConnect("oauthError", { member_guid: member.guid });
 }
 
@@ -615,13 +672,33 @@ function follow(member) {
 }
 
 let pollFailures = 0;
+let pollInFlight = false;
+let pollAgain = false;
+
+// Read the member now rather than at the next poll; one read at a time.
+function pollNow(guid) {
+  clearTimeout(followed?.timer);
+  if (pollInFlight) {
+    pollAgain = true; // the read under way may predate what made us look
+    return;
+  }
+  poll(guid);
+}
 
 async function poll(guid) {
+  pollInFlight = true;
   try {
     const { member } = await api("GET", `/members/${guid}`);
     pollFailures = 0;
+    pollInFlight = false;
     follow(member);
+    if (pollAgain) {
+      pollAgain = false;
+      if (oauthWait?.guid === guid) pollNow(guid);
+    }
   } catch (error) {
+    pollInFlight = false;
+    pollAgain = false;
     pollFailures += 1;
     if (error.status === 404) return showProblem("This connection no longer exists.");
     handleFatal(error, () => {

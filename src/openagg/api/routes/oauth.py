@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from openagg.api.http import runtime
+from openagg.api.pages import PAGE_HEADERS, client_address, script_json
 from openagg.connectors.sandbox import SANDBOX_OAUTH_AUTHORIZE_PATH, sandbox_authorization_code
 from openagg.services import oauth, widget
 from openagg.services.errors import ServiceError
@@ -31,19 +32,50 @@ button {{ font: inherit; padding: .6rem 1.1rem; border-radius: 8px; cursor: poin
 button[value="allow"] {{ background: var(--accent); color: var(--accent-fg);
   border-color: var(--accent); }}
 </style></head><body>
-<main><h1>{heading}</h1><p>{message}</p>{form}</main></body></html>"""
+<main><h1>{heading}</h1><p>{message}</p>{form}</main>{script}</body></html>"""
+# Its own files only. The sandbox bank's form may post: its answer redirects through
+# the callback to wherever the app asked (``client_redirect_url``), and browsers hold
+# a form's redirects to ``form-action`` too.
+_FORM_HEADERS = {
+    **PAGE_HEADERS,
+    "Content-Security-Policy": PAGE_HEADERS["Content-Security-Policy"].replace(
+        "; form-action 'none'", ""
+    ),
+}
+_TELL_WIDGET = (
+    '<script type="application/json" id="oa-oauth-complete">{data}</script>'
+    '<script type="module" src="/assets/oauth-complete.js"></script>'
+)
 
 
-def _page(heading: str, message: str, status_code: int = 200, form: str = "") -> HTMLResponse:
+def _page(
+    heading: str,
+    message: str,
+    status_code: int = 200,
+    form: str = "",
+    outcome: dict[str, object] | None = None,
+) -> HTMLResponse:
+    """A page of the OAuth step. With ``outcome`` (MX's ``oauthComplete/*`` message),
+    the page posts it to the widget window that opened it, and closes itself
+    (``assets/oauth-complete.js``)."""
     return HTMLResponse(
         _PAGE.format(
             title=html.escape(heading),
             heading=html.escape(heading),
             message=html.escape(message),
             form=form,
+            script=_TELL_WIDGET.format(data=script_json(outcome)) if outcome else "",
         ),
         status_code=status_code,
+        headers=_FORM_HEADERS if form else PAGE_HEADERS,
     )
+
+
+def _outcome(member_guid: str | None, reason: str | None = None) -> dict[str, object]:
+    """The callback page's message to the widget: success, or an error with its reason."""
+    metadata: dict[str, object] = {"member_guid": member_guid, "error_reason": reason}
+    kind = "error" if reason else "success"
+    return {"type": f"oauthComplete/{kind}", "metadata": metadata}
 
 
 def _base_url(request: Request) -> str:
@@ -54,9 +86,16 @@ def _base_url(request: Request) -> str:
 async def oauth_start(token: str, request: Request) -> Response:
     session = request.query_params.get(widget.OAUTH_SESSION_PARAM)
     try:
-        url = await oauth.start(runtime(request), token, session, _base_url(request))
+        url = await oauth.start(
+            runtime(request), token, session, _base_url(request), client_address(request)
+        )
     except ServiceError as exc:
-        return _page("Sign-in link", exc.message, exc.status_code)
+        return _page(
+            "Sign-in link",
+            exc.message,
+            exc.status_code,
+            outcome=_outcome(None, oauth.error_reason(exc)),
+        )
     return RedirectResponse(url, status_code=303)
 
 
@@ -64,16 +103,28 @@ async def oauth_start(token: str, request: Request) -> Response:
 async def oauth_callback(request: Request) -> Response:
     params = dict(request.query_params)
     try:
-        done = await oauth.finish(runtime(request), params, _base_url(request))
+        done = await oauth.finish(
+            runtime(request), params, _base_url(request), client_address(request)
+        )
     except ServiceError as exc:
-        return _page("Sign-in link", exc.message, exc.status_code)
+        # A bad or replayed ``state``: refused, nothing changed.
+        return _page(
+            "Sign-in link",
+            exc.message,
+            exc.status_code,
+            outcome=_outcome(None, oauth.error_reason(exc)),
+        )
     if done.redirect_url:
         # MX's APP referral source: back to the app, with status and member_guid.
         return RedirectResponse(done.redirect_url, status_code=303)
+    guid = done.member.guid if done.member else None
     if done.error:
-        return _page("Not connected", f"{done.error} You can close this window.", 400)
+        told = _outcome(guid, done.reason or oauth.SERVER_ERROR)
+        return _page("Not connected", f"{done.error} You can close this window.", 400, outcome=told)
     return _page(
-        "Access granted", "The app is connecting to your accounts. You can close this window."
+        "Access granted",
+        "The app is connecting to your accounts. You can close this window.",
+        outcome=_outcome(guid),
     )
 
 

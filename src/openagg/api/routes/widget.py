@@ -198,7 +198,9 @@ async def widget_session(request: Request) -> widget.WidgetContext:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("A widget session token is required (Authorization: Bearer).")
-    return await widget.authenticate(runtime(request), token.strip())
+    # The end user's address (behind a trusted proxy, the one it forwarded) goes with
+    # the jobs they start here, and nowhere else.
+    return await widget.authenticate(runtime(request), token.strip(), client_address(request))
 
 
 class MemberCreate(Strict):
