@@ -164,10 +164,14 @@ def json_text(value: Any) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Fetch:
-    """A statement a plan runs at once; the plan receives its rows."""
+    """A statement a plan runs at once; the plan receives its rows. ``stream``: on
+    SQLite the rows come as the cursor, to iterate at once (before the next step):
+    rows the plan drops as it goes are freed one by one, never held all together
+    (nor counted against the cycle collector's threshold). PostgreSQL gives a list."""
 
     sql: str
     params: Sequence[Any] = ()
+    stream: bool = False
 
 
 Plan = Generator[Fetch, Any, T]
@@ -178,7 +182,8 @@ def run_sync(conn: Any, plan: Plan[T]) -> T:
     try:
         step = next(plan)
         while True:
-            step = plan.send(conn.execute(step.sql, step.params).fetchall())
+            cursor = conn.execute(step.sql, step.params)
+            step = plan.send(cursor if step.stream else cursor.fetchall())
     except StopIteration as done:
         return done.value
 

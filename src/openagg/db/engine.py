@@ -86,6 +86,9 @@ class Busy(Exception):
     """The database is locked for now."""
 
 
+_READER_CACHE_KIB = 32 * 1024
+
+
 class _SqliteReader:
     """One plain sqlite3 connection, used on the event loop's thread for plans that
     only read. A read in WAL mode never waits for a writer, and it skips what a
@@ -96,6 +99,7 @@ class _SqliteReader:
     def __init__(self, path: str, dialect: Dialect):
         self._path, self._dialect = path, dialect
         self._conn: sqlite3.Connection | None = None
+        self._sized = False
 
     def run(self, make: Callable[[Backend, Dialect], Plan[T]]) -> T:
         """The plan's result; ``Busy`` when the database is locked (rare in WAL
@@ -104,10 +108,18 @@ class _SqliteReader:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA query_only=ON")  # a plan run here cannot write
             conn.execute("PRAGMA busy_timeout=0")
-            self._conn = conn
+            self._conn, self._sized = conn, False
         conn = self._conn
         conn.execute("BEGIN")  # one snapshot for all the plan's statements
         try:
+            if not self._sized:
+                # Room for the hot reads' pages, and for their sorts: an ORDER BY
+                # whose rows outgrow the page cache (2 MB by default; a SimpleFIN
+                # window of 10,000 transactions sorts ~5 MB) spills to a temporary
+                # file, written and read back a page at a time. Pages are allocated
+                # as used. (Set here: it reads the schema, so it may find a lock.)
+                conn.execute(f"PRAGMA cache_size=-{_READER_CACHE_KIB}")
+                self._sized = True
             return run_sync(conn, make(SQLITE, self._dialect))
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):

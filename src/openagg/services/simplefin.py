@@ -40,9 +40,11 @@ from openagg.services.lookup import user_by_guid
 from openagg.wire.simplefin import (
     NEEDS_ATTENTION,
     TRANSACTION_COLUMNS,
+    TRANSACTION_JSON_SQLITE,
     AccountRow,
     Connection,
-    add_transactions,
+    sqlite_transactions_json,
+    transactions_json,
 )
 
 TOKEN_PREFIX = "SFT"
@@ -107,8 +109,9 @@ def with_default_window(query: AccountsQuery, now: dt.datetime) -> AccountsQuery
 @dataclass
 class AccountSet:
     connections: list[Connection]
-    # (account, connection, its transactions) in the order they are answered.
-    accounts: list[tuple[AccountRow, Connection, list[dict[str, Any]]]]
+    # (account, connection, its transactions: their JSON array, an orjson.Fragment)
+    # in the order they are answered.
+    accounts: list[tuple[AccountRow, Connection, Any]]
     missing_accounts: list[str] = field(default_factory=list)
     version: Any = None
 
@@ -361,10 +364,17 @@ def _account_set_plan(
     }
     rows = [AccountRow._make((*a[:8], b.stored_timestamp(a[8]))) for a in accounts]
     chosen, missing = _choose(rows, query.accounts)
-    transactions: dict[int, list[dict[str, Any]]] = {a.id: [] for a in chosen}
-    if chosen and not query.balances_only:
-        sql, params = _transactions_sql(b, user_id, query, list(transactions))
-        add_transactions((yield Fetch(sql, params)), transactions)
+    ids = [a.id for a in chosen]
+    if not chosen or query.balances_only:
+        transactions = transactions_json((), ids)
+    elif b.sqlite:
+        # SQLite renders each transaction's JSON: one text per row, not a dozen
+        # Python objects, and each row is freed as soon as it is read.
+        sql, params = _transactions_sql(b, user_id, query, ids, TRANSACTION_JSON_SQLITE)
+        transactions = sqlite_transactions_json((yield Fetch(sql, params, stream=True)), ids)
+    else:
+        sql, params = _transactions_sql(b, user_id, query, ids)
+        transactions = transactions_json((yield Fetch(sql, params)), ids)
     return AccountSet(
         list(connections.values()),
         [(a, connections[a.member_id], transactions[a.id]) for a in chosen],
@@ -438,13 +448,18 @@ def _choose(
 
 
 def _transactions_sql(
-    b: Backend, user_id: int, query: AccountsQuery, account_ids: list[int]
+    b: Backend,
+    user_id: int,
+    query: AccountsQuery,
+    account_ids: list[int],
+    rendered: str | None = None,
 ) -> tuple[str, list[Any]]:
-    """The window's transactions of the accounts (``TRANSACTION_COLUMNS``), ordered
-    by their SimpleFIN time: when it posted, or when it happened for a pending one
-    (the stored date's midday without a time). The stored date narrows the read
-    (with margins for the posting lag and the time of day); the exact bounds are
-    checked on that time."""
+    """The window's transactions of the accounts (``TRANSACTION_COLUMNS``; or the
+    account id and ``rendered``, an expression of those columns), ordered by their
+    SimpleFIN time: when it posted, or when it happened for a pending one (the stored
+    date's midday without a time). The stored date narrows the read (with margins
+    for the posting lag and the time of day); the exact bounds are checked on that
+    time."""
     start = query.start
     assert start is not None, "resolve the default window first (with_default_window)"
     midday = f"{b.epoch('t.date')} + {_MIDDAY}"
@@ -458,8 +473,9 @@ def _transactions_sql(
         where += " AND t.status <> 'PENDING'"
     stored = ", ".join(f"t.{c}" for c in TRANSACTION_COLUMNS if c not in ("posted", "happened"))
     when = "CASE WHEN status = 'PENDING' THEN happened ELSE posted END"
+    columns = f"account_id, {rendered}" if rendered else ", ".join(TRANSACTION_COLUMNS)
     sql = (
-        f"SELECT {', '.join(TRANSACTION_COLUMNS)} FROM ("
+        f"SELECT {columns} FROM ("
         f"SELECT {stored}, t.date, t.id, "
         f"COALESCE({b.epoch('t.posted_at')}, {midday}) AS posted, "
         f"COALESCE({b.epoch('t.transacted_at')}, {midday}) AS happened "

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
+import orjson
+
 from openagg.db.models import SimplefinToken
 from openagg.domain.statuses import (
     MESSAGES,
@@ -144,6 +146,48 @@ def add_transactions(rows: Iterable[Sequence[Any]], into: dict[int, list[dict[st
         if category:
             body["extra"] = {"category": category}
         into[account_id].append(body)
+
+
+def transactions_json(rows: Iterable[Sequence[Any]], account_ids: Iterable[int]) -> dict[int, Any]:
+    """Each account's transactions (rows of ``TRANSACTION_COLUMNS``) as its JSON array,
+    ready to embed in the answer (an ``orjson.Fragment``)."""
+    into: dict[int, list[dict[str, Any]]] = {a: [] for a in account_ids}
+    add_transactions(rows, into)
+    return {a: orjson.Fragment(orjson.dumps(txns)) for a, txns in into.items()}
+
+
+# The same JSON, byte for byte, as SQLite renders it (``sqlite_transactions_json``):
+# one text per transaction from the columns of ``TRANSACTION_COLUMNS`` by name. Not
+# one Python object per field: SQLite's ``json_quote`` escapes strings exactly as
+# orjson does (tests/unit/test_simplefin_render.py), and the amount is formatted
+# from whole cents with integer arithmetic, as ``amount`` does.
+_SIGNED = "(CASE WHEN type = 'DEBIT' THEN -amount_cents ELSE amount_cents END)"
+_PENDING = "status = 'PENDING'"
+TRANSACTION_JSON_SQLITE: Final = (
+    "format('"
+    '{"id":%s,"posted":%d,"amount":"%s%d.%02d","description":%s,"payee":%s,'
+    '"memo":%s,"transacted_at":%d,"pending":%s%s}'
+    "', json_quote(guid), "
+    f"CASE WHEN {_PENDING} THEN 0 ELSE posted END, "
+    f"CASE WHEN {_SIGNED} < 0 THEN '-' ELSE '' END, abs({_SIGNED}) / 100, abs({_SIGNED}) % 100, "
+    "json_quote(COALESCE(NULLIF(original_description, ''), NULLIF(description, ''), '')), "
+    "json_quote(COALESCE(NULLIF(description, ''), NULLIF(original_description, ''), '')), "
+    "json_quote(COALESCE(memo, '')), happened, "
+    f"CASE WHEN {_PENDING} THEN 'true' ELSE 'false' END, "
+    "CASE WHEN category IS NULL OR category = '' THEN '' "
+    """ELSE ',"extra":{"category":' || json_quote(category) || '}' END)"""
+)
+
+
+def sqlite_transactions_json(
+    rows: Iterable[tuple[int, str]], account_ids: Iterable[int]
+) -> dict[int, Any]:
+    """Rows of (account id, ``TRANSACTION_JSON_SQLITE``) in the answer's order, as
+    ``transactions_json`` gives them."""
+    into: dict[int, list[str]] = {a: [] for a in account_ids}
+    for account_id, text in rows:
+        into[account_id].append(text)
+    return {a: orjson.Fragment(f"[{','.join(texts)}]") for a, texts in into.items()}
 
 
 def _balance(a: AccountRow) -> int:
