@@ -21,7 +21,8 @@ A transactions request without ``Psu-Ip-Address`` and without a continuation key
 begins an unattended access: ``unattended[(iban, day)]`` counts them by the tests'
 clock, and a fifth on one day is refused 429, as a bank applying PSD2 would.
 ``new_uids`` gives each new session fresh account uids (as re-authorisation does at
-many banks); ``end_sessions()`` ends every session (revoked or expired consent);
+many banks); ``end_sessions()`` ends every session (revoked or expired consent), as
+``DELETE /sessions/<id>`` ends one (recorded in ``deleted_sessions``);
 ``fail`` makes the API answer a status (or ``garbage``) until cleared.
 """
 
@@ -149,6 +150,7 @@ class FakeEnableBanking:
     unattended: dict[tuple[str, dt.date], int] = field(default_factory=dict)
     transaction_reads: dict[str, int] = field(default_factory=dict)  # by IBAN
     jwt_rejections: list[str] = field(default_factory=list)
+    deleted_sessions: list[str] = field(default_factory=list)  # by DELETE /sessions/<id>
     # The day of the first transactions read: the rows are dated from it, so they do
     # not move when the tests' clock does.
     anchor: dt.date | None = None
@@ -342,6 +344,22 @@ def serve_fake_enablebanking(public_key: rsa.RSAPublicKey) -> Iterator[FakeEnabl
             body: dict[str, Any] = {"transactions": page}
             body["continuation_key"] = str(nxt) if nxt < len(rows) else None
             self._send(200, body)
+
+        def do_DELETE(self) -> None:
+            found = self._api()
+            if found is None:
+                return
+            bits = found[0].strip("/").split("/")
+            with bank.lock:
+                session = bank.sessions.get(bits[1]) if len(bits) == 2 else None
+                if bits[0] != "sessions" or session is None or session.ended:
+                    session = None
+                else:
+                    session.ended = True
+                    bank.deleted_sessions.append(session.session_id)
+            if session is None:
+                return self._send(404, {"error": "SESSION_DOES_NOT_EXIST", "message": found[0]})
+            self._send(200, {"message": "OK"})
 
         def do_POST(self) -> None:
             parts = urlsplit(self.path)

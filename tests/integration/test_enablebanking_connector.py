@@ -6,8 +6,8 @@ aggregation deferred, not failed); a new consent with new account uids onto the 
 MX accounts; consent declined at the bank (DENIED), a replayed or bad ``state``
 (refused, nothing changed), a consent revoked or ended at the API (DENIED with a
 webhook, background aggregation stopped, renewed in place), an expired code and
-``POST /sessions`` failing (not confirmed, never a 500); a JWT the API refuses; and
-the conformance suite."""
+``POST /sessions`` failing (not confirmed, never a 500); a deleted member's session
+deleted at the API; a JWT the API refuses; and the conformance suite."""
 
 from __future__ import annotations
 
@@ -481,6 +481,25 @@ async def test_a_new_consent_with_new_account_uids_maps_onto_the_same_mx_account
     # The new uids were the ones read.
     read = {r.path.split("/")[2] for r in bank.requests if r.path.endswith("/balances")}
     assert new_uids <= read
+
+
+async def test_deleting_a_member_deletes_its_session_at_the_api(
+    platform: Platform, bank: FakeEnableBanking
+) -> None:
+    user, guid = await connect(platform)
+    session_id = (await sealed(platform, guid))["session_id"]
+    _, other = await connect(platform, user)
+    # The second consent ended at the bank already: its session needs nothing more.
+    bank.sessions[(await sealed(platform, other))["session_id"]].ended = True
+
+    assert (await platform.http.delete(f"/users/{user}/members/{guid}")).status_code == 204
+    assert (await platform.http.delete(f"/users/{user}/members/{other}")).status_code == 204
+    assert bank.deleted_sessions == []  # the API never calls the provider
+    await platform.drain()
+    assert bank.deleted_sessions == [session_id]
+    async with platform.rt.db.read() as s:
+        jobs = list(await s.scalars(select(Job).where(Job.kind == "revoke")))
+    assert sorted((j.state, j.secrets_enc) for j in jobs) == [("succeeded", None)] * 2
 
 
 async def test_a_jwt_the_api_refuses_ends_failed_with_a_clear_message(

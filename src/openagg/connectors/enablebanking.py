@@ -379,6 +379,8 @@ class EnableBankingConnector(Connector):
                     "this OpenAgg does not reach (OPENAGG_CONNECTOR_ALLOW_PRIVATE_ADDRESSES).",
                 ) from None
             raise  # the engine's net: a timeout, or the institution unavailable
+        if response.status_code == 204:
+            return {}
         if response.status_code not in (200, 201):
             raise _status_error(response)
         return _json(response)
@@ -453,6 +455,19 @@ class EnableBankingConnector(Connector):
             )
         _Options.of(ctx.options)  # a broken option fails here, before any request
         return LoginResult(state={})
+
+    async def revoke(self, ctx: ConnectorContext) -> None:
+        """End a deleted member's consent: ``DELETE /sessions/{id}``. A session the
+        API no longer knows (ended, expired or already deleted) needs nothing more."""
+        sid = ctx.secrets.get("session_id")
+        if not isinstance(sid, str) or not sid:
+            return
+        options = _Options.of(ctx.options)
+        try:
+            await self._request(ctx, options, "DELETE", f"/sessions/{quote(sid, safe='')}")
+        except ConnectorError as exc:
+            if exc.cause is not Cause.BAD_CREDENTIALS:  # the consent had ended already
+                raise
 
     async def pull(
         self, ctx: ConnectorContext, state: dict[str, Any], window: PullWindow
