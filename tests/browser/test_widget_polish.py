@@ -108,10 +108,10 @@ def test_every_screen(
     w.frame.get_by_role("button", name="MX Bank").first.wait_for()
     logos = w.frame.locator(".oa-results img.oa-logo")
     assert logos.count() >= 3  # MX Bank, MX Bank (OAuth), OpenAgg Sandbox Bank
-    # A logo may still be on its way: wait until every one has settled, then
-    # check none of them failed.
-    w.frame.wait_for_function(
-        "() => [...document.querySelectorAll('.oa-results img.oa-logo')].every((i) => i.complete)"
+    # A logo may still be on its way: wait until every one has loaded or failed.
+    logos.evaluate_all(
+        "(imgs) => Promise.all(imgs.map((i) => i.complete || new Promise((done) => {"
+        " i.addEventListener('load', done); i.addEventListener('error', done); })))"
     )
     loaded = logos.evaluate_all("(imgs) => imgs.map((i) => i.naturalWidth > 0)")
     assert all(loaded), loaded
