@@ -355,16 +355,20 @@ class _Parser:
                 if user_date is None:
                     posted = None
             fitid = fitid.strip()
-            if amount is None or posted is None or not fitid:
+            if amount is None or posted is None or not fitid or "&" in fitid:
                 t = self.transaction(run.element(k), seen)
                 if t is not None:
                     append(t)
                 continue
             kind = types.get(trntype)
             if kind is None:
-                kind = trntype.strip().upper() or ("CREDIT" if amount >= 0 else "DEBIT")
-                if trntype.strip():
+                kind = trntype.strip().upper()
+                if kind and "&" not in kind:
                     types[trntype] = kind
+                elif not kind:
+                    kind = "CREDIT" if amount >= 0 else "DEBIT"
+                else:
+                    kind = unescape(trntype.strip()).upper()
             name = name.strip()
             if "&" in name:
                 name = unescape(name)
@@ -372,6 +376,14 @@ class _Parser:
                 memo = memo.strip()
                 if "&" in memo:
                     memo = unescape(memo)
+            if not (check or ref or sic or correct or action):  # as most are: fewer arguments
+                append(Transaction(fitid, kind, posted, amount, name, memo, user_date))
+                continue
+            if "&" in check + ref + sic + correct + action:
+                t = self.transaction(run.element(k), seen)
+                if t is not None:
+                    append(t)
+                continue
             if sic:
                 sic = sic.strip()
             append(
@@ -403,6 +415,8 @@ class _Parser:
         cache = self._raw_datetimes
         if text in cache:
             return cache[text]
+        if "&" in text:  # (an entity in a date: `transaction` reads it as the reader did)
+            return None
         try:
             value: dt.datetime | None = parse_datetime(text.strip())
         except BadValue:
