@@ -6,6 +6,11 @@ expression walks the tags. A tag with text after it is a leaf; a tag without tex
 an aggregate when OFX defines it so (or the file closes it somewhere), else an empty
 leaf. Closing tags pop to their aggregate, so missing or extra closers, one-line
 files and mixed styles all read the same.
+
+Most of a statement is its transactions, nearly always STMTTRN aggregates of leaves
+in OFX's order: runs of those are read first, one regular expression match each,
+into a `TransactionRun` (their leaf texts, no token or node per leaf); the tokens
+between runs are read as above.
 """
 
 from __future__ import annotations
@@ -84,8 +89,11 @@ class Element:
 class TransactionRun(Element):
     """Consecutive STMTTRN aggregates of the plain shape (only leaves, in OFX's order,
     nothing between them), read by one regular expression instead of token by token:
-    ``rows`` holds each one's raw leaf texts, in `RUN_FIELDS` order (an absent leaf
-    reads ""; texts are not yet stripped nor unescaped). Stands among its parent's
+    ``rows`` holds each one's raw leaf texts as `_RUN_BLOCK` captures them (TRNTYPE,
+    DTPOSTED as day, time, zone and other form, DTUSER the same, TRNAMT, FITID,
+    CORRECTFITID, CORRECTACTION, CHECKNUM, REFNUM, SIC, NAME, MEMO, then whether
+    another follows; an absent leaf reads "", texts are not yet stripped nor
+    unescaped). Stands among its parent's
     children where the aggregates were. `element` gives one as a general `Element`
     (with its tag index, for warnings); `find`, `find_all` and `child` see them."""
 
@@ -110,7 +118,7 @@ class TransactionRun(Element):
         element = Element("STMTTRN", index)
         values = element.values
         for slash, name, value in _TOKEN.findall(self.text, at + len("<STMTTRN>"), end):
-            if not slash:  # only the leaves of RUN_FIELDS (the closers change nothing)
+            if not slash:  # only leaves of _FIELDS (their closers change nothing)
                 value = value.strip()
                 values[name] = unescape(value) if "&" in value else value
         return element
