@@ -287,7 +287,14 @@ _INSERTED = (
     "updated_at",
 )
 _EMPTY_FLAGS = json_text({})
-_COMPARED_SQL = ", ".join(_COMPARED)
+_STORED = f"SELECT id, external_id, {', '.join(_COMPARED)} FROM transactions WHERE account_id = ?"
+# On SQLite, the same rows in table order: through the (account_id, external_id) index
+# they come in external id order, which for stand-in ids (hashes) is a random walk over
+# the table's pages (a CSV re-import's 100,000 rows read in 0.87 s, in table order 0.40).
+_STORED_SQLITE = (
+    f"SELECT id, external_id, {', '.join(_COMPARED)} FROM transactions "
+    "WHERE id IN (SELECT id FROM transactions WHERE account_id = ?)"
+)
 
 
 @dataclass
@@ -308,12 +315,7 @@ async def _transactions(
         return
 
     def read(b: Backend, _: Dialect) -> Plan[tuple[Backend, list[Any]]]:
-        rows = yield Fetch(
-            b.sql(
-                f"SELECT id, external_id, {_COMPARED_SQL} FROM transactions WHERE account_id = ?"
-            ),
-            (account.id,),
-        )
+        rows = yield Fetch(b.sql(_STORED_SQLITE if b.sqlite else _STORED), (account.id,))
         return b, rows
 
     # The stored rows as the driver gives them (dates in the backend's stored form):
