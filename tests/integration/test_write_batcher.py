@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openagg.db.models import Client
+from openagg.domain.ids import time_ordered_guid
 from openagg.engine.batcher import WriteBatcher
-from openagg.engine.ingest import time_ordered_guid
 from tests.conftest import Platform
 
 

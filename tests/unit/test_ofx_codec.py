@@ -311,6 +311,86 @@ def test_missing_pieces_are_read_with_warnings_naming_the_line() -> None:
     assert "line 15, <STMTTRN>: no usable DTPOSTED or DTUSER; transaction left out" in joined
 
 
+def _plain(i: int, posted: str = "20261105120000.000[-5:EST]", closed: bool = False) -> str:
+    """A transaction of the shape most files hold (read by the reader's fast path)."""
+    leaves = [
+        ("TRNTYPE", "POS"),
+        ("DTPOSTED", posted),
+        ("TRNAMT", f"-{i}.25"),
+        ("FITID", f"F{i}"),
+        ("NAME", f"Caf&eacute; {i}"),
+        ("MEMO", "card &amp; pin"),
+    ]
+    inner = "".join(f"<{t}>{v}</{t}>" if closed else f"<{t}>{v}\n" for t, v in leaves)
+    return f"<STMTTRN>\n{inner}</STMTTRN>\n"
+
+
+@pytest.mark.parametrize("closed", [False, True], ids=["v1 leaves", "v2 leaves"])
+def test_runs_of_plain_transactions_read_like_any_with_warnings_on_their_lines(
+    closed: bool,
+) -> None:
+    """Runs of plain STMTTRN are read whole by one expression each; one the fast path
+    cannot read as is (a bad date, no FITID, a PAYEE) is read the general way, and its
+    warning names its own line."""
+    bad_date = _plain(3, posted="20261131120000[-5:EST]", closed=closed)  # no 31 November
+    no_fitid = _plain(5, closed=closed).replace(
+        "<FITID>F5</FITID>" if closed else "<FITID>F5\n", ""
+    )
+    payee = _plain(6, closed=closed).replace("<NAME>", "<PAYEE><NAME>")
+    payee = payee.replace("<MEMO>", "<ADDR1>1 Main St</PAYEE><MEMO>")
+    body = (
+        _plain(1, closed=closed)
+        + _plain(2, closed=closed)
+        + bad_date
+        + _plain(4, closed=closed)
+        + no_fitid
+        + payee
+        + _plain(7, closed=closed)
+    )
+    text = V1_HEADER + "\n" + bank_v1("\n" + body)
+    doc = ofx.parse(text)
+    s = only_statement(doc)
+    fitids = [t.fitid for t in s.transactions]
+    assert fitids[:3] == ["F1", "F2", "F4"] and fitids[3].startswith("X-")
+    assert fitids[4:] == ["F6", "F7"]
+    first = s.transactions[0]
+    assert first.posted == dt.datetime(2026, 11, 5, 12, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    assert (first.amount, first.name, first.memo, first.type) == (
+        Decimal("-1.25"),
+        "Café 1",
+        "card & pin",
+        "POS",
+    )
+    assert s.transactions[4].name == "Café 6"  # from the PAYEE aggregate
+    lines = text.split("\n")
+    line_of = {f: next(n for n, x in enumerate(lines, 1) if f in x) for f in ("-3.25", "-5.25")}
+    opener = {
+        f: max(n for n in range(1, line_of[f]) if "<STMTTRN>" in lines[n - 1]) for f in line_of
+    }
+    assert doc.warnings == [
+        f"line {opener['-3.25']}, <STMTTRN>: DTPOSTED: not an OFX date: '20261131120000[-5:EST]'"
+        " (day is out of range for month)",
+        f"line {opener['-3.25']}, <STMTTRN>: no usable DTPOSTED or DTUSER; transaction left out",
+        f"line {opener['-5.25']}, <STMTTRN>: no FITID; using the stand-in {fitids[3]}",
+    ]
+    # The reader's tree still shows every STMTTRN, in order, as the general reading has them.
+    raw = ofx.reader.read(text)
+    listing = raw.root.find("BANKTRANLIST")
+    assert listing is not None
+    runs = [c for c in listing.children if isinstance(c, ofx.reader.TransactionRun)]
+    assert [len(r.rows) for r in runs] == [5, 1]  # (the bad date and no FITID are plain)
+    found = listing.find_all("STMTTRN")
+    assert [e.values.get("FITID") for e in found] == ["F1", "F2", "F3", "F4", None, "F6", "F7"]
+    assert found[0].values["NAME"] == "Café 1" and raw.root.find("STMTTRN") is not None
+    assert [raw.line_of_token(e.offset) for e in found[2:5:2]] == [opener["-3.25"], opener["-5.25"]]
+
+
+def test_a_zone_of_a_day_or_more_is_a_warning_not_a_crash() -> None:
+    doc = ofx.parse(V1_HEADER + "\n" + bank_v1(_plain(1, posted="20261105120000[+99:XX]")))
+    assert only_statement(doc).transactions == []
+    assert any("not an OFX date: '20261105120000[+99:XX]'" in w for w in doc.warnings)
+
+
 def test_order_empty_lists_reversed_windows_and_several_statements() -> None:
     first = bank_v1("").replace(
         "<DTSTART>20261101<DTEND>20261201", "<DTEND>20261001<DTSTART>20261201"

@@ -19,6 +19,7 @@ import sqlite3
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain
 from typing import Any, TypeVar
 
 from sqlalchemy import JSON, Table
@@ -276,9 +277,35 @@ def _chunks(rows: Sequence[Any], values_per_row: int, limit: int) -> Iterable[Se
             at += size
 
 
+# A write of more rows than this gets a page cache of ``_CACHE_KIB_PER_ROW`` KiB a
+# row (at most ``_MAX_CACHE_KIB``) while it runs: SQLite's default cache (2 MB) holds
+# about 5,000 new transaction rows with their index entries; past that, the dirty pages
+# spill to the WAL in the middle of the transaction, to be read and written again.
+# (100,000 transactions of a statement import wrote 30% faster with room for them.)
+_BIG_WRITE = 4096
+_CACHE_KIB_PER_ROW = 1
+_MAX_CACHE_KIB = 256 * 1024
+
+
 def _flush_sqlite(conn: Any, writes: Deferred) -> None:
     """In aiosqlite's thread: every statement binds many rows and steps once, so
     the GIL is given back (and won back) once per statement, not once per row."""
+    rows = sum(map(len, writes.inserts.values())) + sum(map(len, writes.updates.values()))
+    if rows <= _BIG_WRITE:
+        _write_sqlite(conn, writes)
+        return
+    (before,) = conn.execute("PRAGMA cache_size").fetchone()
+    room = min(rows * _CACHE_KIB_PER_ROW, _MAX_CACHE_KIB)
+    conn.execute(f"PRAGMA cache_size = -{room}")
+    try:
+        _write_sqlite(conn, writes)
+    finally:
+        # Back to the usual size: the pages this write dirtied stay until the commit
+        # writes them, then the cache shrinks (it is the connection's, kept in a pool).
+        conn.execute(f"PRAGMA cache_size = {int(before)}")
+
+
+def _write_sqlite(conn: Any, writes: Deferred) -> None:
     limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     for table, ids in writes.deletes.items():
         for chunk in _chunks(ids, 1, limit):
@@ -290,7 +317,7 @@ def _flush_sqlite(conn: Any, writes: Deferred) -> None:
             conn.execute(
                 f"UPDATE {table} SET {sets} FROM (VALUES {', '.join([group] * len(chunk))}) AS v "
                 f"WHERE {table}.id = v.column1",
-                [v for row in chunk for v in row],
+                list(chain.from_iterable(chunk)),
             )
     for (table, columns), rows in writes.inserts.items():
         group = "(" + ", ".join("?" * len(columns)) + ")"
@@ -298,7 +325,7 @@ def _flush_sqlite(conn: Any, writes: Deferred) -> None:
             conn.execute(
                 f"INSERT INTO {table} ({', '.join(columns)}) "
                 f"VALUES {', '.join([group] * len(chunk))}",
-                [v for row in chunk for v in row],
+                list(chain.from_iterable(chunk)),
             )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from openagg.ofx.models import (
     AccountInfo,
@@ -28,8 +28,10 @@ from openagg.ofx.models import (
     Status,
     Transaction,
 )
-from openagg.ofx.reader import Element, RawDocument, read
-from openagg.ofx.values import BadValue, parse_amount, parse_datetime
+from openagg.ofx.reader import Element, RawDocument, TransactionRun, read
+from openagg.ofx.values import BadValue, iso_offset, parse_amount, parse_datetime, unescape
+
+_from_iso = dt.datetime.fromisoformat
 
 _STATEMENTS = {
     "STMTRS": "BANK",
@@ -100,6 +102,9 @@ class _Parser:
             warnings=raw.warnings,
         )
         self._datetimes: dict[str, dt.datetime | None] = {}
+        self._raw_datetimes: dict[str, dt.datetime | None] = {}  # a run's, space and all
+        self._zones: dict[str, str] = {}  # a run's date zones as ISO offsets ("": unreadable)
+        self._types: dict[str, str] = {}  # a run's TRNTYPE text: as read
 
     def warn(self, element: Element, message: str) -> None:
         self.raw.warn(element.offset, element.tag, message)
@@ -289,7 +294,135 @@ class _Parser:
                 t = self.transaction(e, seen)
                 if t is not None:
                     out.append(t)
+            elif isinstance(e, TransactionRun):
+                self.run(e, seen, out)
         return out
+
+    def run(self, run: TransactionRun, seen: dict[str, int], out: list[Transaction]) -> None:
+        """The transactions of a run, as `transaction` reads them; those it would warn
+        about (no FITID, an amount or a date it cannot read as is) go to it."""
+        zones = self._zones
+        types = self._types
+        append = out.append
+        for k, (
+            trntype,
+            posted_day,
+            posted_time,
+            posted_zone,
+            posted_other,
+            user_day,
+            user_time,
+            user_zone,
+            user_other,
+            amount_text,
+            fitid,
+            correct,
+            action,
+            check,
+            ref,
+            sic,
+            name,
+            memo,
+            _,
+        ) in enumerate(run.rows):
+            try:
+                amount = Decimal(amount_text)  # it ignores the space around
+            except InvalidOperation:  # (empty; letters are left to `transaction`)
+                amount = None
+            # The common date form, as `parse_datetime` reads it, in a third of its time.
+            posted = None
+            if posted_day:
+                offset = zones.get(posted_zone) or self.zone(posted_zone)
+                if offset and posted_time < "24":  # (later Pythons read 24:00)
+                    try:
+                        posted = _from_iso(f"{posted_day}T{posted_time}{offset}")
+                    except ValueError:  # (a day that does not exist...): `transaction` says
+                        posted = None
+            elif posted_other:
+                posted = self.raw_when(posted_other)
+            user_date = None
+            if user_day:
+                offset = zones.get(user_zone) or self.zone(user_zone)
+                if offset and user_time < "24":
+                    try:
+                        user_date = _from_iso(f"{user_day}T{user_time}{offset}")
+                    except ValueError:
+                        user_date = None
+                if user_date is None:
+                    posted = None  # so that `transaction` says what is wrong with DTUSER
+            elif user_other and user_other.strip():
+                user_date = self.raw_when(user_other)
+                if user_date is None:
+                    posted = None
+            fitid = fitid.strip()
+            if amount is None or posted is None or not fitid or "&" in fitid:
+                t = self.transaction(run.element(k), seen)
+                if t is not None:
+                    append(t)
+                continue
+            kind = types.get(trntype)
+            if kind is None:
+                kind = trntype.strip().upper()
+                if kind and "&" not in kind:
+                    types[trntype] = kind
+                elif not kind:
+                    kind = "CREDIT" if amount >= 0 else "DEBIT"
+                else:
+                    kind = unescape(trntype.strip()).upper()
+            name = name.strip()
+            if "&" in name:
+                name = unescape(name)
+            if memo:
+                memo = memo.strip()
+                if "&" in memo:
+                    memo = unescape(memo)
+            if not (check or ref or sic or correct or action):  # as most are: fewer arguments
+                append(Transaction(fitid, kind, posted, amount, name, memo, user_date))
+                continue
+            if "&" in check + ref + sic + correct + action:
+                t = self.transaction(run.element(k), seen)
+                if t is not None:
+                    append(t)
+                continue
+            if sic:
+                sic = sic.strip()
+            append(
+                Transaction(
+                    fitid,
+                    kind,
+                    posted,
+                    amount,
+                    name,
+                    memo,
+                    user_date,
+                    (check.strip() or None) if check else None,
+                    (ref.strip() or None) if ref else None,
+                    int(sic) if sic and sic.isdigit() else None,
+                    None,
+                    (correct.strip() or None) if correct else None,
+                    (action.strip() or None) if action else None,
+                )
+            )
+
+    def zone(self, zone: str) -> str:
+        """A run's bracketed zone as an ISO offset; "" when `parse_datetime` refuses it."""
+        offset = self._zones[zone] = iso_offset(zone) or ""
+        return offset
+
+    def raw_when(self, text: str) -> dt.datetime | None:
+        """A run's date text of another form (unstripped) as a datetime; None when
+        `parse_datetime` refuses it (its transaction then goes to `transaction`)."""
+        cache = self._raw_datetimes
+        if text in cache:
+            return cache[text]
+        if "&" in text:  # (an entity in a date: `transaction` reads it as the reader did)
+            return None
+        try:
+            value: dt.datetime | None = parse_datetime(text.strip())
+        except BadValue:
+            value = None
+        cache[text] = value
+        return value
 
     def transaction(self, e: Element, seen: dict[str, int]) -> Transaction | None:
         v = e.values

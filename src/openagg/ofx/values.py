@@ -41,31 +41,34 @@ class BadValue(ValueError):
     """A leaf value no reading can make sense of."""
 
 
-_ZONES: dict[str, dt.timezone] = {}
+# Zone texts (`[-5:EST]`, or "" for none) seen before, as ISO 8601 offsets (`-05:00`).
+_ISO_OFFSETS: dict[str, str] = {}
+_from_iso = dt.datetime.fromisoformat
+
+
+def _iso_offset(hours: float) -> str:
+    seconds = round(hours * 3600)
+    sign = "-" if seconds < 0 else "+"
+    minutes, seconds = divmod(abs(seconds), 60)
+    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}" + (f":{seconds:02d}" if seconds else "")
 
 
 def parse_datetime(text: str) -> dt.datetime:
     """An OFX date-time as an aware datetime. No zone means GMT, as the spec says."""
-    # The common forms, `YYYYMMDD[HHMMSS][.XXX][[zone]]`, by slicing: a statement has
-    # one date per transaction, and the regular expression costs several times more.
+    # The common forms, `YYYYMMDDHHMMSS[.XXX][[zone]]` with a zone seen before, by
+    # slicing: a statement has a date or two per transaction, and the regular
+    # expression costs several times more.
     n = len(text)
     if n >= 14 and text[:14].isdigit():
         rest = text[14:]
-        if not rest or (rest[0] == "." and rest[1:4].isdigit()):
-            tz = _ZONES.get(rest[4:] if rest else "")
-            if tz is not None:
-                try:
-                    return dt.datetime(
-                        int(text[:4]),
-                        int(text[4:6]),
-                        int(text[6:8]),
-                        int(text[8:10]),
-                        int(text[10:12]),
-                        int(text[12:14]),
-                        tzinfo=tz,
-                    )
-                except ValueError:
-                    pass  # the full reading below says what is wrong
+        if rest[:1] == "." and rest[1:4].isdigit():
+            rest = rest[4:]
+        offset = _ISO_OFFSETS.get(rest)
+        if offset is not None and text[8:10] < "24":  # (later Pythons read 24:00)
+            try:  # the same datetime as from the numbers, in half the time
+                return _from_iso(f"{text[:8]}T{text[8:14]}{offset}")
+            except ValueError:
+                pass  # the full reading below says what is wrong
     m = _DATETIME.match(text)
     if m is None:
         raise BadValue(f"not an OFX date: {text!r}")
@@ -74,8 +77,8 @@ def parse_datetime(text: str) -> dt.datetime:
     if hour and second and not trailing:
         # Remember this zone text for the fast path (``.XXX`` then the bracket, or nothing).
         bracket = text[text.find("[") :] if "[" in text else ""
-        if (fraction is None or len(fraction) == 3) and len(_ZONES) < 64:
-            _ZONES.setdefault(bracket, dt.timezone(dt.timedelta(hours=hours)))
+        if (fraction is None or len(fraction) == 3) and len(_ISO_OFFSETS) < 64:
+            _ISO_OFFSETS.setdefault(bracket, _iso_offset(hours))
     try:
         return dt.datetime(
             int(year),
@@ -88,6 +91,20 @@ def parse_datetime(text: str) -> dt.datetime:
         )
     except ValueError as exc:
         raise BadValue(f"not an OFX date: {text!r} ({exc})") from None
+
+
+def iso_offset(zone: str) -> str | None:
+    """The ISO 8601 offset (`-05:00`) of an OFX date's bracketed zone (`[-5:EST]`; ""
+    for none, which is GMT), as `parse_datetime` reads it; None if it cannot."""
+    offset = _ISO_OFFSETS.get(zone)
+    if offset is None:
+        m = _DATETIME.match("20000101000000" + zone)
+        if m is None or m.group(10):
+            return None
+        offset = _iso_offset(_offset_hours(m.group(8), m.group(9)))
+        if len(_ISO_OFFSETS) < 64:
+            _ISO_OFFSETS[zone] = offset
+    return offset
 
 
 def _offset_hours(offset: str | None, zone: str | None) -> float:
