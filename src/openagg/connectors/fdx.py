@@ -350,6 +350,15 @@ def _json(response: httpx.Response, what: str) -> dict[str, Any]:
     return body
 
 
+def _oauth_error(response: httpx.Response) -> str:
+    """OAuth's ``error`` code of an answer (RFC 6749 5.2), or ""."""
+    try:
+        answer = json.loads(response.content)
+    except ValueError:
+        return ""
+    return str(answer.get("error") or "") if isinstance(answer, dict) else ""
+
+
 def _words(response: httpx.Response) -> str:
     """The institution's own message: FDX ``{code, message}`` or OAuth's
     ``{error, error_description}``, else the start of the body."""
@@ -850,12 +859,7 @@ class FdxConnector(Connector):
             return _json(response, "bank's token endpoint")
         if response.status_code == 429 or response.status_code >= 500:
             raise _status_error(response, "bank's token endpoint")
-        error = ""
-        try:
-            answer = json.loads(response.content)
-            error = str(answer.get("error") or "") if isinstance(answer, dict) else ""
-        except ValueError:
-            pass
+        error = _oauth_error(response)
         words = _words(response)
         if error == "invalid_grant":
             grant = form["grant_type"]
@@ -980,12 +984,7 @@ class FdxConnector(Connector):
             raise _unreachable(exc, "bank's revocation endpoint") from exc
         if response.status_code == 200:
             return
-        error = ""
-        try:
-            answer = json.loads(response.content)
-            error = str(answer.get("error") or "") if isinstance(answer, dict) else ""
-        except ValueError:
-            pass
+        error = _oauth_error(response)
         if error == "unsupported_token_type":
             return
         if error in ("invalid_client", "unauthorized_client"):
