@@ -97,6 +97,8 @@ def test_declined_posts_oauth_error_at_once(api: httpx.Client, open_widget: Any)
     popup.get_by_role("button", name="Deny").click(no_wait_after=True)
     error = w.screen("loginError", timeout=TOLD_WITHIN_MS)
     assert "Access was not granted" in error.inner_text()
+    # No credentials were given, so none were refused: the bank gave no access.
+    assert error.get_by_role("heading").inner_text() == "MX Bank (OAuth) didn't give access"
     wait_closed(w, popup)
     assert w.received()[-3:] == [
         status(w, guid, DENIED),

@@ -923,8 +923,10 @@ function errorHelp(member) {
   const site = member.institution.url;
   if (NEEDS_CREDENTIALS.has(status)) {
     const refused = status === "DENIED" || status === "PREVENTED";
-    return [refused ? "Your credentials weren't accepted" : `${bank} needs more sign-in information`,
-      update];
+    // An OAuth member never gave the widget credentials: its consent was declined or ended.
+    const title = !refused ? `${bank} needs more sign-in information`
+      : member.is_oauth ? `${bank} didn't give access` : "Your credentials weren't accepted";
+    return [title, update];
   }
   if (NEEDS_ENGINEER.has(status)) {
     return [`We couldn't connect to ${bank}`, [
