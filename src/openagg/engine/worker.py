@@ -140,11 +140,13 @@ class Worker:
     def _slot_freed(self) -> None:
         # A free slot takes a job held ahead. Otherwise it may take a job held back (a
         # cap, a full batch) or one that came while all slots were busy: claim for it
-        # soon, together with the next ones.
+        # soon, together with the next ones. Nothing to claim (the slot went to jobs
+        # whose contexts are being read): no timer, or a stale one would outlive them.
         self._start_ready()
-        if self.free >= self.claim_at:
+        free = self.free
+        if free >= self.claim_at:
             self._slots_free.set()
-        elif self._slot_open() and self._claim_timer is None and not self._slots_free.is_set():
+        elif free and self._slot_open() and not (self._claim_timer or self._slots_free.is_set()):
             self._claim_timer = asyncio.get_running_loop().call_later(
                 self.claim_delay, self._slots_free.set
             )
