@@ -29,6 +29,11 @@ from openagg.db.driver import SQLITE, Backend, Plan, run_plan, run_sync
 
 T = TypeVar("T")
 
+# sqlite3 binds None through its adaptation protocol (type lookups, attribute probes),
+# about 0.5 us a value, 5x an int: rows with a few NULL columns paid more for them than
+# for the rest. A registered adapter is found first; ``{}.get`` is a C call answering None.
+sqlite3.register_adapter(type(None), {}.get)
+
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
