@@ -103,7 +103,13 @@ def test_connect_then_get_a_token_that_a_budget_app_claims(
     # In a cross-origin iframe without clipboard access, Copy selects the token.
     w.frame.get_by_role("button", name="Copy").click()
     assert w.frame.locator("#oa-copied").inner_text()
-    expires = shown.locator('[data-fact="expires"] time').get_attribute("datetime")
+    deadline = shown.locator('[data-fact="expires"] time')
+    expires = deadline.get_attribute("datetime")
+    zone = deadline.evaluate(  # the browser's own zone name for that moment
+        "(el) => new Intl.DateTimeFormat(undefined, {timeZoneName: 'short'})"
+        ".formatToParts(new Date(el.dateTime)).find((p) => p.type === 'timeZoneName').value"
+    )
+    assert deadline.inner_text().endswith(zone)
 
     # The budget app claims it and reads the accounts the widget connected.
     body = claim(token)

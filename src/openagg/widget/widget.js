@@ -1055,8 +1055,10 @@ function ticketWords(ticket) {
 function longDate(iso) {
   const date = new Date(iso);
   try {
+    // With the zone: a deadline's hour means little without it.
     return new Intl.DateTimeFormat(undefined, {
       weekday: "long", month: "long", day: "numeric", hour: "numeric", minute: "2-digit",
+      timeZoneName: "short",
     }).format(date);
   } catch {
     return date.toString();
