@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import pytest
 from simplefin4py import SimpleFin
 from simplefin4py.exceptions import SimpleFinAuthError, SimpleFinClaimError
@@ -114,6 +115,18 @@ def signed_cents(t: dict[str, Any]) -> int:
 
 def transactions_of(body: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return {a["id"]: a["transactions"] for a in body["accounts"]}
+
+
+async def assert_described(world: World, *bodies: dict[str, Any]) -> None:
+    """``bodies`` (answers of /simplefin/accounts) match the platform's own description."""
+    doc = (await world.mx.get("/openapi.json")).json()
+    op = doc["paths"]["/simplefin/accounts"]["get"]
+    schema = op["responses"]["200"]["content"]["application/json"]["schema"]
+    validator = jsonschema_rs.Draft202012Validator({**schema, "components": doc["components"]})
+    for body in bodies:
+        validator.validate(body)
+        # Not a schema that takes anything: an account without its fields is refused.
+        assert not validator.is_valid({**body, "accounts": [{"id": "A"}]})
 
 
 # --- tokens and the claim ----------------------------------------------------------------
@@ -394,6 +407,9 @@ async def test_a_denied_member_is_reported_and_keeps_its_data(world: World) -> N
     [entry] = v2["errlist"]
     assert entry["code"] == "con.auth" and entry["conn_id"] == world.member
     assert entry["msg"] == entry["message"] == words
+
+    # Each shape, errors included, is the one /openapi.json describes.
+    await assert_described(world, before, after, v2, await app.accounts(**{"balances-only": 1}))
 
     # Home Assistant's client flags the accounts of that connection.
     data = await SimpleFin(app.access_url).fetch_data()

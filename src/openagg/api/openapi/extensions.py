@@ -72,6 +72,19 @@ PAGING = [
 ]
 TIME = _t("string", format="date-time")
 
+# SimpleFIN's money: a string with exactly two decimals (or the currency's own).
+_SF_AMOUNT = {**STR, "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
+_SF_ACCOUNT = {
+    "id": STR,
+    "name": STR,
+    "currency": STR,
+    "balance": _SF_AMOUNT,
+    "available-balance": _SF_AMOUNT,
+    "balance-date": {**INT, "description": "UNIX seconds"},
+    "transactions": {"type": "array", "items": _ref("SimplefinTransaction")},
+    "holdings": {"type": "array", "items": {"type": "object"}},
+}
+
 SCHEMAS: dict[str, Any] = {
     "OpenAggSimplefinToken": _obj(
         {
@@ -173,6 +186,52 @@ SCHEMAS: dict[str, Any] = {
             "user_guid": STR_N,
         }
     ),
+    # The SimpleFIN protocol's answer (docs/simplefin.md): v1 by default, v2 on request.
+    "SimplefinTransaction": _obj(
+        {
+            "id": STR,
+            "posted": {**INT, "description": "UNIX seconds; 0 while pending"},
+            "amount": _SF_AMOUNT,
+            "description": STR,
+            "payee": STR,
+            "memo": STR,
+            "transacted_at": {**INT, "description": "UNIX seconds"},
+            "pending": BOOL,
+            "extra": _obj({"category": STR}),
+        },
+        optional=("extra",),
+    ),
+    "SimplefinOrg": _obj({"domain": STR, "name": STR, "sfin-url": STR, "url": STR, "id": STR}),
+    "SimplefinAccountV1": _obj({"org": _ref("SimplefinOrg"), **_SF_ACCOUNT}),
+    "SimplefinAccountV2": _obj({"conn_id": STR, "conn_name": STR, **_SF_ACCOUNT}),
+    "SimplefinConnection": _obj(
+        {
+            "conn_id": STR,
+            "name": STR,
+            "org_id": STR,
+            "org_name": STR,
+            "org_url": STR,
+            "sfin_url": STR,
+        }
+    ),
+    "SimplefinError": _obj(
+        {"code": STR, "msg": STR, "message": STR, "conn_id": STR, "account_id": STR},
+        optional=("conn_id", "account_id"),
+    ),
+    "SimplefinAccountSetV1": _obj(
+        {
+            "errors": {"type": "array", "items": STR},
+            "x-api-message": {"type": "array", "items": STR},
+            "accounts": {"type": "array", "items": _ref("SimplefinAccountV1")},
+        }
+    ),
+    "SimplefinAccountSetV2": _obj(
+        {
+            "errlist": {"type": "array", "items": _ref("SimplefinError")},
+            "connections": {"type": "array", "items": _ref("SimplefinConnection")},
+            "accounts": {"type": "array", "items": _ref("SimplefinAccountV2")},
+        }
+    ),
     "OpenAggSupportTicketEvent": _obj(
         {
             "action": STR,
@@ -213,7 +272,7 @@ _TOKEN_BODY = {
     },
 }
 _IMPORT_QUERY = [
-    _q("format", "ofx, qfx, qif or csv; guessed from the file when left out"),
+    _q("format", "OFX (or QFX), QIF, CSV, CAMT053 or MT940; detected when left out"),
     _q("filename", "The file's name (a multipart part's own name otherwise)"),
     _q("member_guid", "The managed member to import into; a new one otherwise"),
     *(
@@ -282,7 +341,10 @@ OPS: dict[str, dict[str, Any]] = {
     "GET /simplefin/accounts": _op(
         "SimpleFIN: the user's accounts and transactions",
         {
-            "200": ok({"type": "object"}, "application/json"),
+            "200": ok(
+                {"oneOf": [_ref("SimplefinAccountSetV1"), _ref("SimplefinAccountSetV2")]},
+                "application/json",
+            ),
             "400": {"description": "A bad query value", "content": ERROR},
             "403": _SF_FORBIDDEN,
             "429": {"description": "Past OPENAGG_SIMPLEFIN_REQUESTS_PER_DAY", "content": ERROR},
@@ -300,8 +362,12 @@ OPS: dict[str, dict[str, Any]] = {
     ),
     # Statement imports (docs/imports.md)
     "POST /users/{user_guid}/imports": _op(
-        "Import a statement file (OFX, QFX, QIF, CSV)",
-        {"201": ok(_one("import", "OpenAggImport"), text="Created")},
+        "Import a statement file (OFX, QFX, QIF, CSV, CAMT.053, MT940)",
+        {
+            "201": ok(_one("import", "OpenAggImport"), text="Created"),
+            "400": {"description": "A file no reader understands, a bad option", "content": ERROR},
+            "413": {"description": "The file is over OPENAGG_IMPORT_MAX_BYTES", "content": ERROR},
+        },
         parameters=[*_USER, *_IMPORT_QUERY],
         requestBody={
             "required": True,
