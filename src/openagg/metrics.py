@@ -42,9 +42,21 @@ WEBHOOK_POSTS = Counter(
     registry=PROCESS,
 )
 
+CONNECTOR_STALLS = Counter(
+    "openagg_connector_stalls",
+    "Times a connector held a worker's event loop (every job of it waiting) for over "
+    "half a second without yielding, by connector.",
+    ["connector"],
+    registry=PROCESS,
+)
+
 
 def observe_job(kind: str, cause: str, seconds: float) -> None:
     JOB_SECONDS.labels(kind, "ok" if cause == "OK" else cause.lower()).observe(max(seconds, 0))
+
+
+def observe_connector_stall(connector: str) -> None:
+    CONNECTOR_STALLS.labels(connector).inc()
 
 
 def observe_webhook_post(succeeded: bool) -> None:

@@ -1,21 +1,25 @@
 """The connector platform: a connector shipped as its own package (tests/
 connector_plugin) found through its entry point, institutions added with the CLI,
-secrets a connector earns kept across jobs, the deadline, the start-up check, and
-the conformance suite."""
+secrets a connector earns kept across jobs, the deadline, a connector that blocks the
+event loop, the start-up check, and the conformance suite."""
 
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import select
 
+from openagg import metrics
 from openagg.connectors import Cause, ConnectorError
 from openagg.connectors.registry import installed
 from openagg.db.models import Attempt, Member
+from openagg.engine.stalls import STALL_SECONDS
 from openagg.queue import member_queue_view
 from openagg.services import vault
 from openagg.services.institutions import InstitutionInput, add_institution, list_institutions
@@ -141,6 +145,50 @@ async def test_a_broken_connector_fails_the_conformance_suite(tmp_path: Path) ->
     report = await run_conformance(scenario, connector=Leaky(), workdir=tmp_path)
     assert not report.ok
     assert [c.name for c in report.checks if not c.ok] == ["no secret in the logs"]
+
+
+class Blocking(ScriptedConnector):
+    """Signs in with a blocking call, as a connector on a synchronous HTTP client does."""
+
+    async def login(self, ctx, credentials):  # type: ignore[no-untyped-def]
+        time.sleep(STALL_SECONDS + 0.1)
+        return await super().login(ctx, credentials)
+
+
+async def test_a_connector_that_blocks_the_event_loop_fails_the_suite(tmp_path: Path) -> None:
+    scenario = Scenario.from_dict(
+        {
+            "connector": "blocking",
+            "institution": {"code": "blocking_bank", "name": "Blocking Bank"},
+            "connects": {"credentials": {"LOGIN": "u", "PASSWORD": "p"}},
+        }
+    )
+    report = await run_conformance(scenario, connector=Blocking(), workdir=tmp_path)
+    [failed] = [c for c in report.checks if not c.ok]
+    assert failed.name == "never holds the event loop", report.text()
+    assert "in login" in failed.detail and "blocking call" in failed.detail
+    # A connector that awaits its bank the same time passes.
+    report = await run_conformance(scenario, connector=ScriptedConnector(), workdir=tmp_path / "2")
+    assert report.ok, report.text()
+    assert "never holds the event loop" in report.text()
+
+
+async def test_the_worker_names_a_connector_that_blocked_its_loop(
+    platform: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
+    stalls = metrics.CONNECTOR_STALLS.labels("scripted")
+    before = stalls._value.get()
+    path = await _scripted_member(platform, Blocking(transactions=[transaction("t-1")]))
+    with caplog.at_level(logging.WARNING, logger="openagg"):
+        await platform.drain()
+    assert stalls._value.get() == before + 1
+    lines = [r.getMessage() for r in caplog.records]
+    [line] = [text for text in lines if "held the worker's event loop" in text]
+    assert "connector 'scripted'" in line and "without yielding" in line
+    # It is only named: the job itself went through.
+    user, member = path.split("/")
+    status = await platform.http.get(f"/users/{user}/members/{member}/status")
+    assert status.json()["member"]["connection_status"] == "CONNECTED"
 
 
 async def _scripted_member(platform: Platform, connector: ScriptedConnector, **options: str) -> str:

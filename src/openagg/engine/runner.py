@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import instance_dict
 
-from openagg import logs
+from openagg import logs, metrics
 from openagg.connectors.base import (
     AccountData,
     Connector,
@@ -49,6 +49,7 @@ from openagg.domain.states import JobState
 from openagg.domain.statuses import Status
 from openagg.engine import ingest, revoker
 from openagg.engine.batcher import MAX_BATCH, WriteBatcher
+from openagg.engine.stalls import STALL_SECONDS, watched
 from openagg.queue import END_USER_IP, finish, wait_for_user
 from openagg.runtime import Runtime
 from openagg.services import consent, revocations, vault
@@ -432,7 +433,7 @@ class _Work:
             raise _Ended(Cause.INTERNAL_ERROR, "")
         try:
             async with asyncio.timeout(deadline) as budget:
-                return await self._calls(call, call.connector)
+                return await watched(self._calls(call, call.connector), self._stalled)
         except ConnectorError as exc:
             raise _Ended(exc.cause, call.log.redact(exc.institution_message)) from None
         except (TimeoutError, httpx.TimeoutException):
@@ -447,6 +448,21 @@ class _Work:
         except Exception:
             call.log.exception("job %s failed inside the connector", jc.job.guid)
             raise _Ended(Cause.INTERNAL_ERROR, "") from None
+
+    def _stalled(self, seconds: float, cpu_seconds: float) -> None:
+        """A stretch of the connector's calls that held the worker's loop too long."""
+        if seconds < STALL_SECONDS or self.call is None:
+            return
+        metrics.observe_connector_stall(self.call.name)
+        log.warning(
+            "job %s: connector %r held the worker's event loop for %.2f s (%.2f s of CPU) "
+            "without yielding; every job of this worker waited. A blocking call (a "
+            "synchronous HTTP client, time.sleep) or long parsing belongs in a thread",
+            self.jc.job.guid,
+            self.call.name,
+            seconds,
+            cpu_seconds,
+        )
 
     async def _calls(self, call: ConnectorCall, connector: Connector) -> LoginResult | Pulled:
         rt, jc, ctx = self.rt, self.jc, call.ctx

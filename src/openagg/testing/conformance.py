@@ -25,9 +25,10 @@ connector may reach private addresses (a fake bank on this machine).
 Checks: the member connects (answering each MFA round), its accounts and
 transactions are stored as the connector gave them, a second pull stores nothing
 twice and drops the pendings that posted transactions replace, each error scenario
-ends with its cause, and no password (a unique one the suite signs in with), secret
-option, earned secret or ``never_logged`` value appears in a log line or in the
-database file.
+ends with its cause, no call holds the event loop for half a second or more without
+yielding (a blocking call stops every job of a worker), and no password (a unique one
+the suite signs in with), secret option, earned secret or ``never_logged`` value
+appears in a log line or in the database file.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import asyncio
 import base64
 import datetime as dt
 import html
+import inspect
 import json
 import logging
 import re
@@ -54,6 +56,7 @@ from openagg.connectors.base import Connector, TransactionData
 from openagg.db.migrate import upgrade
 from openagg.db.models import Attempt, Institution, Member
 from openagg.domain.causes import Cause
+from openagg.engine.stalls import STALL_SECONDS, watched
 from openagg.engine.worker import Worker
 from openagg.services import vault
 from openagg.services.oauth import CALLBACK_PATH
@@ -133,20 +136,27 @@ def _first_form(page: str) -> tuple[str, dict[str, str]] | None:
 
 
 class _Recorder:
-    """The connector under test, with what its data calls returned kept."""
+    """The connector under test, with what its data calls returned kept, and the
+    longest stretch each of its methods held the event loop without yielding."""
 
     def __init__(self, inner: Connector) -> None:
         self.inner = inner
         self.returned: list[TransactionData] = []
+        self.longest: dict[str, tuple[float, float]] = {}  # method: (wall, CPU) seconds
 
     def __getattr__(self, name: str) -> Any:
         found = getattr(self.inner, name)
-        if name not in ("pull", "transactions"):
+        if not inspect.iscoroutinefunction(found):
             return found
 
+        def timed(seconds: float, cpu_seconds: float) -> None:
+            if seconds > self.longest.get(name, (0.0, 0.0))[0]:
+                self.longest[name] = (seconds, cpu_seconds)
+
         async def recording(*args: Any) -> Any:
-            result = await found(*args)
-            self.returned.extend(result.transactions if name == "pull" else result)
+            result = await watched(found(*args), timed)
+            if name in ("pull", "transactions"):
+                self.returned.extend(result.transactions if name == "pull" else result)
             return result
 
         return recording
@@ -458,6 +468,20 @@ async def _secrets(run: _Run, logged: _Logged, report: Report) -> None:
     report.add("no secret in the database file", not in_file)
 
 
+def _never_stalls(run: _Run, report: Report) -> None:
+    longest = run.recorder.longest
+    if not longest:
+        return
+    method, (seconds, cpu) = max(longest.items(), key=lambda item: item[1][0])
+    detail = f"longest {seconds:.3f} s ({cpu:.3f} s of CPU), in {method}"
+    if seconds >= STALL_SECONDS:
+        detail += (
+            ": every job of the worker waited; a blocking call (a synchronous HTTP client, "
+            "time.sleep) or long parsing belongs in a thread"
+        )
+    report.add("never holds the event loop", seconds < STALL_SECONDS, detail)
+
+
 async def run_conformance(
     scenario: Scenario,
     *,
@@ -485,6 +509,7 @@ async def run_conformance(
             steps.append(lambda: _secrets(run, logged, report))
             for step in steps:
                 await step()
+            _never_stalls(run, report)
         except (AssertionError, LookupError, TimeoutError, ValueError) as exc:
             report.add("suite ran to the end", False, str(exc))
         finally:
