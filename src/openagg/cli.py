@@ -414,6 +414,19 @@ CredentialOption = typer.Option(
 )
 
 
+SupportsOption = typer.Option(
+    None,
+    "--supports",
+    help="account_identification or account_verification (repeat for both): the "
+    "identify and verify jobs, and MX's supports_* fields. On update, replaces the "
+    "list ('none' clears it).",
+)
+
+
+def _supports(given: list[str] | None) -> tuple[str, ...]:
+    return tuple(c.strip().lower() for c in given or [] if c.strip().lower() != "none")
+
+
 def _options(given: list[str] | None) -> dict[str, str]:
     from openagg.services.institutions import parse_option
 
@@ -447,6 +460,7 @@ def institutions_add(
     ),
     credential: list[str] | None = CredentialOption,
     oauth: bool = typer.Option(False, help="End users sign in at the institution (OAuth)."),
+    supports: list[str] | None = SupportsOption,
     database_url: str | None = DbOption,
 ) -> None:
     """Add an institution served by an installed connector."""
@@ -454,7 +468,9 @@ def institutions_add(
 
     def given() -> InstitutionInput:
         creds = [parse_credential(c) for c in credential] if credential else None
-        return InstitutionInput(connector, code, name, url, _options(option), creds, oauth)
+        return InstitutionInput(
+            connector, code, name, url, _options(option), creds, oauth, supports=_supports(supports)
+        )
 
     done = _institution_action(database_url, lambda rt: add_institution(rt, given()))
     if done is not None:
@@ -469,6 +485,7 @@ def institutions_update(
     option: list[str] | None = typer.Option(None, help="KEY=VALUE to set."),
     remove_option: list[str] | None = typer.Option(None, help="KEY to remove."),
     credential: list[str] | None = CredentialOption,
+    supports: list[str] | None = SupportsOption,
     database_url: str | None = DbOption,
 ) -> None:
     """Change an institution; running processes see it at once."""
@@ -483,6 +500,7 @@ def institutions_update(
             set_options=_options(option),
             remove_options=remove_option,
             credentials=[parse_credential(c) for c in credential] if credential else None,
+            supports=None if supports is None else _supports(supports),
         )
 
     done = _institution_action(database_url, action)
@@ -522,14 +540,18 @@ def institutions_remove(code: str, database_url: str | None = DbOption) -> None:
 
 @institutions_app.command("list")
 def institutions_list(database_url: str | None = DbOption) -> None:
-    """Every institution: code, connector, members, name, options (secrets masked)."""
+    """Every institution: code, connector, members, name, options (secrets masked), and
+    what it supports beyond aggregation."""
     from openagg.services.institutions import list_institutions
 
     rows = _institution_action(database_url, list_institutions) or []
     for r in rows:
         options = " ".join(f"{k}={v}" for k, v in sorted(r.options.items()))
         retired = " (retired)" if r.is_retired else ""
-        typer.echo(f"{r.code}\t{r.connector}\t{r.members} members\t{r.name}{retired}\t{options}")
+        supports = f"\tsupports {','.join(r.supports)}" if r.supports else ""
+        typer.echo(
+            f"{r.code}\t{r.connector}\t{r.members} members\t{r.name}{retired}\t{options}{supports}"
+        )
 
 
 connectors_app = typer.Typer(help="Installed connectors (plugins).", no_args_is_help=True)

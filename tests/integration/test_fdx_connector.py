@@ -26,10 +26,10 @@ from sqlalchemy import select
 from openagg.connectors.base import AccountData, ConnectorContext, ConnectorError, TransactionData
 from openagg.connectors.fdx import FdxConnector, owner_data, settle
 from openagg.connectors.http import connector_client
-from openagg.db.models import Attempt, Institution, Member
+from openagg.db.models import Attempt, Member
 from openagg.domain.causes import Cause
 from openagg.services import vault
-from openagg.services.institutions import InstitutionInput, add_institution
+from openagg.services.institutions import InstitutionInput, add_institution, update_institution
 from openagg.testing import Scenario, run_conformance
 from tests.compat.test_sdk import run_scenario, sdk  # noqa: F401  (the sdk fixture)
 from tests.conftest import VENV_BIN, Platform, make_platform, settings_for, start_live_server
@@ -250,12 +250,11 @@ async def test_an_oauth_member_consents_at_the_bank_and_connects_with_its_data(
     assert tokens["access_token"].startswith("at-") and tokens["refresh_token"].startswith("rt-")
     assert tokens["access_expires_at"] == int(platform.clock.now.timestamp()) + 3600
 
-    # Institutions added as data do not offer identification yet (no option for the
-    # profile's flag): switched on here for the connector's owners.
-    async with platform.rt.db.write() as s:
-        inst = await s.scalar(select(Institution).where(Institution.code == CODE))
-        assert inst is not None
-        inst.profile = {**inst.profile, "supports_account_identification": True}
+    # An institution added as data offers identification once its operator says so
+    # (`openagg institutions update CODE --supports account_identification`).
+    r = await platform.http.post(f"/users/{user}/members/{guid}/identify")
+    assert r.status_code == 400, r.text
+    await update_institution(platform.rt, CODE, supports=("account_identification",))
     r = await platform.http.post(f"/users/{user}/members/{guid}/identify")
     assert r.status_code == 202, r.text
     await platform.drain()

@@ -161,3 +161,22 @@ def test_the_cli_adds_imports_lists_and_refuses(tmp_path: Path) -> None:
     assert "cli_bank\tsandbox\t0 members\tCLI Bank\tapi_password=***" in listed
     assert "cli_two\tsandbox" in listed and "pw-1234" not in listed
     assert "sandbox\topenagg " in openagg("connectors", "list").stdout
+
+    # What it supports beyond aggregation: said by its operator, checked against the
+    # connector (ofx reads no account owners), shown in MX's supports_* fields.
+    supports = ["--supports", "account_identification", "--supports", "account_verification"]
+    assert openagg("institutions", "update", "cli_bank", *supports).returncode == 0
+    both = "\tsupports account_identification,account_verification\n"
+    assert both in openagg("institutions", "list").stdout
+    assert openagg("institutions", "update", "cli_bank", "--name", "CLI").returncode == 0
+    assert both in openagg("institutions", "list").stdout  # kept when not named
+    assert openagg("institutions", "update", "cli_bank", "--supports", "none").returncode == 0
+    assert "\tsupports " not in openagg("institutions", "list").stdout
+    wrong = openagg("institutions", "update", "cli_bank", "--supports", "tax_document")
+    assert wrong.returncode == 1 and "one of account_identification" in wrong.stderr
+    ofx = openagg(
+        "institutions", "add", "--connector", "ofx", "--code", "ofx_bank", "--name", "OFX",
+        "--option", "url=https://ofx.example.com", "--option", "org=X", "--option", "fid=1",
+        "--supports", "account_identification",
+    )  # fmt: skip
+    assert ofx.returncode == 1 and "cannot identify account owners" in ofx.stderr

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from openagg.connectors.base import Connector
 from openagg.db.models import Institution, Member
 from openagg.ofx import writer
 from openagg.runtime import Runtime
@@ -36,6 +37,10 @@ class CredentialField:
     type: str = "TEXT"
 
 
+# What an operator may say an institution supports beyond aggregation (MX's
+# ``supports_<name>`` fields): the premium jobs OpenAgg runs (``members.CAPABILITY``).
+CAPABILITIES = ("account_identification", "account_verification")
+
 DEFAULT_CREDENTIALS = (
     CredentialField("LOGIN", "Username", "TEXT"),
     CredentialField("PASSWORD", "Password", "PASSWORD"),
@@ -55,6 +60,7 @@ class InstitutionInput:
     credentials: list[CredentialField] | None = None
     oauth: bool = False
     iso_country_code: str = "US"
+    supports: tuple[str, ...] = ()  # of CAPABILITIES
 
 
 def parse_credential(text: str) -> CredentialField:
@@ -99,6 +105,21 @@ def _check(rt: Runtime, given: InstitutionInput) -> None:
             )
     if given.oauth and given.credentials:
         raise BadRequest("an OAuth institution takes no credentials")
+    for capability in given.supports:
+        if capability not in CAPABILITIES:
+            raise BadRequest(f"supports {capability!r}: one of {', '.join(CAPABILITIES)} (or none)")
+    if "account_identification" in given.supports and not _reads_owners(
+        rt.connectors[given.connector]
+    ):
+        raise BadRequest(
+            f"connector {given.connector!r} cannot identify account owners (it has no owners)"
+        )
+
+
+def _reads_owners(connector: object) -> bool:
+    """Whether the connector has an ``owners`` of its own (the base class's finds none)."""
+    found = getattr(type(connector), "owners", None)
+    return callable(found) and found is not Connector.owners
 
 
 def _credentials(code: str, fields: list[CredentialField]) -> list[dict[str, Any]]:
@@ -123,12 +144,9 @@ def _profile(given: InstitutionInput, old: dict[str, Any] | None = None) -> dict
         supports_oauth=given.oauth,
         supports_transaction_history=True,
     )
-    for flag in (
-        "supports_account_identification",
-        "supports_account_statement",
-        "supports_account_verification",
-        "supports_tax_document",
-    ):
+    for capability in CAPABILITIES:
+        profile[f"supports_{capability}"] = capability in given.supports
+    for flag in ("supports_account_statement", "supports_tax_document"):  # not served
         profile.setdefault(flag, False)
     return profile
 
@@ -180,6 +198,7 @@ def current_input(rt: Runtime, inst: Institution) -> InstitutionInput:
         ],
         oauth=bool(profile.get("supports_oauth")),
         iso_country_code=profile.get("iso_country_code") or "US",
+        supports=tuple(c for c in CAPABILITIES if profile.get(f"supports_{c}")),
     )
 
 
@@ -192,6 +211,7 @@ async def update_institution(
     set_options: dict[str, str] | None = None,
     remove_options: list[str] | None = None,
     credentials: list[CredentialField] | None = None,
+    supports: tuple[str, ...] | None = None,
 ) -> Institution:
     async with rt.db.write() as s:
         inst = await institution_by_code(s, code)
@@ -209,13 +229,25 @@ async def update_institution(
         given.options.update(set_options or {})
         if credentials is not None:
             given.credentials = credentials
+        if supports is not None:
+            given.supports = supports
         _check(rt, given)
         _apply(rt, inst, given)
     return inst
 
 
 _IMPORT_FIELDS = frozenset(
-    ("connector", "code", "name", "url", "options", "credentials", "oauth", "iso_country_code")
+    (
+        "connector",
+        "code",
+        "name",
+        "url",
+        "options",
+        "credentials",
+        "oauth",
+        "iso_country_code",
+        "supports",
+    )
 )
 
 
@@ -268,8 +300,9 @@ def _from_ofx_entry(item: dict[str, Any], where: str) -> dict[str, Any]:
 def input_from_json(item: Any, where: str) -> InstitutionInput:
     """One institution of an import file: an object with connector, code, name and
     optional url, options, credentials ([{field_name, label, type}]), oauth,
-    iso_country_code; or an OFX directory entry (name, url, org, fid and optional
-    code, bankid, brokerid, version, appid, appver, useragent)."""
+    iso_country_code, supports (a list of ``CAPABILITIES``); or an OFX directory entry
+    (name, url, org, fid and optional code, bankid, brokerid, version, appid, appver,
+    useragent)."""
     if not isinstance(item, dict):
         raise BadRequest(f"{where}: an object")
     if "connector" not in item and "org" in item and "fid" in item:
@@ -282,6 +315,9 @@ def input_from_json(item: Any, where: str) -> InstitutionInput:
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in options.items()):
             raise BadRequest(f"{where}: options are strings")
         creds = item.get("credentials")
+        supports = item.get("supports") or []
+        if not isinstance(supports, list) or not all(isinstance(c, str) for c in supports):
+            raise BadRequest(f"{where}: supports is a list of strings")
         return InstitutionInput(
             connector=str(item["connector"]),
             code=str(item["code"]),
@@ -298,6 +334,7 @@ def input_from_json(item: Any, where: str) -> InstitutionInput:
             ],
             oauth=bool(item.get("oauth", False)),
             iso_country_code=str(item.get("iso_country_code", "US")),
+            supports=tuple(supports),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise BadRequest(f"{where}: missing or malformed {exc}") from None
@@ -352,6 +389,7 @@ class InstitutionRow:
     is_retired: bool
     members: int
     options: dict[str, str]  # secret values masked
+    supports: tuple[str, ...] = ()  # of CAPABILITIES
 
 
 async def list_institutions(rt: Runtime) -> list[InstitutionRow]:
@@ -375,6 +413,7 @@ async def list_institutions(rt: Runtime) -> list[InstitutionRow]:
                 k: "***" if vault.is_secret_option(k) else v
                 for k, v in vault.open_institution_options(rt, i).items()
             },
+            tuple(c for c in CAPABILITIES if (i.profile or {}).get(f"supports_{c}")),
         )
         for i in rows
     ]
