@@ -42,6 +42,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -463,3 +464,16 @@ def serve_fake_enablebanking(public_key: rsa.RSAPublicKey) -> Iterator[FakeEnabl
     with serving(Handler) as port:
         bank.port = port
         yield bank
+
+
+# The fixtures of the test modules that talk to this bank (they import them).
+@pytest.fixture(scope="module")
+def key() -> rsa.RSAPrivateKey:
+    return new_key()
+
+
+@pytest.fixture
+def bank(key: rsa.RSAPrivateKey) -> Iterator[FakeEnableBanking]:
+    # The bank keeps its own (real) clock, as a live server does.
+    with serve_fake_enablebanking(key.public_key()) as b:
+        yield b

@@ -15,30 +15,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.conftest import VENV_BIN, LiveServer, start_live_server
+from tests.integration import fake_enablebanking
 from tests.integration.fake_enablebanking import (
     FakeEnableBanking,
-    new_key,
-    serve_fake_enablebanking,
 )
 from tests.integration.test_widget_urls import boot_of
 
 CODE = "fake_pankki"
+# The fake bank's fixtures (its key, the bank on a loopback port), for these tests.
+key, bank = fake_enablebanking.key, fake_enablebanking.bank
 END_USER = "203.0.113.7"  # documentation range (RFC 5737)
-
-
-@pytest.fixture(scope="module")
-def key() -> rsa.RSAPrivateKey:
-    return new_key()
-
-
-@pytest.fixture
-def bank(key: rsa.RSAPrivateKey) -> Iterator[FakeEnableBanking]:
-    with serve_fake_enablebanking(key.public_key()) as b:
-        yield b
 
 
 def _api(server: LiveServer) -> httpx.Client:

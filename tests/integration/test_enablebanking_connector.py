@@ -12,7 +12,7 @@ deleted at the API; a JWT the API refuses; and the conformance suite."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,6 +30,7 @@ from openagg.services import vault
 from openagg.services.institutions import InstitutionInput, add_institution
 from openagg.testing import Scenario, run_conformance
 from tests.conftest import Platform, make_platform, settings_for
+from tests.integration import fake_enablebanking
 from tests.integration.api_helpers import local, member, new_user
 from tests.integration.fake_enablebanking import (
     CURRENT_IBAN,
@@ -37,7 +38,6 @@ from tests.integration.fake_enablebanking import (
     FakeEnableBanking,
     new_key,
     pem,
-    serve_fake_enablebanking,
 )
 from tests.integration.test_fdx_connector import (
     authorize,
@@ -49,18 +49,9 @@ from tests.integration.test_simplefin_connector import aggregate, listed, transa
 from tests.integration.test_widget_urls import bearer, open_session
 
 CODE = "fake_pankki"
+# The fake bank's fixtures (its key, the bank on a loopback port), for these tests.
+key, bank = fake_enablebanking.key, fake_enablebanking.bank
 CALLBACK = "http://openagg.test/oauth/callback"
-
-
-@pytest.fixture(scope="module")
-def key() -> rsa.RSAPrivateKey:
-    return new_key()
-
-
-@pytest.fixture
-def bank(key: rsa.RSAPrivateKey) -> Iterator[FakeEnableBanking]:
-    with serve_fake_enablebanking(key.public_key()) as b:
-        yield b
 
 
 @pytest.fixture

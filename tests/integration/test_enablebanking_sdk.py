@@ -13,7 +13,6 @@ import queue
 import re
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,27 +22,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.compat.test_sdk import SCENARIO_TIMEOUT, SCRIPT, sdk  # noqa: F401  (the sdk fixture)
 from tests.conftest import VENV_BIN, LiveServer, start_live_server
+from tests.integration import fake_enablebanking
 from tests.integration.fake_enablebanking import (
     CURRENT_IBAN,
     SAVINGS_IBAN,
     FakeEnableBanking,
-    new_key,
-    serve_fake_enablebanking,
 )
 
 CODE = "fake_pankki"  # the scenario's EB_BANK
-
-
-@pytest.fixture(scope="module")
-def key() -> rsa.RSAPrivateKey:
-    return new_key()
-
-
-@pytest.fixture
-def bank(key: rsa.RSAPrivateKey) -> Iterator[FakeEnableBanking]:
-    # The bank keeps its own (real) clock, as the live server does.
-    with serve_fake_enablebanking(key.public_key()) as b:
-        yield b
+# The fake bank's fixtures (its key, the bank on a loopback port), for these tests.
+key, bank = fake_enablebanking.key, fake_enablebanking.bank
 
 
 def consent(url: str) -> httpx.Response:
