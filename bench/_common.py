@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -105,7 +105,7 @@ def _chunks(
 async def bulk_users(rt: Runtime, client: Client, count: int) -> list[int]:
     """Insert ``count`` users with Core; returns their ids."""
     now = rt.now()
-    table = User.__table__
+    table = cast(Table, User.__table__)
     async with rt.db.write() as s:
         first = await _next_id(s, table)
         ids = list(range(first, first + count))
@@ -176,7 +176,7 @@ async def bulk_members(
 ) -> list[int]:
     """One member per user id (as with ``skip_aggregation``: no job); returns ids."""
     now = rt.now()
-    table = Member.__table__
+    table = cast(Table, Member.__table__)
     async with rt.db.write() as s:
         first = await _next_id(s, table)
         rows = [

@@ -362,6 +362,7 @@ async def collect(settings: Settings, result: Result, member_ids: list[int]) -> 
                     )
                 )
             ).one()
+            assert started is not None and finished is not None, "no job ran"
             result.drain_s = (finished - started).total_seconds()
             states = await s.execute(
                 select(Job.state, func.count()).where(Job.id >= first).group_by(Job.state)
@@ -392,7 +393,7 @@ async def collect(settings: Settings, result: Result, member_ids: list[int]) -> 
                 .where(in_range, Job.id >= first)
             )
             result.expected_transactions = sum(
-                _expected(guid, when.date()) for guid, when in pulled
+                _expected(guid, when.date()) for guid, when in pulled.tuples() if when is not None
             )
     finally:
         await rt.db.dispose()

@@ -48,9 +48,7 @@ from openagg.connectors.base import (
     AccountData,
     Connector,
     ConnectorContext,
-    HoldingData,
     LoginResult,
-    OwnerData,
     TransactionData,
 )
 from openagg.db.models import Client, Institution, Job, Member, Transaction
@@ -66,11 +64,11 @@ TRANSACTIONS_PER_ACCOUNT = 10
 _TYPES = ("CHECKING", "SAVINGS", "CREDIT_CARD")
 
 
-class BenchConnector:
+class BenchConnector(Connector):
     """Answers at once: 3 accounts, 10 transactions each, new ones on every ``round``."""
 
     def __init__(self) -> None:
-        self.round = 0
+        self.round = 0  # no holdings, no owners: the base class's
 
     async def login(self, ctx: ConnectorContext, credentials: dict[str, str]) -> LoginResult:
         return LoginResult(state={"authenticated": True})
@@ -120,20 +118,6 @@ class BenchConnector:
             )
             for i in range(TRANSACTIONS_PER_ACCOUNT)
         ]
-
-    async def holdings(
-        self, ctx: ConnectorContext, state: dict[str, Any], account: AccountData
-    ) -> list[HoldingData]:
-        return []
-
-    async def owners(
-        self, ctx: ConnectorContext, state: dict[str, Any], account: AccountData
-    ) -> list[OwnerData]:
-        return []
-
-
-def _conforms(connector: BenchConnector) -> Connector:
-    return connector
 
 
 @dataclass

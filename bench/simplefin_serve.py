@@ -26,9 +26,10 @@ import asyncio
 import base64
 import sys
 import time
+from typing import cast
 
 import httpx
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 
 from bench._common import (
     bench_settings,
@@ -95,7 +96,7 @@ async def _access(settings: Settings) -> tuple[int, str, str]:
             for n, kind in enumerate(ACCOUNT_TYPES)
         ]
         async with rt.db.write() as s:
-            await s.execute(insert(Account.__table__), rows)
+            await s.execute(insert(cast(Table, Account.__table__)), rows)
             user = await s.get(User, user_id)
         assert user is not None
         token = await simplefin.create_token(rt, new.client, user.guid)

@@ -29,10 +29,10 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
-from sqlalchemy import create_engine, event, insert, text
+from sqlalchemy import Table, create_engine, event, insert, text
 
 from bench._common import (
     bench_settings,
@@ -152,7 +152,7 @@ async def _people(settings: Settings, users: int) -> tuple[str, str, list[tuple[
                     }
                 )
         async with rt.db.write() as s:
-            await s.execute(insert(Account.__table__), rows)
+            await s.execute(insert(cast(Table, Account.__table__)), rows)
         return new.client.client_id, new.api_key, list(zip(user_ids, member_ids, strict=True))
     finally:
         await rt.db.dispose()
@@ -168,7 +168,7 @@ def _transactions(path: Path, client_pk: int, total: int, batch: int = 50_000) -
         dbapi_conn.execute("PRAGMA synchronous=OFF")
         dbapi_conn.execute("PRAGMA cache_size=-262144")
 
-    table = Transaction.__table__
+    table = cast(Table, Transaction.__table__)
     now = dt.datetime.now(dt.UTC)
     today = now.date()
     merchants = [
