@@ -99,7 +99,7 @@ async def _access(settings: Settings) -> tuple[int, str, str]:
             await s.execute(insert(cast(Table, Account.__table__)), rows)
             user = await s.get(User, user_id)
         assert user is not None
-        token = await simplefin.create_token(rt, new.client, user.guid)
+        token = await simplefin.create_token(rt, new.client, user.guid, created_by="API")
         username, password = await simplefin.claim(rt, token.claim_code)
         return new.client.id, username, password
     finally:

@@ -353,6 +353,6 @@ def test_a_simplefin_setup_token_made_in_the_portal_is_claimed_once(
         assert first.status_code == 200 and "/simplefin" in first.text
         assert httpx.post(claim_url, timeout=10).status_code == 403
         listed = api.get(f"/users/{user}/simplefin_tokens").json()["simplefin_tokens"]
-        assert [t["state"] for t in listed] == ["CLAIMED"]
+        assert [(t["state"], t["created_by"]) for t in listed] == [("CLAIMED", "PORTAL")]
     finally:
         context.close()

@@ -138,6 +138,7 @@ async def test_a_setup_token_claims_once_and_is_listed_without_secrets(
     caplog.set_level(logging.DEBUG)
     token = await world.setup_token()
     assert token["guid"].startswith("SFT-") and token["state"] == "UNCLAIMED"
+    assert token["created_by"] == "API"  # the client's backend
     claim_url = base64.b64decode(token["token"]).decode()
     assert claim_url == token["claim_url"] == token["claim_url"].strip()
     assert claim_url.startswith(f"{world.url}/simplefin/claim/")
@@ -158,6 +159,7 @@ async def test_a_setup_token_claims_once_and_is_listed_without_secrets(
     assert listed.status_code == 200
     [row] = listed.json()["simplefin_tokens"]
     assert row["guid"] == token["guid"] and row["state"] == "CLAIMED"
+    assert row["created_by"] == "API"
     assert "token" not in row and "claim_url" not in row
     text = listed.text
     assert claim_url.rsplit("/", 1)[1] not in text and access_url.split("@")[0] not in text

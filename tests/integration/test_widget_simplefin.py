@@ -94,6 +94,7 @@ async def test_the_token_claims_once_and_serves_the_session_user_s_accounts(
     # Listed for the app's backend, without its secret.
     [listed] = await world.listed(world.user)
     assert listed["guid"] == made["guid"] and "token" not in listed
+    assert listed["created_by"] == made["created_by"] == "WIDGET"  # the end user made it
 
     app = await SimplefinApp.claim(made["token"])
     body = await app.accounts()

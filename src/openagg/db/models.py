@@ -662,6 +662,9 @@ class SimplefinToken(Base):
     access_password_hash: Mapped[str | None] = mapped_column(String(64))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # API (the client's backend), PORTAL (its staff) or WIDGET (the end user); None
+    # for tokens made before this was kept.
+    created_by: Mapped[str | None] = mapped_column(String(8))
 
 
 class SimplefinRequest(Base):

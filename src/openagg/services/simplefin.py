@@ -17,7 +17,7 @@ import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -48,6 +48,9 @@ from openagg.wire.simplefin import (
 )
 
 TOKEN_PREFIX = "SFT"
+# Who made a setup token: the client's backend (the API), its staff in the developer
+# portal, or the end user in the Connect widget.
+TokenOrigin = Literal["API", "PORTAL", "WIDGET"]
 DEFAULT_WINDOW = dt.timedelta(days=90)
 # The widget makes no new setup token while the user has this many waiting for
 # their claim (whoever made them).
@@ -120,11 +123,17 @@ class AccountSet:
 
 
 async def create_token(
-    rt: Runtime, client: Client, user_guid: str, *, waiting_at_most: int | None = None
+    rt: Runtime,
+    client: Client,
+    user_guid: str,
+    *,
+    created_by: TokenOrigin,
+    waiting_at_most: int | None = None,
 ) -> NewToken:
-    """A new setup token for the user. With ``waiting_at_most``, refused (429) while
-    the user already has that many tokens waiting for their claim (the user's row is
-    locked while they are counted, so two requests at once cannot both pass)."""
+    """A new setup token for the user, made by ``created_by``. With ``waiting_at_most``,
+    refused (429) while the user already has that many tokens waiting for their claim
+    (the user's row is locked while they are counted, so two requests at once cannot
+    both pass)."""
     now = rt.now()
     code = secrets.token_urlsafe(32)
     async with rt.db.write() as s:
@@ -140,6 +149,7 @@ async def create_token(
             claim_code_hash=hash_secret(code),
             claim_expires_at=now + dt.timedelta(seconds=rt.settings.simplefin_claim_ttl_seconds),
             created_at=now,
+            created_by=created_by,
         )
         s.add(token)
     return NewToken(token, user, code)
@@ -177,7 +187,11 @@ async def create_widget_token(ctx: widget.WidgetContext) -> NewToken:
             "not ask for them (enable_simplefin_token)."
         )
     return await create_token(
-        ctx.rt, ctx.client, ctx.user.guid, waiting_at_most=WIDGET_WAITING_TOKENS
+        ctx.rt,
+        ctx.client,
+        ctx.user.guid,
+        created_by="WIDGET",
+        waiting_at_most=WIDGET_WAITING_TOKENS,
     )
 
 

@@ -320,4 +320,5 @@ def simplefin_token(
         "expires_at": iso(token.claim_expires_at),
         "claimed_at": iso(token.claimed_at),
         "revoked_at": iso(token.revoked_at),
+        "created_by": token.created_by,
     }

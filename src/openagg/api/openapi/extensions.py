@@ -97,6 +97,11 @@ SCHEMAS: dict[str, Any] = {
             "expires_at": TIME,
             "claimed_at": TIME,
             "revoked_at": TIME,
+            "created_by": {
+                "enum": ["API", "PORTAL", "WIDGET", None],
+                "description": "The client's backend, its developer portal, or the end user "
+                "in the Connect widget (null: made before this was kept)",
+            },
         },
         optional=("token", "claim_url"),
     ),

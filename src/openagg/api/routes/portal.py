@@ -155,7 +155,7 @@ async def simplefin_token(
     user_guid: str, request: Request, found: web_sessions.LoggedIn = Depends(logged_in)
 ) -> Response:
     """For support staff helping a user connect a budget app (docs/simplefin.md)."""
-    body = await new_token_body(request, _client(found), user_guid.strip())
+    body = await new_token_body(request, _client(found), user_guid.strip(), created_by="PORTAL")
     return json_response({"simplefin_token": body}, 201)
 
 

@@ -73,13 +73,18 @@ async def create_token(
 ) -> Response:
     if (await request.body()).strip():
         await parse_body(request, _TokenBody)
-    return mx({"simplefin_token": await new_token_body(request, client, user_guid)}, 201)
+    body = await new_token_body(request, client, user_guid, created_by="API")
+    return mx({"simplefin_token": body}, 201)
 
 
-async def new_token_body(request: Request, client: Client, user_guid: str) -> dict[str, Any]:
+async def new_token_body(
+    request: Request, client: Client, user_guid: str, *, created_by: simplefin.TokenOrigin
+) -> dict[str, Any]:
     """A new setup token for the user, with its secret (the token and the claim URL):
     the one answer that ever shows them. The developer portal makes them too."""
-    return token_body(request, await simplefin.create_token(runtime(request), client, user_guid))
+    rt = runtime(request)
+    made = await simplefin.create_token(rt, client, user_guid, created_by=created_by)
+    return token_body(request, made)
 
 
 def token_body(request: Request, new: simplefin.NewToken) -> dict[str, Any]:
