@@ -29,6 +29,8 @@ from sqlalchemy.orm.attributes import instance_dict
 
 T = TypeVar("T")
 _UTC = dt.UTC
+# SQLite's unixepoch() (3.38): a seventh less time for SimpleFIN's 10,000-row window.
+_UNIXEPOCH = sqlite3.sqlite_version_info >= (3, 38, 0)
 
 
 # --- the two backends ----------------------------------------------------------------
@@ -108,7 +110,11 @@ class Backend:
         """SQL for a timestamp (or date: its midnight) column's UNIX time in whole
         seconds, as ``int(value.timestamp())`` gives it (NULL stays NULL)."""
         if self.sqlite:
-            return f"CAST(strftime('%s', {column}) AS INTEGER)"
+            # Whole seconds of the stored text (SQLite would round .9995 up to the next).
+            seconds = f"substr({column}, 1, 19)"
+            if _UNIXEPOCH:  # the same, without strftime's text and the cast
+                return f"unixepoch({seconds})"
+            return f"CAST(strftime('%s', {seconds}) AS INTEGER)"
         return f"CAST(trunc(extract(epoch FROM {column})) AS bigint)"
 
     def any_of(self, column: str, values: Sequence[int]) -> tuple[str, list[Any]]:
