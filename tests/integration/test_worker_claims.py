@@ -187,10 +187,30 @@ async def test_a_full_worker_starts_foreground_jobs_first_as_slots_free(
     await all_done_once(p, background + foreground)
 
 
-async def test_a_worker_claims_for_freed_slots_together(platform: Platform) -> None:
+@pytest.mark.parametrize("slow_loading", [False, True], ids=["as_is", "slow_loading"])
+async def test_a_worker_claims_for_freed_slots_together(
+    platform: Platform, slow_loading: bool
+) -> None:
     p = platform
     bank = gated(p)
     worker = Worker(p.rt, concurrency=8, prefetch=0)
+    if slow_loading:
+        # A finished job's final write lands while the jobs just claimed are loading:
+        # the slot it frees is already theirs, so it must leave no claim timer behind
+        # (one made with the long delay below once outlived the claim).
+        runner = worker.runner
+        prepare, commit = runner.prepare, runner._commit
+
+        async def slow_prepare(ids: list[int]) -> dict[int, int]:
+            await asyncio.sleep(0.4)
+            return await prepare(ids)
+
+        async def late_commit(group: Any) -> None:
+            await asyncio.sleep(0.2)
+            await commit(group)
+
+        runner.prepare = slow_prepare  # type: ignore[method-assign]
+        runner._commit = late_commit  # type: ignore[method-assign]
     assert worker.claim_batch == 2  # a quarter of the slots
     worker.claim_delay = 60.0  # no timer inside this test: the batch alone decides
     guids = await members(p, 12)
