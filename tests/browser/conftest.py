@@ -230,6 +230,19 @@ class Widget:
         assert got == expected
 
 
+def choose(w: Widget, name: str) -> None:
+    """On the search screen, pick an institution by name."""
+    w.frame.locator("#oa-search").fill(name)
+    w.frame.locator(".oa-institution", has_text=name).first.click()
+
+
+def sign_in(w: Widget, username: str, password: str) -> None:
+    w.screen("enterCreds")
+    w.frame.get_by_label("Username").fill(username)
+    w.frame.get_by_label("Password").fill(password)
+    w.frame.get_by_role("button", name="Connect").click()
+
+
 def artifacts_dir(request: pytest.FixtureRequest) -> Path:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
     path = ARTIFACTS / request.node.module.__name__.rsplit(".", 1)[-1] / name

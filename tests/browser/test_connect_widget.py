@@ -19,6 +19,7 @@ from tests.browser.conftest import (
     artifacts_dir,
     institution,
     new_user,
+    sign_in,
     widget_url,
 )
 from tests.conftest import LiveServer, start_live_server
@@ -27,13 +28,6 @@ CREATED, DENIED, CHALLENGED, REJECTED, CONNECTED, UPDATED, RESUMED = 0, 2, 3, 4,
 LOAD = {"mx": True, "type": "mx/load", "metadata": {}}
 USERNAMES = {"mxbank": "mxuser", "sandbox_bank": "user_good"}
 GOOD_PASSWORD = {"mxbank": "any password", "sandbox_bank": "pass_good"}
-
-
-def sign_in(w: Widget, username: str, password: str) -> None:
-    w.screen("enterCreds")
-    w.frame.get_by_label("Username").fill(username)
-    w.frame.get_by_label("Password").fill(password)
-    w.frame.get_by_role("button", name="Connect").click()
 
 
 def answer_all(w: Widget, answer: str) -> None:

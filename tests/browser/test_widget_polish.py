@@ -14,7 +14,15 @@ import httpx
 import pytest
 
 from openagg.domain.statuses import MESSAGES, Status
-from tests.browser.conftest import Widget, artifacts_dir, new_user, run_cli, widget_url
+from tests.browser.conftest import (
+    Widget,
+    artifacts_dir,
+    choose,
+    new_user,
+    run_cli,
+    sign_in,
+    widget_url,
+)
 from tests.conftest import VENV_BIN, LiveServer, start_live_server
 
 SIZES = [("light", 390), ("dark", 390), ("light", 1280), ("dark", 1280)]
@@ -61,19 +69,6 @@ def sized_widget(
         return w
 
     return opener
-
-
-def choose(w: Widget, name: str) -> None:
-    """On the search screen, pick an institution by name."""
-    w.frame.locator("#oa-search").fill(name)
-    w.frame.locator(".oa-institution", has_text=name).first.click()
-
-
-def sign_in(w: Widget, username: str, password: str) -> None:
-    w.screen("enterCreds")
-    w.frame.get_by_label("Username").fill(username)
-    w.frame.get_by_label("Password").fill(password)
-    w.frame.get_by_role("button", name="Connect").click()
 
 
 def reaches(w: Widget, label: str, *, scrolling: bool = True) -> None:

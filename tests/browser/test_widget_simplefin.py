@@ -22,8 +22,10 @@ from tests.browser.conftest import (
     Widget,
     artifacts_dir,
     assert_fits_in_its_theme,
+    choose,
     new_user,
     open_local_page,
+    sign_in,
     widget_url,
 )
 from tests.browser.test_widget_polish import reaches
@@ -78,12 +80,8 @@ def test_connect_then_get_a_token_that_a_budget_app_claims(
     w.page.set_viewport_size({"width": 390, "height": 640})
     w.page.evaluate("document.getElementById('widget').style.height = '100vh'")
     w.screen("search")
-    w.frame.locator("#oa-search").fill("MX Bank")
-    w.frame.locator(".oa-institution", has_text="MX Bank").first.click()
-    w.screen("enterCreds")
-    w.frame.get_by_label("Username").fill("mxuser")
-    w.frame.get_by_label("Password").fill("any password")
-    w.frame.get_by_role("button", name="Connect").click()
+    choose(w, "MX Bank")
+    sign_in(w, "mxuser", "any password")
     w.screen("connected", timeout=30_000)
     # Six accounts: the list scrolls, and every action, the new one too, is in view.
     for action in ("Done", STEP_BUTTON, "Remove this connection"):
@@ -213,12 +211,8 @@ def test_the_demo_page_offers_the_step_when_ticked(
     w.content().wait_for_url(page.evaluate("document.getElementById('demo-widget').src"))
     w.last_view = 0  # a new page: its screens count from 1 again
     w.screen("search", timeout=5_000)
-    w.frame.locator("#oa-search").fill("mx bank")
-    w.frame.locator(".oa-institution", has_text="MX Bank").first.click()
-    w.screen("enterCreds")
-    w.frame.get_by_label("Username").fill("mxuser")
-    w.frame.get_by_label("Password").fill("any password")
-    w.frame.get_by_role("button", name="Connect").click()
+    choose(w, "MX Bank")
+    sign_in(w, "mxuser", "any password")
     w.screen("connected", timeout=30_000)
     w.frame.get_by_role("button", name=STEP_BUTTON).click()
     w.screen("anotherApp")

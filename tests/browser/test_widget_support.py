@@ -19,19 +19,13 @@ from tests.browser.conftest import (
     new_operator,
     new_user,
     run_cli,
+    sign_in,
     widget_url,
 )
 from tests.conftest import LiveServer
 
 FAILED = Status.FAILED.id  # MX's numeric status in memberStatusUpdate
 LOAD = {"mx": True, "type": "mx/load", "metadata": {}}
-
-
-def sign_in(w: Widget, username: str, password: str) -> None:
-    w.screen("enterCreds")
-    w.frame.get_by_label("Username").fill(username)
-    w.frame.get_by_label("Password").fill(password)
-    w.frame.get_by_role("button", name="Connect").click()
 
 
 def member_of(w: Widget) -> str:

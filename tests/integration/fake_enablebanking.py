@@ -33,6 +33,7 @@ import datetime as dt
 import html
 import json
 import secrets
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +48,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from tests.conftest import VENV_BIN
 from tests.support import serving
 
 APPLICATION_ID = "0b6e3b55-7d0f-4a4e-9c1e-openagg-test"
@@ -464,6 +466,23 @@ def serve_fake_enablebanking(public_key: rsa.RSAPublicKey) -> Iterator[FakeEnabl
     with serving(Handler) as port:
         bank.port = port
         yield bank
+
+
+def add_with_cli(
+    env: dict[str, str], bank: FakeEnableBanking, key: rsa.RSAPrivateKey, code: str
+) -> None:
+    """The bank as an institution of the platform whose environment is ``env``, added
+    the way an operator does (`openagg institutions add`)."""
+    options = [f"--option={k}={v}" for k, v in bank.options(key).items()]
+    add = ["institutions", "add", "--connector", "enablebanking", "--oauth", "--code", code]
+    added = subprocess.run(
+        [str(VENV_BIN / "openagg"), *add, "--name", "Fake Pankki", *options],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert added.returncode == 0, added.stderr
 
 
 # The fixtures of the test modules that talk to this bank (they import them).

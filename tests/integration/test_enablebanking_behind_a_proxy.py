@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,10 +16,11 @@ from pathlib import Path
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.conftest import VENV_BIN, LiveServer, start_live_server
+from tests.conftest import LiveServer, start_live_server
 from tests.integration import fake_enablebanking
 from tests.integration.fake_enablebanking import (
     FakeEnableBanking,
+    add_with_cli,
 )
 from tests.integration.test_widget_urls import boot_of
 
@@ -95,16 +95,7 @@ def test_the_forwarded_address_of_a_trusted_proxy_goes_to_the_bank(
         OPENAGG_FOREGROUND_THROTTLE_SECONDS="0",
     )
     try:
-        options = [f"--option={k}={v}" for k, v in bank.options(key).items()]
-        add = ["institutions", "add", "--connector", "enablebanking", "--oauth", "--code", CODE]
-        added = subprocess.run(
-            [str(VENV_BIN / "openagg"), *add, "--name", "Fake Pankki", *options],
-            env=server.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert added.returncode == 0, added.stderr
+        add_with_cli(server.env, bank, key, CODE)
         with _api(server) as api:
             user = api.post("/users", json={"user": {}}).json()["user"]["guid"]
 

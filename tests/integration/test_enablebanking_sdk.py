@@ -21,12 +21,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.compat.test_sdk import SCENARIO_TIMEOUT, SCRIPT, sdk  # noqa: F401  (the sdk fixture)
-from tests.conftest import VENV_BIN, LiveServer, start_live_server
+from tests.conftest import LiveServer, start_live_server
 from tests.integration import fake_enablebanking
 from tests.integration.fake_enablebanking import (
     CURRENT_IBAN,
     SAVINGS_IBAN,
     FakeEnableBanking,
+    add_with_cli,
 )
 
 CODE = "fake_pankki"  # the scenario's EB_BANK
@@ -138,16 +139,7 @@ def test_mx_sdk_connects_and_reauthorizes_an_oauth_member_at_an_enable_banking_a
         )
 
     try:
-        options = [f"--option={k}={v}" for k, v in bank.options(key).items()]
-        add = ["institutions", "add", "--connector", "enablebanking", "--oauth", "--code", CODE]
-        added = subprocess.run(
-            [str(VENV_BIN / "openagg"), *add, "--name", "Fake Pankki", *options],
-            env=server.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert added.returncode == 0, added.stderr
+        add_with_cli(server.env, bank, key, CODE)
         r, steps = run_interactive(
             sdk, server, "enablebanking_bank", end_user, tmp_path / "scenario.err"
         )
