@@ -2,28 +2,27 @@
 
 The job (``queue.enqueue_revocation``) has no member: it carries the member's guid,
 its institution and its sealed secrets. The connector's ``revoke`` runs under the
-same rules as its other calls (the platform's HTTP client, a redacting log, the job
-deadline, exceptions turned into causes). A transient cause is retried with
-backoff (``OPENAGG_REVOCATION_*``); any other cause, or the last attempt, gives up
-with a log line naming the institution and the member guid. However the job ends,
+same rules as its other calls (the platform's HTTP client, a redacting log, and
+``engine/guard.py``: the job deadline, the stall watch, exceptions turned into
+causes). A transient cause is retried with backoff (``OPENAGG_REVOCATION_*``); any
+other cause, or the last attempt, gives up with a log line naming the institution
+and the member guid. However the job ends,
 ``queue.finish`` erases the secrets it carried. Nothing is written about the member:
 no attempt, no status, no webhook, no ticket.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass
 
-import httpx
 from sqlalchemy import select
 
-from openagg.connectors.base import ConnectorError
 from openagg.db.models import Institution, Job
 from openagg.domain.causes import TRANSIENT, Cause
 from openagg.domain.states import JobState
+from openagg.engine.guard import Ended, guarded
 from openagg.queue import REVOKE, finish, retry_later
 from openagg.runtime import Runtime
 from openagg.services.connector_calls import ConnectorCall
@@ -149,18 +148,7 @@ async def _attempt(rt: Runtime, rev: Revocation) -> _Failed | None:
         return None  # the connector no longer revokes: nothing to do
     deadline = rt.settings.job_deadline_seconds
     try:
-        async with asyncio.timeout(deadline) as budget:
-            await revoke(call.ctx)
-    except ConnectorError as exc:
-        return _Failed(exc.cause, call.log.redact(exc.institution_message))
-    except (TimeoutError, httpx.TimeoutException):
-        if budget.expired():
-            log.warning("revocation job %s: past the %g s deadline; cancelled", job.guid, deadline)
-        return _Failed(Cause.TIMEOUT, "")
-    except httpx.HTTPError as exc:
-        call.log.warning("revocation job %s: %s: %s", job.guid, type(exc).__name__, exc)
-        return _Failed(Cause.INSTITUTION_UNAVAILABLE, "")
-    except Exception:
-        call.log.exception("revocation job %s failed inside the connector", job.guid)
-        return _Failed(Cause.INTERNAL_ERROR, "")
+        await guarded(call, revoke(call.ctx), deadline=deadline, label=f"revocation job {job.guid}")
+    except Ended as ended:
+        return _Failed(ended.cause, ended.message)
     return None

@@ -23,12 +23,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import instance_dict
 
-from openagg import logs, metrics
+from openagg import logs
 from openagg.connectors.base import (
     AccountData,
     Connector,
@@ -49,7 +48,7 @@ from openagg.domain.states import JobState
 from openagg.domain.statuses import Status
 from openagg.engine import ingest, revoker
 from openagg.engine.batcher import MAX_BATCH, WriteBatcher
-from openagg.engine.stalls import STALL_SECONDS, watched
+from openagg.engine.guard import Ended, guarded
 from openagg.queue import END_USER_IP, finish, wait_for_user
 from openagg.runtime import Runtime
 from openagg.services import consent, revocations, vault
@@ -385,13 +384,6 @@ def _keep(rt: Runtime, member: Member, earned: Earned) -> None:
         consent.note(member, earned)
 
 
-class _Ended(Exception):
-    """The job's work at the institution ended without data: why, and what to say."""
-
-    def __init__(self, cause: Cause, message: str = "") -> None:
-        self.cause, self.message = cause, message
-
-
 class _Work:
     """One job's calls to its connector: log in or answer MFA, then pull."""
 
@@ -404,11 +396,11 @@ class _Work:
         return None if self.call is None else self.call.earned()
 
     async def run(self, deadline: float) -> LoginResult | Pulled:
-        """The challenges to park for, or the data; raises ``_Ended`` otherwise."""
+        """The challenges to park for, or the data; raises ``Ended`` otherwise."""
         jc = self.jc
         if consent.has_ended(jc.member, self.started):
             # The platform knows the consent is over: the institution is not asked.
-            raise _Ended(
+            raise Ended(
                 Cause.BAD_CREDENTIALS, consent.expired_message(jc.member, jc.institution.name)
             )
         try:
@@ -427,42 +419,12 @@ class _Work:
             )
         except Exception:  # a secret that does not open (a key removed too soon)
             log.exception("job %s: the connector's context could not be made", jc.job.guid)
-            raise _Ended(Cause.INTERNAL_ERROR, "") from None
+            raise Ended(Cause.INTERNAL_ERROR, "") from None
         if call.connector is None:
             log.error("job %s: connector %r is not installed here", jc.job.guid, call.name)
-            raise _Ended(Cause.INTERNAL_ERROR, "")
-        try:
-            async with asyncio.timeout(deadline) as budget:
-                return await watched(self._calls(call, call.connector), self._stalled)
-        except ConnectorError as exc:
-            raise _Ended(exc.cause, call.log.redact(exc.institution_message)) from None
-        except (TimeoutError, httpx.TimeoutException):
-            if budget.expired():
-                log.warning("job %s: past the %g s deadline; cancelled", self.jc.job.guid, deadline)
-            raise _Ended(Cause.TIMEOUT, "") from None
-        except httpx.HTTPError as exc:
-            # Connection refused, reset, a private address refused: the institution
-            # could not be reached.
-            call.log.warning("job %s: %s: %s", jc.job.guid, type(exc).__name__, exc)
-            raise _Ended(Cause.INSTITUTION_UNAVAILABLE, "") from None
-        except Exception:
-            call.log.exception("job %s failed inside the connector", jc.job.guid)
-            raise _Ended(Cause.INTERNAL_ERROR, "") from None
-
-    def _stalled(self, seconds: float, cpu_seconds: float) -> None:
-        """A stretch of the connector's calls that held the worker's loop too long."""
-        if seconds < STALL_SECONDS or self.call is None:
-            return
-        metrics.observe_connector_stall(self.call.name)
-        log.warning(
-            "job %s: connector %r held the worker's event loop for %.2f s (%.2f s of CPU) "
-            "without yielding; every job of this worker waited. A blocking call (a "
-            "synchronous HTTP client, time.sleep) or long parsing belongs in a thread",
-            self.jc.job.guid,
-            self.call.name,
-            seconds,
-            cpu_seconds,
-        )
+            raise Ended(Cause.INTERNAL_ERROR, "")
+        work = self._calls(call, call.connector)
+        return await guarded(call, work, deadline=deadline, label=f"job {jc.job.guid}")
 
     async def _calls(self, call: ConnectorCall, connector: Connector) -> LoginResult | Pulled:
         rt, jc, ctx = self.rt, self.jc, call.ctx
@@ -543,7 +505,7 @@ class Runner:
         work = _Work(self.rt, jc, started)
         try:
             done = await work.run(self.rt.settings.job_deadline_seconds)
-        except _Ended as ended:
+        except Ended as ended:
             earned = work.earned()
             await self._fail(jc, started, ended.cause, ended.message, earned, work.logged_in)
             return
