@@ -259,6 +259,9 @@ async def test_a_job_waiting_for_its_final_write_gives_its_slot_to_the_next(
     first, second, third = await members(p, 3)
     async with working(worker) as peak:
         await until(lambda: _states_are(p, [first], "running"))
+        # Started, not only claimed: a job whose gate is open before it starts runs to
+        # its final write in one step of the loop, never seen running.
+        await until(lambda: _len_is(worker.running, 1))
         bank.open(first)
         await until(lambda: _states_are(p, [first, second], "running"))
         assert list(worker.settling) and list(worker.running) != list(worker.settling)
