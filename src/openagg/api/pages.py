@@ -16,11 +16,12 @@ from importlib import resources
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from openagg import __version__
 from openagg.api.http import runtime
+from openagg.api.routing import Router
 from openagg.services import web_sessions
 from openagg.services.errors import Forbidden, NotFound
 
@@ -54,7 +55,7 @@ _SHARED_ASSETS = {
     "logo-sandbox_bank.svg",
 }
 
-router = APIRouter()
+router = Router()
 
 
 def read_asset(package: str, name: str) -> str:

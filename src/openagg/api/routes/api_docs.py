@@ -8,15 +8,16 @@ import string
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from openagg import __version__
 from openagg.api import openapi
 from openagg.api.http import runtime
 from openagg.api.pages import PAGE_HEADERS, html_page, read_asset
+from openagg.api.routing import Router
 
-router = APIRouter()
+router = Router()
 
 
 def document(request: Request) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, StrictBool, StrictStr
 from starlette.exceptions import HTTPException
@@ -30,13 +30,14 @@ from openagg.api.pages import (
     set_session_cookie,
     static_asset,
 )
+from openagg.api.routing import Router
 from openagg.db.models import Operator, SupportTicketEvent, WebSession
 from openagg.services import incidents, operators, support, support_charts, web_sessions
 from openagg.services.errors import BadRequest, Forbidden, ServiceError, Unauthorized
 from openagg.services.inputs import Strict
 from openagg.services.support import Prompt, TicketView
 
-router = APIRouter()
+router = Router()
 
 COOKIE = "openagg_console"
 COOKIE_PATH = "/console"

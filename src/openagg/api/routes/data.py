@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import Select, Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +27,7 @@ from openagg.api.http import (
     use_case_pattern,
 )
 from openagg.api.list_cache import ListCache
+from openagg.api.routing import Router
 from openagg.db.driver import Backend, Fetch, Plan
 from openagg.db.models import (
     Account,
@@ -42,7 +43,7 @@ from openagg.db.models import (
 from openagg.services.errors import BadRequest, NotFound
 from openagg.services.lookup import account_by_guid, member_by_guid, user_by_guid
 
-router = APIRouter()
+router = Router()
 USER = "/users/{user_guid}"
 MEMBER = USER + "/members/{member_guid}"
 

@@ -7,16 +7,17 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from openagg.api.http import current_client, mx, query_int, runtime
+from openagg.api.routing import Router
 from openagg.db.models import Client, Import
 from openagg.services import imports
 from openagg.services.errors import BadRequest, NotFound, ServiceError
 from openagg.statements.csv_reader import CsvOptions
 
-router = APIRouter()
+router = Router()
 BASE = "/users/{user_guid}/imports"
 CSV_OPTIONS = (
     "date_column",

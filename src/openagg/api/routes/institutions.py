@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
@@ -19,11 +19,12 @@ from openagg.api.http import (
     query_list,
     runtime,
 )
+from openagg.api.routing import Router
 from openagg.db.models import Client, Institution
 from openagg.services.errors import NotFound
 from openagg.services.lookup import institution_by_code
 
-router = APIRouter()
+router = Router()
 
 _SUPPORT_FILTERS = (
     "supports_account_identification",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,7 @@ from openagg.api.http import (
 )
 from openagg.api.routes.institutions import list_all
 from openagg.api.routes.members import member_body
+from openagg.api.routing import Router
 from openagg.db.models import Account, Client, Institution, Member, Transaction, User
 from openagg.services import managed
 from openagg.services.inputs import (
@@ -35,7 +36,7 @@ from openagg.services.inputs import (
 )
 from openagg.services.lookup import user_by_guid
 
-router = APIRouter()
+router = Router()
 MEMBERS = "/users/{user_guid}/managed_members"
 MEMBER = MEMBERS + "/{member_guid}"
 ACCOUNTS = MEMBER + "/accounts"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
@@ -22,6 +22,7 @@ from openagg.api.http import (
     runtime,
 )
 from openagg.api.routes.institutions import credentials_page
+from openagg.api.routing import Router
 from openagg.db.models import Client, Institution, Job, Member, User
 from openagg.domain.policy import JobKind, background_disabled
 from openagg.domain.statuses import Status
@@ -31,7 +32,7 @@ from openagg.services.inputs import MemberCreateBody, MemberUpdateBody, ResumeBo
 from openagg.services.lookup import user_by_guid
 from openagg.wire.scalars import iso
 
-router = APIRouter()
+router = Router()
 BASE = "/users/{user_guid}/members"
 
 

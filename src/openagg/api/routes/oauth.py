@@ -8,16 +8,17 @@ from __future__ import annotations
 import html
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from openagg.api.http import runtime
 from openagg.api.pages import PAGE_HEADERS, client_address, script_json
+from openagg.api.routing import Router
 from openagg.connectors.sandbox import SANDBOX_OAUTH_AUTHORIZE_PATH, sandbox_authorization_code
 from openagg.services import oauth, widget
 from openagg.services.errors import ServiceError
 
-router = APIRouter()
+router = Router()
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

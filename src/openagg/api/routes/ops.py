@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from openagg import metrics
 from openagg.api.http import runtime
+from openagg.api.routing import Router
 
-router = APIRouter()
+router = Router()
 
 
 @router.get("/healthz")

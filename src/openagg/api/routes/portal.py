@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from pydantic import Field, StrictStr
@@ -33,6 +33,7 @@ from openagg.api.pages import (
     static_asset,
 )
 from openagg.api.routes.simplefin import new_token_body
+from openagg.api.routing import Router
 from openagg.db.models import Client
 from openagg.services import support, web_sessions
 from openagg.services.clients import authenticate
@@ -56,7 +57,7 @@ class _PortalRoute(APIRoute):
         return run
 
 
-router = APIRouter(route_class=_PortalRoute)
+router = Router(route_class=_PortalRoute)
 
 COOKIE = "openagg_portal"
 PATH = "/portal"

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from openagg.api.http import (
@@ -30,6 +30,7 @@ from openagg.api.http import (
     runtime,
 )
 from openagg.api.list_cache import ListCache
+from openagg.api.routing import Router
 from openagg.db.models import Client
 from openagg.services import simplefin
 from openagg.services.errors import BadRequest, Forbidden
@@ -43,7 +44,7 @@ from openagg.wire.simplefin import (
     simplefin_token,
 )
 
-router = APIRouter()
+router = Router()
 
 ROOT = "/simplefin"
 # Financial data and secrets: no cache anywhere may keep them.

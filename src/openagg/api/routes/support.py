@@ -7,7 +7,7 @@ problem comes back."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from openagg import wire
@@ -21,6 +21,7 @@ from openagg.api.http import (
     query_list,
     runtime,
 )
+from openagg.api.routing import Router
 from openagg.db.models import Client
 from openagg.services import support
 from openagg.services.support import (
@@ -32,7 +33,7 @@ from openagg.services.support import (
     TicketView,
 )
 
-router = APIRouter()
+router = Router()
 MAX_PER_PAGE = 1000
 
 

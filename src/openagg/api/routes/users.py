@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from openagg import wire
@@ -16,12 +16,13 @@ from openagg.api.http import (
     query_bool,
     runtime,
 )
+from openagg.api.routing import Router
 from openagg.db.models import Client
 from openagg.services import users
 from openagg.services.inputs import UserBody
 from openagg.services.lookup import user_by_guid
 
-router = APIRouter()
+router = Router()
 
 
 @router.get("/users")

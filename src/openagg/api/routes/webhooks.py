@@ -3,16 +3,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from openagg import wire
 from openagg.api.http import current_client, mx, mx_page, no_content, paging, parse_body, runtime
+from openagg.api.routing import Router
 from openagg.db.models import Client
 from openagg.services import webhooks
 from openagg.services.webhooks import DeliveryView, WebhookEndpointBody
 
-router = APIRouter()
+router = Router()
 
 
 def _delivery(v: DeliveryView) -> dict[str, object]:

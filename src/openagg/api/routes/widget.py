@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import Field, StrictBool, StrictStr
@@ -31,6 +31,7 @@ from openagg.api.pages import (
 from openagg.api.routes.imports import import_body, read_upload
 from openagg.api.routes.members import oauth_window_uri
 from openagg.api.routes.simplefin import token_body
+from openagg.api.routing import Router
 from openagg.connectors.files import STATEMENT_FILE_CODE
 from openagg.db.models import Client, Institution, Member, User
 from openagg.domain.policy import background_disabled
@@ -74,7 +75,7 @@ class _WidgetRoute(APIRoute):
         return run
 
 
-router = APIRouter(route_class=_WidgetRoute)
+router = Router(route_class=_WidgetRoute)
 
 _ASSETS = {"widget.js", "widget.css", "demo.js", "text.js"}
 
