@@ -19,7 +19,7 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite as sqlite
 from openagg import wire
 from openagg.connectors.base import AccountData, TransactionData
 from openagg.db.driver import Backend, Fetch, Plan
-from openagg.db.engine import Busy, _SqliteReader
+from openagg.db.engine import Busy, _SqliteDirect
 from openagg.db.models import Account, Member, Transaction, User
 from openagg.domain.ids import stable_guid
 from openagg.engine import ingest
@@ -205,7 +205,7 @@ def test_a_locked_database_is_reported_at_once(tmp_path: Path) -> None:
     holder.execute("PRAGMA journal_mode=WAL")
     holder.execute("PRAGMA locking_mode=EXCLUSIVE")
     holder.execute("CREATE TABLE t (x INTEGER)")  # takes the exclusive lock
-    reader = _SqliteReader(path, sqlite_dialect())
+    reader = _SqliteDirect(path, sqlite_dialect())
 
     def plan(b: Backend, _d: Any) -> Plan[Any]:
         rows = yield Fetch(b.sql("SELECT count(*) FROM t"))

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openagg.crypto import hash_api_key as hash_secret
-from openagg.db.driver import Backend, Fetch, Plan, run_plan
+from openagg.db.driver import Backend, Fetch, Plan
 from openagg.db.models import (
     Client,
     Member,
@@ -256,10 +256,9 @@ async def open_access(rt: Runtime, username: str, password: str) -> Access:
     alike, and no two requests both take the last place."""
     limit = rt.settings.simplefin_requests_per_day
     password_hash = hash_secret(password)
-    async with rt.db.write() as s:
-        found = await run_plan(
-            s, lambda b, _: _access_plan(b, username, password_hash, rt.now(), limit)
-        )
+    found = await rt.db.write_plan(
+        lambda b, _: _access_plan(b, username, password_hash, rt.now(), limit)
+    )
     if isinstance(found, Access):
         return found
     raise RateLimited(
