@@ -154,7 +154,8 @@ async def _cold(url: str, headers: dict[str, str], start: int, count: int, pid: 
         before, cpu, t0 = cpu_seconds(pid), time.process_time(), time.perf_counter()
         for i in range(count):
             t1 = time.perf_counter()
-            status, _ = await conn.get(f"/simplefin/accounts?start-date={start - i}&pending=1")
+            # start - 0 is the repeated pass's window, which the list cache holds.
+            status, _ = await conn.get(f"/simplefin/accounts?start-date={start - i - 1}&pending=1")
             latencies.append(time.perf_counter() - t1)
             errors += status != 200
         elapsed, cpu, after = time.perf_counter() - t0, time.process_time() - cpu, cpu_seconds(pid)
