@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from openagg.services import imports as imports_service
 from tests.conftest import Platform, make_platform, settings_for
 from tests.integration.api_helpers import new_user
 
@@ -141,6 +142,51 @@ async def test_changed_fitids_are_matched_by_date_amount_and_description(
     assert (body["transactions_added"], body["transactions_unchanged"]) == (0, 4)
     assert any("new bank ids" in w for w in body["warnings"])
     assert len(await transactions(platform, user)) == 4
+
+
+async def test_a_transaction_the_bank_redated_outside_the_new_file_is_updated_not_added(
+    platform: Platform,
+) -> None:
+    """An import reads the account's stored rows of the file's span only; a FITID
+    stored at a date outside it (the bank moved the transaction) is still that one."""
+    user = await new_user(platform.http)
+    await imported(platform, user, ofx_file(MARCH_APRIL))
+    may = [("F1", "20260503", "-4.50", "Coffee"), ("F6", "20260504", "-7.00", "Lunch")]
+    body = await imported(platform, user, ofx_file(may))
+    counts = ("transactions_added", "transactions_updated", "transactions_unchanged")
+    assert tuple(body[c] for c in counts) == (1, 1, 0)
+    listed = {t["id"]: t for t in await transactions(platform, user)}
+    assert sorted(listed) == ["F1", "F2", "F3", "F4", "F6"]
+    assert listed["F1"]["date"] == "2026-05-03"
+    again = await imported(platform, user, ofx_file(may))
+    assert tuple(again[c] for c in counts) == (0, 0, 2)
+
+
+async def test_a_months_file_into_a_long_history_reads_that_month(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the import reads of the account: its rows of the file's span (and, when
+    some rows are outside it, the file's new keys among them), not its whole history."""
+    user = await new_user(platform.http)
+    history = [
+        (f"H{n}", f"2025{1 + n // 28:02d}{1 + n % 28:02d}", "-1.00", f"Old {n}") for n in range(280)
+    ]
+    await imported(platform, user, ofx_file(history))
+    read: list[int] = []
+    original = imports_service._plan
+
+    def counted(
+        b: Any, key: str, currency: Any, entries: Any, stored: list[Any], *rest: Any
+    ) -> Any:
+        read.append(len(stored))
+        return original(b, key, currency, entries, stored, *rest)
+
+    monkeypatch.setattr(imports_service, "_plan", counted)
+    body = await imported(platform, user, ofx_file(MARCH_APRIL))
+    assert body["transactions_added"] == 4 and read == [0]
+    body = await imported(platform, user, ofx_file(history[28:56]))  # February 2025
+    assert body["transactions_unchanged"] == 28 and read == [0, 28]
+    assert len(await transactions(platform, user)) == 284
 
 
 async def test_two_transactions_of_one_file_with_one_fitid_are_both_kept(
