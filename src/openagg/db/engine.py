@@ -138,7 +138,9 @@ class _SqliteDirect:
             # One snapshot for all the plan's statements.
             conn.execute("BEGIN IMMEDIATE" if self._writes else "BEGIN")
         except sqlite3.OperationalError as exc:
-            raise _busy(exc) from exc
+            if _locked(exc):
+                raise Busy() from exc
+            raise
         done = False
         try:
             if not self._sized:
@@ -156,7 +158,9 @@ class _SqliteDirect:
                 self._committed()
             return result
         except sqlite3.OperationalError as exc:
-            raise _busy(exc) from exc
+            if _locked(exc):
+                raise Busy() from exc
+            raise
         finally:
             if not done:
                 conn.execute("ROLLBACK")
@@ -178,11 +182,8 @@ class _SqliteDirect:
             self._conn = None
 
 
-def _busy(exc: sqlite3.OperationalError) -> Exception:
-    """``Busy`` for a locked database, else the driver's own error."""
-    if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-        return Busy()
-    return exc
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    return exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _checkpoint(path: str) -> None:
