@@ -38,7 +38,6 @@ class Router(APIRouter):
                 path = getattr(route, "path", None)
                 segment = first_segment(path) if isinstance(path, str) else "{"
                 if "{" in segment:
-                    found = set()
                     self._segments = None
                     return None
                 found.add(segment)

@@ -384,7 +384,7 @@ async def _transactions(
         return b, rows, bool(outside)
 
     # The stored rows as the driver gives them (dates in the backend's stored form):
-    # a re-import reads every row of the account, and the ORM's conversions cost most.
+    # a re-import reads every row of the file's span, and the ORM's conversions cost most.
     backend, stored, outside = await run_plan(s, read)
     owner = (member.client_id, member.user_id, member.id, account.id)
     # Matching and building 100,000 rows is CPU work: off the event loop, like the parse.
