@@ -6,7 +6,7 @@ BIN = $(VENV)/bin
 
 .PHONY: run test test-sqlite test-postgresql lint bench fuzz clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml src/openagg/ofx/_speedups.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev]"

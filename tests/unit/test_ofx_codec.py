@@ -10,7 +10,8 @@ from decimal import Decimal
 import pytest
 
 from openagg import ofx
-from openagg.ofx import writer
+from openagg.ofx import accel, writer
+from tests.support import skip_or_fail
 
 V1_HEADER = (
     "OFXHEADER:100\nDATA:OFXSGML\nVERSION:102\nSECURITY:NONE\nENCODING:USASCII\n"
@@ -51,6 +52,15 @@ def txn_v1(
 def only_statement(doc: ofx.Document) -> ofx.Statement:
     assert len(doc.statements) == 1, doc.statements
     return doc.statements[0]
+
+
+@pytest.fixture(autouse=True, params=["C", "pure Python"])
+def codec_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test reads on both of the codec's paths: with its C hot path and without."""
+    if request.param == "pure Python":
+        monkeypatch.setattr(accel, "native", None)
+    elif accel.native is None:
+        skip_or_fail("the codec's C hot path was not built (pip found no C compiler)")
 
 
 # -- reading: headers, layout, encodings -------------------------------------------
@@ -378,11 +388,24 @@ def test_runs_of_plain_transactions_read_like_any_with_warnings_on_their_lines(
     listing = raw.root.find("BANKTRANLIST")
     assert listing is not None
     runs = [c for c in listing.children if isinstance(c, ofx.reader.TransactionRun)]
-    assert [len(r.rows) for r in runs] == [5, 1]  # (the bad date and no FITID are plain)
+    assert [r.count for r in runs] == [5, 1]  # (the bad date and no FITID are plain)
     found = listing.find_all("STMTTRN")
     assert [e.values.get("FITID") for e in found] == ["F1", "F2", "F3", "F4", None, "F6", "F7"]
     assert found[0].values["NAME"] == "Café 1" and raw.root.find("STMTTRN") is not None
     assert [raw.line_of_token(e.offset) for e in found[2:5:2]] == [opener["-3.25"], opener["-5.25"]]
+
+
+@pytest.mark.parametrize("general", [False, True], ids=["plain", "with a PAYEE"])
+def test_a_sic_of_other_digits_is_no_sic_not_a_crash(general: bool) -> None:
+    """ "²" is a digit to str.isdigit but not to int(): it used to fail the whole file."""
+    sics = {"5411": 5411, "\xb2": None, " 0042 ": 42, "54x": None}
+    body = "".join(
+        _plain(i).replace("<NAME>", f"<SIC>{sic}\n<NAME>") for i, sic in enumerate(sics, 1)
+    )
+    if general:
+        body = body.replace("<NAME>", "<PAYEE><NAME>").replace("<MEMO>", "</PAYEE><MEMO>")
+    doc = ofx.parse(V1_HEADER + "\n" + bank_v1(body))
+    assert [t.sic for t in only_statement(doc).transactions] == list(sics.values())
 
 
 def test_a_zone_of_a_day_or_more_is_a_warning_not_a_crash() -> None:

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 from decimal import Decimal, InvalidOperation
 
+from openagg.ofx import accel
 from openagg.ofx.models import (
     AccountInfo,
     AccountRef,
@@ -301,6 +302,18 @@ class _Parser:
     def run(self, run: TransactionRun, seen: dict[str, int], out: list[Transaction]) -> None:
         """The transactions of a run, as `transaction` reads them; those it would warn
         about (no FITID, an amount or a date it cannot read as is) go to it."""
+        if isinstance(run.rows, bytes):  # found by the C path, which reads them too
+            assert accel.native is not None
+            made = accel.native.read_run(
+                run.text, run.rows, run.count, self.zone_tzinfo, self.raw_when
+            )
+            for k, t in enumerate(made):
+                if t is None:
+                    t = self.transaction(run.element(k), seen)
+                    if t is None:
+                        continue
+                out.append(t)
+            return
         zones = self._zones
         types = self._types
         append = out.append
@@ -397,7 +410,7 @@ class _Parser:
                     user_date,
                     (check.strip() or None) if check else None,
                     (ref.strip() or None) if ref else None,
-                    int(sic) if sic and sic.isdigit() else None,
+                    int(sic) if sic and sic.isascii() and sic.isdigit() else None,
                     None,
                     (correct.strip() or None) if correct else None,
                     (action.strip() or None) if action else None,
@@ -408,6 +421,14 @@ class _Parser:
         """A run's bracketed zone as an ISO offset; "" when `parse_datetime` refuses it."""
         offset = self._zones[zone] = iso_offset(zone) or ""
         return offset
+
+    def zone_tzinfo(self, zone: str) -> dt.tzinfo | None:
+        """A run's bracketed zone as the tzinfo `zone` names; None when unreadable."""
+        offset = self._zones.get(zone) or self.zone(zone)
+        try:
+            return _from_iso(f"20000101T000000{offset}").tzinfo if offset else None
+        except ValueError:  # a day or more: `transaction` says so
+            return None
 
     def raw_when(self, text: str) -> dt.datetime | None:
         """A run's date text of another form (unstripped) as a datetime; None when
@@ -458,7 +479,7 @@ class _Parser:
             user_date=user_date,
             check_number=v.get("CHECKNUM") or None,
             ref_number=v.get("REFNUM") or None,
-            sic=int(sic) if sic and sic.isdigit() else None,
+            sic=int(sic) if sic and sic.isascii() and sic.isdigit() else None,
             currency=(currency.values.get("CURSYM") if currency else v.get("CURRENCY")) or None,
             correct_fitid=v.get("CORRECTFITID") or None,
             correct_action=v.get("CORRECTACTION") or None,
