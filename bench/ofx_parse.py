@@ -9,7 +9,9 @@ with ``&amp;``, a ledger and an available balance.
 
 Each file is parsed by, in the same run:
 
-- ``openagg.ofx.parse`` (in this process): bytes to a typed ``Document``;
+- ``openagg.ofx.parse`` (in this process): bytes to a typed ``Document``, with its
+  C hot path when it was built, and again without it (``openagg-pure``: what an
+  install without a C compiler runs; not compared with the targets);
 - ``ofxparse`` (MIT): ``OfxParser.parse(fileobj)``;
 - ``ofxtools`` (GPL-3.0): ``OFXTree().parse(fileobj)`` then ``.convert()`` (the typed
   transactions).
@@ -52,7 +54,7 @@ from importlib import metadata
 from pathlib import Path
 
 from bench._common import done, header, show, step, temp_dir
-from openagg.ofx import parse
+from openagg.ofx import accel, parse
 
 HERE = Path(__file__).resolve().parent
 PEERS_VENV = HERE / ".venv-ofx-peers"
@@ -340,7 +342,7 @@ def statement_files(n: int) -> tuple[bytes, bytes, int, Decimal]:
 
 @dataclass
 class Timing:
-    parser: str  # "openagg", "ofxparse", "ofxtools"
+    parser: str  # "openagg", "openagg-pure", "ofxparse", "ofxtools"
     version: str
     times: list[float]  # wall seconds of each run
     cpu: list[float]  # CPU seconds of each run
@@ -409,10 +411,13 @@ class Result:
         return "; ".join(parts) + f"; totals {'OK' if self.ok else 'MISMATCH'}"
 
 
-def time_openagg(data: bytes, repeat: int) -> Timing:
-    """Best of ``repeat`` in this process. The heap this process already holds
-    (SQLAlchemy, the app) is frozen first, as a peer's small process has none: a
-    collection during a parse then walks only what the parse made."""
+def time_openagg(data: bytes, repeat: int, pure: bool = False) -> Timing:
+    """Best of ``repeat`` in this process (``pure``: without the C hot path). The heap
+    this process already holds (SQLAlchemy, the app) is frozen first, as a peer's small
+    process has none: a collection during a parse then walks only what the parse made."""
+    native = accel.native
+    if pure:
+        accel.native = None
     times: list[float] = []
     cpu: list[float] = []
     doc = None
@@ -428,11 +433,14 @@ def time_openagg(data: bytes, repeat: int) -> Timing:
             cpu.append(time.process_time() - cpu_started)
     finally:
         gc.unfreeze()
+        accel.native = native
     assert doc is not None
     amounts = [t.amount for s in doc.statements for t in s.transactions]
-    return Timing(
-        "openagg", metadata.version("openagg"), times, cpu, len(amounts), sum(amounts, Decimal(0))
-    )
+    version = metadata.version("openagg")
+    if not pure:
+        version += " (C hot path)" if native else " (pure Python: the C path is not built)"
+    name = "openagg-pure" if pure else "openagg"
+    return Timing(name, version, times, cpu, len(amounts), sum(amounts, Decimal(0)))
 
 
 def peer_python() -> Path | None:
@@ -534,12 +542,14 @@ def run(
         for f, data in zip(files, (v1, v2), strict=True):
             path = tmp / f"statement-{f.name}.ofx"
             path.write_bytes(data)
-            t = step(f"{f.name}: openagg")
-            try:
-                f.timings["openagg"] = time_openagg(data, repeat)
-            except Exception as e:  # a benchmark reports, it does not fail
-                f.failures["openagg"] = f"{type(e).__name__}: {e}"
-            done(t)
+            for pure in (False, True) if accel.native else (False,):
+                name = "openagg-pure" if pure else "openagg"
+                t = step(f"{f.name}: {name}")
+                try:
+                    f.timings[name] = time_openagg(data, repeat, pure)
+                except Exception as e:  # a benchmark reports, it does not fail
+                    f.failures[name] = f"{type(e).__name__}: {e}"
+                done(t)
             for peer in PEERS if python else ():
                 assert python is not None
                 t = step(f"{f.name}: {peer}")
