@@ -569,6 +569,9 @@ async def test_a_hanging_receiver_does_not_slow_aggregation(
     p = platform
     receiver.mode = "hang"
     await add_endpoint(p, receiver.url)
+    # It polls for new events: at the default 1 s, its pickup could take as long as
+    # the wait below allows (this test once failed so on a PostgreSQL run).
+    p.rt.settings.webhook_poll_interval_seconds = 0.05
     stop = asyncio.Event()
     deliverer = Deliverer(p.rt)  # default 10 s timeout: it will be waiting all along
     task = asyncio.create_task(deliverer.run(stop))
@@ -580,7 +583,7 @@ async def test_a_hanging_receiver_does_not_slow_aggregation(
             r = await create_member(p.http, user, f"password-{len(guids)}")
             guids.append(r.json()["member"]["guid"])
             await p.drain()
-            for _ in range(50):  # the deliverer picks the MEMBER created event up
+            for _ in range(150):  # the deliverer picks the MEMBER created event up
                 if receiver.hanging:
                     break
                 await asyncio.sleep(0.02)
