@@ -11,8 +11,11 @@
  * (SPANS_PER_ROW pairs of int32); `tags`, how many tags the run holds (its `<`s).
  * None in `read_run`'s list: a transaction the
  * general reading must see to (what `_Parser.run` sends to `transaction`).
- * Only 1-byte (Latin-1) texts are read here: `find_runs` answers None for others,
- * and the regular expression reads them. The tests compare both paths. */
+ * A text with characters above U+00FF is scanned through a one-byte shadow of itself
+ * (such a character as `?`, or as \x1c when it is a space, a space that is neither
+ * ' ' nor a tab as the expression's `[ \t]` sees it), so that every index stays
+ * a character's; the leaves' texts come from the text itself. The tests compare both
+ * paths. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -57,9 +60,40 @@ static Py_ssize_t slot_offsets[13]; /* Transaction's fields, in order */
 static inline int is_space(Py_UCS1 c) { return Py_UNICODE_ISSPACE(c); }
 
 typedef struct {
-    const Py_UCS1 *s;
+    const Py_UCS1 *s; /* the text, or its shadow: one byte a character */
     Py_ssize_t n;
+    const char *data; /* the text's own characters, `kind` bytes each */
+    int kind;
 } Text;
+
+/* Characters [from, to) of `text` one byte each (above U+00FF: `?`, or \x1c when it
+ * is a space), in a buffer of `to` bytes indexed as the text is; NULL on no memory. */
+static Py_UCS1 *shadow(PyObject *text, Py_ssize_t from, Py_ssize_t to) {
+    Py_UCS1 *out = PyMem_Malloc(to > 0 ? (size_t)to : 1);
+    if (out == NULL) return NULL;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    for (Py_ssize_t i = from; i < to; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        out[i] = c < 256 ? (Py_UCS1)c : Py_UNICODE_ISSPACE(c) ? 0x1c : '?';
+    }
+    return out;
+}
+
+/* `text` to scan from `from` (its shadow when it is not one byte a character). */
+static int open_text(Text *t, PyObject *text, Py_ssize_t from, Py_ssize_t to, Py_UCS1 **owned) {
+    t->n = PyUnicode_GET_LENGTH(text);
+    t->kind = PyUnicode_KIND(text);
+    t->data = PyUnicode_DATA(text);
+    *owned = NULL;
+    if (t->kind == PyUnicode_1BYTE_KIND) {
+        t->s = PyUnicode_1BYTE_DATA(text);
+        return 0;
+    }
+    if ((*owned = shadow(text, from, to)) == NULL) return PyErr_NoMemory(), -1;
+    t->s = *owned;
+    return 0;
+}
 
 static inline Py_ssize_t skip_space(const Text *t, Py_ssize_t i) {
     while (i < t->n && is_space(t->s[i])) i++;
@@ -188,14 +222,17 @@ static PyObject *find_runs(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *text;
     Py_ssize_t start;
     if (!PyArg_ParseTuple(args, "Un", &text, &start)) return NULL;
-    if (PyUnicode_KIND(text) != PyUnicode_1BYTE_KIND || PyUnicode_GET_LENGTH(text) >= INT32_MAX)
-        Py_RETURN_NONE;
-    Text t = {PyUnicode_1BYTE_DATA(text), PyUnicode_GET_LENGTH(text)};
-    PyObject *runs = PyList_New(0);
-    if (runs == NULL) return NULL;
+    if (PyUnicode_GET_LENGTH(text) >= INT32_MAX) Py_RETURN_NONE;
     Py_ssize_t cap = 64, count = 0, p = -1, q = -1, pos = start < 0 ? 0 : start;
     Py_ssize_t tags = 0, row_tags = 0;
-    Span *rows = PyMem_Malloc(sizeof(Span) * SPANS_PER_ROW * cap);
+    Text t;
+    Py_UCS1 *owned;
+    if (pos > PyUnicode_GET_LENGTH(text)) pos = PyUnicode_GET_LENGTH(text);
+    if (open_text(&t, text, pos, PyUnicode_GET_LENGTH(text), &owned) < 0) return NULL;
+    Span *rows = NULL;
+    PyObject *runs = PyList_New(0);
+    if (runs == NULL) goto fail;
+    rows = PyMem_Malloc(sizeof(Span) * SPANS_PER_ROW * cap);
     if (rows == NULL) goto fail;
     while (pos < t.n) {
         const void *hit = memmem(t.s + pos, (size_t)(t.n - pos), "<STMTTRN>", 9);
@@ -224,10 +261,12 @@ static PyObject *find_runs(PyObject *Py_UNUSED(self), PyObject *args) {
     }
     if (count && flush_run(runs, p, q, rows, count, tags) < 0) goto fail;
     PyMem_Free(rows);
+    PyMem_Free(owned);
     return runs;
 fail:
     PyMem_Free(rows);
-    Py_DECREF(runs);
+    PyMem_Free(owned);
+    Py_XDECREF(runs);
     return PyErr_NoMemory(), NULL;
 }
 
@@ -242,9 +281,12 @@ typedef struct {
     int used;
 } Cache;
 
-static PyObject *cache_get(Cache *c, const Py_UCS1 *s, Py_ssize_t a, Py_ssize_t b) {
+/* Keyed by the text's own characters (a shadow's `?` stands for many). */
+static PyObject *cache_get(Cache *c, const Text *t, Py_ssize_t a, Py_ssize_t b) {
+    size_t k_ = (size_t)t->kind;
     for (int k = 0; k < c->used; k++)
-        if (c->len[k] == b - a && memcmp(s + c->at[k], s + a, (size_t)(b - a)) == 0)
+        if (c->len[k] == b - a &&
+            memcmp(t->data + c->at[k] * k_, t->data + a * k_, (size_t)(b - a) * k_) == 0)
             return c->value[k];
     return NULL;
 }
@@ -306,7 +348,7 @@ static int digits(const Py_UCS1 *s, int n) {
 
 /* The zone's tzinfo (a new reference; None when unreadable), NULL on error. */
 static PyObject *zone_of(Reader *r, const int32_t *span) {
-    PyObject *tz = cache_get(&r->zones, r->t.s, span[0], span[1]);
+    PyObject *tz = cache_get(&r->zones, &r->t, span[0], span[1]);
     if (tz) return Py_NewRef(tz);
     PyObject *zone = substring(r, span[0], span[1]);
     if (zone == NULL) return NULL;
@@ -349,7 +391,7 @@ static PyObject *when(Reader *r, const Span *row, int first) {
 }
 
 static PyObject *trntype(Reader *r, const int32_t *span, PyObject *amount) {
-    PyObject *kind = cache_get(&r->types, r->t.s, span[0], span[1]);
+    PyObject *kind = cache_get(&r->types, &r->t, span[0], span[1]);
     if (kind) return Py_NewRef(kind);
     PyObject *text = clean_text(r, span);
     if (text == NULL) return NULL;
@@ -467,10 +509,10 @@ static PyObject *read_run(PyObject *Py_UNUSED(self), PyObject *args) {
     if (!PyArg_ParseTuple(args, "Uy*nOO", &r.text, &spans, &count, &r.zone_tz, &r.raw_when))
         return NULL;
     PyObject *out = NULL;
+    Py_UCS1 *owned = NULL;
     Py_ssize_t n = PyUnicode_GET_LENGTH(r.text);
     const Py_ssize_t row_size = (Py_ssize_t)sizeof(Span) * SPANS_PER_ROW;
-    if (PyUnicode_KIND(r.text) != PyUnicode_1BYTE_KIND || count < 0 ||
-        count > PY_SSIZE_T_MAX / row_size || spans.len != row_size * count) {
+    if (count < 0 || count > PY_SSIZE_T_MAX / row_size || spans.len != row_size * count) {
         PyErr_SetString(PyExc_ValueError, "spans that find_runs did not make for this text");
         goto done;
     }
@@ -479,7 +521,13 @@ static PyObject *read_run(PyObject *Py_UNUSED(self), PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "a span outside the text, or not of a date's shape");
         goto done;
     }
-    r.t = (Text){PyUnicode_1BYTE_DATA(r.text), n};
+    Py_ssize_t lo = n, hi = 0; /* the characters the spans cover */
+    for (Py_ssize_t k = 0; k < count * SPANS_PER_ROW; k++)
+        if (rows[k][1] > rows[k][0]) {
+            if (rows[k][0] < lo) lo = rows[k][0];
+            if (rows[k][1] > hi) hi = rows[k][1];
+        }
+    if (open_text(&r.t, r.text, lo < hi ? lo : 0, hi, &owned) < 0) goto done;
     r.ascii = PyUnicode_IS_ASCII(r.text);
     if ((out = PyList_New(count)) == NULL) goto done;
     for (Py_ssize_t k = 0; k < count; k++) {
@@ -493,6 +541,7 @@ static PyObject *read_run(PyObject *Py_UNUSED(self), PyObject *args) {
 done:
     cache_clear(&r.zones);
     cache_clear(&r.types);
+    PyMem_Free(owned);
     PyBuffer_Release(&spans);
     return out;
 }

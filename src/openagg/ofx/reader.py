@@ -288,7 +288,7 @@ Run = tuple[int, int, Rows, int, int]
 
 def _transaction_runs(text: str, start: int) -> list[Run]:
     """Each run of plain transactions in ``text`` from ``start``: read in C when it
-    was built and the text is Latin-1, else by `_RUN_BLOCK`."""
+    was built, else by `_RUN_BLOCK`."""
     if accel.native is not None:
         found: list[Run] | None = accel.native.find_runs(text, start)
         if found is not None:
