@@ -9,13 +9,13 @@
  *
  * `spans` holds, per transaction, the (start, end) of each capture of `_RUN_BLOCK`
  * (SPANS_PER_ROW pairs of int32); `tags`, how many tags the run holds (its `<`s).
- * None in `read_run`'s list: a transaction the
- * general reading must see to (what `_Parser.run` sends to `transaction`).
- * A text with characters above U+00FF is scanned through a one-byte shadow of itself
- * (such a character as `?`, or as \x1c when it is a space, a space that is neither
- * ' ' nor a tab as the expression's `[ \t]` sees it), so that every index stays
- * a character's; the leaves' texts come from the text itself. The tests compare both
- * paths. */
+ * None in `read_run`'s list: a transaction the general reading must see to (what
+ * `_Parser.run` sends to `transaction`).
+ *
+ * A text with characters above U+00FF is scanned through a one-byte shadow of itself:
+ * such a character is `?`, or \x1c when it is a space (one that the expression's
+ * `[ \t]` does not take), so every index stays a character's. The leaves' texts come
+ * from the text itself. The tests compare both paths. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
