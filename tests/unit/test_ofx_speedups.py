@@ -192,6 +192,37 @@ def test_texts_beyond_latin_1_take_the_c_path_and_read_the_same() -> None:
     assert repr(c_doc.statements) == repr(py_doc.statements)
 
 
+@pytest.mark.parametrize("closed", [False, True], ids=["v1 leaves", "v2 leaves"])
+def test_a_statement_cut_at_every_character_reads_the_same_on_both_paths(closed: bool) -> None:
+    """Every way a scan can meet the text's end: inside a tag, a date, a zone, a closer."""
+    leaves = [
+        ("TRNTYPE", "POS"),
+        ("DTPOSTED", "20261105120000.123[-5:EST]"),
+        ("DTUSER", "20261104"),
+        ("TRNAMT", "-1.25"),
+        ("FITID", "F1"),
+        ("SIC", "5411"),
+        ("NAME", "A &amp; B\u2019s"),
+        ("MEMO", "m"),
+    ]
+    one = "".join(f"<{t}>{v}</{t}>\n" if closed else f"<{t}>{v}\n" for t, v in leaves)
+    text = (
+        HEADER + "<OFX><BANKMSGSRSV1><STMTTRNRS><STMTRS><CURDEF>USD<BANKACCTFROM><ACCTID>1"
+        "</BANKACCTFROM><BANKTRANLIST>"
+        + f"<STMTTRN>\n{one}</STMTTRN>\n" * 2
+        + "</BANKTRANLIST></STMTRS></STMTTRNRS></BANKMSGSRSV1></OFX>"
+    )
+    start = text.index("<STMTTRN>")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for end in range(start, len(text) + 1):
+            cut = text[:end]
+            c_doc = _read(cut, monkeypatch, native=True)
+            py_doc = _read(cut, monkeypatch, native=False)
+            assert repr(c_doc.statements) == repr(py_doc.statements), end
+            assert c_doc.warnings == py_doc.warnings, end
+    assert len(c_doc.statements[0].transactions) == 2
+
+
 def test_spans_that_do_not_fit_the_text_are_refused() -> None:
     assert accel.native is not None
     text = "<STMTTRN><DTPOSTED>20261105<TRNAMT>1<FITID>A</STMTTRN>"
