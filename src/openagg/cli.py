@@ -137,6 +137,7 @@ def serve(
     )
     logs.configure(settings.log_format)
     _prepare(settings, wait_seconds=STARTUP_WAIT_SECONDS)
+    _note_a_pure_python_codec()
 
     async def main() -> None:
         rt = build_runtime(settings)
@@ -158,6 +159,18 @@ def serve(
         await uvicorn.Server(config).serve()
 
     asyncio.run(main())
+
+
+def _note_a_pure_python_codec() -> None:
+    """Says so when the OFX codec's C part was not built: it reads the same, slower."""
+    from openagg.ofx import accel
+
+    if accel.native is None:
+        logging.getLogger("openagg").warning(
+            "the OFX codec's C part is not built (no C compiler when OpenAgg was "
+            "installed): OFX files and answers read the same, about 5x slower. "
+            "Reinstall with gcc and Python's headers present (docs/connectors/ofx.md)"
+        )
 
 
 async def _check_connectors(rt: Runtime) -> None:
