@@ -115,6 +115,18 @@ static inline Py_ssize_t until_lt(const Text *t, Py_ssize_t i) {
     return p ? (const Py_UCS1 *)p - t->s : t->n;
 }
 
+/* The next `<STMTTRN>` from i, or -1 (memchr and memcmp: memmem is not everywhere). */
+static Py_ssize_t find_opener(const Text *t, Py_ssize_t i) {
+    while (i < t->n) {
+        const Py_UCS1 *lt = memchr(t->s + i, '<', (size_t)(t->n - i));
+        if (lt == NULL) return -1;
+        i = lt - t->s;
+        if (starts_with(t, i, "<STMTTRN>", 9)) return i;
+        i++;
+    }
+    return -1;
+}
+
 static inline int is_digit(Py_UCS1 c) { return c >= '0' && c <= '9'; }
 
 static void set(Span *row, int k, Py_ssize_t a, Py_ssize_t b) {
@@ -235,9 +247,8 @@ static PyObject *find_runs(PyObject *Py_UNUSED(self), PyObject *args) {
     rows = PyMem_Malloc(sizeof(Span) * SPANS_PER_ROW * cap);
     if (rows == NULL) goto fail;
     while (pos < t.n) {
-        const void *hit = memmem(t.s + pos, (size_t)(t.n - pos), "<STMTTRN>", 9);
-        if (hit == NULL) break;
-        Py_ssize_t i = (const Py_UCS1 *)hit - t.s;
+        Py_ssize_t i = find_opener(&t, pos);
+        if (i < 0) break;
         if (count == cap) {
             Span *more = PyMem_Realloc(rows, sizeof(Span) * SPANS_PER_ROW * cap * 2);
             if (more == NULL) goto fail;
