@@ -5,6 +5,8 @@ transactions and warnings read."""
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +17,12 @@ from openagg.ofx import accel, reader
 from tests.support import skip_or_fail
 
 HEADER = "OFXHEADER:100\nDATA:OFXSGML\nVERSION:102\nCHARSET:1252\n\n"
+TEXT = (
+    HEADER + "<OFX><BANKMSGSRSV1><STMTTRNRS><STMTRS><CURDEF>USD<BANKACCTFROM><ACCTID>1"
+    "</BANKACCTFROM><BANKTRANLIST><STMTTRN><TRNTYPE>POS<DTPOSTED>20261105120000"
+    "<TRNAMT>-1.25<FITID>F1<NAME>Shop</STMTTRN></BANKTRANLIST></STMTRS></STMTTRNRS>"
+    "</BANKMSGSRSV1></OFX>"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -221,6 +229,23 @@ def test_a_statement_cut_at_every_character_reads_the_same_on_both_paths(closed:
             assert repr(c_doc.statements) == repr(py_doc.statements), end
             assert c_doc.warnings == py_doc.warnings, end
     assert len(c_doc.statements[0].transactions) == 2
+
+
+def test_without_the_c_part_the_codec_imports_and_reads_in_pure_python() -> None:
+    """What an install without a C compiler runs: the import of `_speedups` fails, and
+    `accel` says so rather than failing with it."""
+    script = (
+        "import sys; sys.modules['openagg.ofx._speedups'] = None\n"  # its import fails
+        "from openagg.ofx import accel, parse\n"
+        "assert accel.native is None\n"
+        f"doc = parse({TEXT!r})\n"
+        "print(len(doc.statements[0].transactions))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
 
 
 def test_spans_that_do_not_fit_the_text_are_refused() -> None:
